@@ -1,0 +1,127 @@
+"""Pillow plugin for .kmq (K-means quantized) images.
+
+Importing this module (done by `import pil_kmq`) registers the format, so
+Image.open and Image.save handle .kmq files like any built-in format.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from typing import IO
+
+import numpy as np
+from PIL import Image, ImageFile, ImagePalette
+
+from . import coding, container
+from .api import Options, encode_array
+from .pixels import to_array
+
+
+def _accept(prefix: bytes) -> bool:
+    return prefix.startswith(container.MAGIC)
+
+
+class KmqImageFile(ImageFile.ImageFile):
+    format = "KMQ"
+    format_description = "K-means quantized image"
+
+    def _open(self) -> None:
+        assert self.fp is not None
+        header = container.parse_header(self.fp.read(container.HEADER_SIZE))
+        self.fp.seek(0, os.SEEK_END)
+        file_size = self.fp.tell()
+        if header.payload_offset + container.CRC_SIZE > file_size:
+            msg = (
+                f"truncated file: {file_size} bytes cannot hold the header, "
+                f"{header.metadata_length} bytes of metadata and a "
+                f"{header.codebook_size}-byte codebook"
+            )
+            raise container.KmqFormatError(msg)
+        payload_size = container.check_length(header, file_size)
+
+        self.fp.seek(0)
+        prefix = self.fp.read(header.payload_offset)
+        self.info.update(container.parse_chunks(prefix[container.HEADER_SIZE : header.codebook_offset]))
+        self.info["colors"] = header.k
+        codebook = np.frombuffer(prefix, np.uint8, header.codebook_size, header.codebook_offset)
+        self._codebook = codebook.reshape(header.k, header.channels)
+
+        self._size = (header.width, header.height)
+        self._mode = header.mode
+        args = (header, self._codebook, zlib.crc32(prefix), payload_size)
+        self.tile = [ImageFile._Tile("kmq", (0, 0, *self.size), header.payload_offset, args)]
+
+    def draft(self, mode: str | None, size: tuple[int, int] | None):
+        """draft("P", ...) loads the label map (the segmentation) instead of the
+        colours: a P image whose palette is the codebook."""
+        if mode != "P" or not self.tile or self._mode == "P":
+            return None
+        codebook = self._codebook
+        if codebook.shape[1] == 1:
+            codebook = np.repeat(codebook, 3, axis=1)
+        rawmode = "RGBA" if codebook.shape[1] == 4 else "RGB"
+        self._mode = "P"
+        self.palette = ImagePalette.raw(rawmode, codebook.tobytes())
+        return self._mode, (0, 0, *self.size)
+
+
+class KmqDecoder(ImageFile.PyDecoder):
+    _pulls_fd = True
+
+    def decode(self, buffer: bytes | Image.SupportsArrayInterface) -> tuple[int, int]:
+        assert self.fd is not None
+        header, codebook, prefix_crc, payload_size = self.args
+        if payload_size is None:
+            labels = self._decode_truncated(header)
+        else:
+            data = self.fd.read(payload_size + container.CRC_SIZE)
+            if len(data) < payload_size + container.CRC_SIZE:
+                labels = self._decode_truncated(header, data)
+            else:
+                payload = memoryview(data)[:payload_size]
+                container.check_crc(payload, data[payload_size:], prefix_crc)
+                labels = coding.decode(payload, header.width, header.height, header.k, header.coding)
+        if self.mode == "P":
+            self.set_as_raw(labels.tobytes(), "P")
+        else:
+            self.set_as_raw(codebook[labels].tobytes())
+        return -1, 0
+
+    def _decode_truncated(self, header: container.Header, data: bytes | None = None) -> np.ndarray:
+        if data is None:
+            data = self.fd.read(header.raw_payload_size)
+        if not ImageFile.LOAD_TRUNCATED_IMAGES or header.coding != coding.RAW:
+            msg = f"image file is truncated ({len(data)} payload bytes of {header.raw_payload_size})"
+            raise OSError(msg)
+        # What is there decodes; the missing indices are 0, like a truncated PNG's gray.
+        padded = data[: header.raw_payload_size].ljust(header.raw_payload_size, b"\0")
+        labels = coding.bitpack.unpack(padded, header.pixel_count, header.bits)
+        return np.minimum(labels, header.k - 1).reshape(header.height, header.width)
+
+
+def _metadata(im: Image.Image) -> dict[str, bytes]:
+    """ICC profile and EXIF from the save options, else from im.info."""
+    metadata = {}
+    for key in container.INFO_KEY_CHUNKS:
+        value = im.encoderinfo.get(key, im.info.get(key))
+        if isinstance(value, Image.Exif):
+            value = value.tobytes()
+        if value:
+            metadata[key] = bytes(value)
+    return metadata
+
+
+def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    # Everything is computed before the first byte is written, so a failure
+    # (bad option, unsupported mode) never leaves a plausible partial file.
+    options = Options.from_mapping(im.encoderinfo)
+    data = encode_array(to_array(im), options, _metadata(im))
+    fp.write(data)
+
+
+Image.register_open(KmqImageFile.format, KmqImageFile, _accept)
+Image.register_decoder("kmq", KmqDecoder)
+Image.register_save(KmqImageFile.format, _save)
+Image.register_extension(KmqImageFile.format, ".kmq")
+Image.register_mime(KmqImageFile.format, "image/x-kmq")
