@@ -49,6 +49,7 @@ class KmqImageFile(ImageFile.ImageFile):
 
         self._size = (header.width, header.height)
         self._mode = header.mode
+        self._truncated = payload_size is None
         args = (header, self._codebook, zlib.crc32(prefix), payload_size)
         self.tile = [ImageFile._Tile("kmq", (0, 0, *self.size), header.payload_offset, args)]
 
@@ -63,7 +64,16 @@ class KmqImageFile(ImageFile.ImageFile):
         rawmode = "RGBA" if codebook.shape[1] == 4 else "RGB"
         self._mode = "P"
         self.palette = ImagePalette.raw(rawmode, codebook.tobytes())
+        self.palette.mode = rawmode
         return self._mode, (0, 0, *self.size)
+
+
+    def load_prepare(self) -> None:
+        # Fail on a short file before Pillow allocates the (claimed) image.
+        if self._truncated and not ImageFile.LOAD_TRUNCATED_IMAGES:
+            msg = "image file is truncated: shorter than its header implies"
+            raise OSError(msg)
+        super().load_prepare()
 
 
 class KmqDecoder(ImageFile.PyDecoder):

@@ -42,6 +42,8 @@ def to_array(im: Image.Image) -> np.ndarray:
     if im.width == 0 or im.height == 0:
         raise ValueError(f"cannot save an empty image ({im.width}x{im.height}) as KMQ")
     mode = stored_mode(im)
+    if im.mode == "La":  # premultiplied: Pillow converts it only to LA
+        im = im.convert("LA")
     if im.mode != mode:
         im = im.convert(mode)
     array = np.asarray(im, dtype=np.uint8)
