@@ -80,23 +80,34 @@ class KmqDecoder(ImageFile.PyDecoder):
     _pulls_fd = True
 
     def decode(self, buffer: bytes | Image.SupportsArrayInterface) -> tuple[int, int]:
-        assert self.fd is not None
         header, codebook, prefix_crc, payload_size = self.args
-        if payload_size is None:
-            labels = self._decode_truncated(header)
-        else:
-            data = self.fd.read(payload_size + container.CRC_SIZE)
-            if len(data) < payload_size + container.CRC_SIZE:
-                labels = self._decode_truncated(header, data)
-            else:
-                payload = memoryview(data)[:payload_size]
-                container.check_crc(payload, data[payload_size:], prefix_crc)
-                labels = coding.decode(payload, header.width, header.height, header.k, header.coding)
-        if self.mode == "P":
+        labels = self._read_labels(header, prefix_crc, payload_size)
+        if labels is None:
+            # One colour: fill instead of gathering, so a tiny file that
+            # (legitimately) claims a large solid image costs one memset.
+            fill = 0 if self.mode == "P" else tuple(int(v) for v in codebook[0])
+            self.im.paste(fill if self.mode != "L" else fill[0], (0, 0, *self.im.size))
+        elif self.mode == "P":
             self.set_as_raw(labels.tobytes(), "P")
         else:
             self.set_as_raw(codebook[labels].tobytes())
         return -1, 0
+
+    def _read_labels(
+        self, header: container.Header, prefix_crc: int, payload_size: int | None
+    ) -> np.ndarray | None:
+        """The label map, CRC checked; None for a one-colour (K=1) raw image."""
+        assert self.fd is not None
+        if payload_size is None:
+            return self._decode_truncated(header)
+        data = self.fd.read(payload_size + container.CRC_SIZE)
+        if len(data) < payload_size + container.CRC_SIZE:
+            return self._decode_truncated(header, data)
+        payload = memoryview(data)[:payload_size]
+        container.check_crc(payload, data[payload_size:], prefix_crc)
+        if header.k == 1 and header.coding == coding.RAW:
+            return None
+        return coding.decode(payload, header.width, header.height, header.k, header.coding)
 
     def _decode_truncated(self, header: container.Header, data: bytes | None = None) -> np.ndarray:
         if data is None:

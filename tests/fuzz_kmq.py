@@ -1,0 +1,199 @@
+"""Fuzz the .kmq reader: mutated files must fail cleanly and fast.
+
+    python tests/fuzz_kmq.py --seconds 600            # mutation loop
+    python tests/fuzz_kmq.py --atheris -- -max_total_time=600   # coverage-guided
+
+Either way, an input that raises anything but SyntaxError / OSError /
+ValueError (or DecompressionBombError), or takes longer than the time limit,
+is written to fixtures/fuzz/ as crash-*.kmq and the run fails. The mutation
+loop also keeps one input for every distinct error it reaches
+(fixtures/fuzz/<kind>.kmq with --keep), the corpus tests/test_hostile.py replays.
+The same helpers serve the bounded property tests in tests/test_hostile.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import random
+import re
+import struct
+import sys
+import time
+import warnings
+import zlib
+from pathlib import Path
+
+from PIL import Image
+
+import pil_kmq  # noqa: F401  (registers KMQ)
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FUZZ_DIR = FIXTURES / "fuzz"
+TIME_LIMIT = 0.5
+
+# As in Pillow's own fuzzers, images past the bomb warning limit count as
+# refused: a file may claim any size up to there (a one-colour image stores
+# no indices at all), and nothing bigger is decoded.
+ACCEPTED_ERRORS = (
+    SyntaxError, OSError, ValueError,
+    Image.DecompressionBombError, Image.DecompressionBombWarning,
+)
+
+# (name, offset, struct format) of every header field after the magic.
+HEADER_FIELDS = [
+    ("version", 4, ">B"), ("channels", 5, ">B"), ("width", 6, ">I"), ("height", 10, ">I"),
+    ("k", 14, ">H"), ("coding", 16, ">B"), ("flags", 17, ">B"), ("metadata_length", 18, ">I"),
+]
+_FIELD = {name: (offset, fmt) for name, offset, fmt in HEADER_FIELDS}
+
+
+def _metadata_seed() -> bytes:
+    buffer = io.BytesIO()
+    im = Image.open(FIXTURES / "golden" / "rgb_k3.kmq").convert("RGB")
+    im.save(buffer, "KMQ", colors=3, icc_profile=b"icc" * 5, exif=b"Exif\0\0MM\0*\0\0\0\x08\0\0")
+    return buffer.getvalue()
+
+
+SEEDS = {
+    name: (FIXTURES / "golden" / f"{name}.kmq").read_bytes()
+    for name in ("l_k3", "rgb_k16", "rgba_k2", "rgb_k1", "l_k256")
+}
+SEEDS["with_metadata"] = _metadata_seed()
+
+
+def load_bytes(data: bytes) -> Image.Image:
+    """Open and fully load a file held in memory, as a user would."""
+    im = Image.open(io.BytesIO(data), formats=["KMQ"])
+    im.load()
+    return im
+
+
+def with_fixed_crc(data: bytes | bytearray, **fields: int) -> bytes:
+    """Set header fields by name and recompute the CRC, so a mutation gets
+    past the CRC check to the checks behind it."""
+    data = bytearray(data)
+    for name, value in fields.items():
+        offset, fmt = _FIELD[name]
+        struct.pack_into(fmt, data, offset, value)
+    if len(data) >= 4:
+        data[-4:] = struct.pack(">I", zlib.crc32(bytes(data[:-4])))
+    return bytes(data)
+
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    """One random mutation of the kinds an attacker or a bad disk makes."""
+    kind = rng.randrange(7)
+    if kind == 0:
+        return data[: rng.randrange(len(data))]
+    if kind == 1:
+        out = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            out[rng.randrange(len(out))] = rng.randrange(256)
+        return bytes(out) if rng.random() < 0.5 else with_fixed_crc(out)
+    if kind == 2:
+        name, _, fmt = rng.choice(HEADER_FIELDS)
+        maximum = (1 << (8 * struct.calcsize(fmt))) - 1
+        value = rng.choice([0, 1, maximum, rng.randint(0, maximum), min(maximum, rng.randint(0, 300))])
+        return with_fixed_crc(data, **{name: value})
+    if kind == 3:
+        return data + bytes(rng.randrange(256) for _ in range(rng.randint(1, 32)))
+    if kind == 4:
+        return b"KMQF" + bytes(rng.randrange(256) for _ in range(rng.randint(0, 300)))
+    if kind == 5:  # splice two seeds
+        other = rng.choice(list(SEEDS.values()))
+        cut = rng.randrange(len(data))
+        return with_fixed_crc(data[:cut] + other[cut:])
+    out = bytearray(data)
+    position = rng.randrange(len(out))
+    out[position] ^= 1 << rng.randrange(8)
+    return bytes(out)
+
+
+def judge(data: bytes) -> str:
+    """'ok', or the error's kind (type and message without numbers); raises
+    AssertionError for an unexpected exception type or a slow input."""
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            load_bytes(data)
+        kind = "ok"
+    except ACCEPTED_ERRORS as error:
+        if not str(error):
+            raise AssertionError(f"{type(error).__name__} without a message") from error
+        message = re.sub(r"b'.*?'|<.*?>", "X", str(error))
+        kind = f"{type(error).__name__}: {re.sub(r'[0-9a-fx]*[0-9][0-9a-fx]*', 'N', message)}"
+    elapsed = time.perf_counter() - start
+    if elapsed > TIME_LIMIT:
+        raise AssertionError(f"took {elapsed:.2f} s")
+    return kind
+
+
+def save_crash(data: bytes, reason: str) -> Path:
+    FUZZ_DIR.mkdir(exist_ok=True)
+    path = FUZZ_DIR / f"crash-{hashlib.sha1(data).hexdigest()[:12]}.kmq"
+    path.write_bytes(data)
+    print(f"CRASH {path}: {reason}", file=sys.stderr)
+    return path
+
+
+def mutation_loop(seconds: float, seed: int, keep: bool) -> int:
+    rng = random.Random(seed)
+    seeds = list(SEEDS.values())
+    kinds: dict[str, bytes] = {}
+    tried = crashes = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        data = mutate(rng.choice(seeds), rng)
+        tried += 1
+        try:
+            kind = judge(data)
+        except Exception as error:  # anything else is a finding
+            crashes += 1
+            save_crash(data, f"{type(error).__name__}: {error}")
+            continue
+        if kind not in kinds or len(data) < len(kinds[kind]):
+            kinds[kind] = data
+    print(f"{tried} inputs in {seconds:.0f} s, {crashes} crashes, {len(kinds)} distinct outcomes:")
+    for kind in sorted(kinds):
+        print(f"  {kind}")
+    if keep:
+        FUZZ_DIR.mkdir(exist_ok=True)
+        for kind, data in kinds.items():
+            name = re.sub(r"[^a-z0-9]+", "_", kind.lower()).strip("_")[:60]
+            (FUZZ_DIR / f"{name}.kmq").write_bytes(data)
+    return 1 if crashes else 0
+
+
+def atheris_main(argv: list[str]) -> int:
+    import atheris  # optional: pip install atheris
+
+    def one_input(data: bytes) -> None:
+        try:
+            judge(data)
+        except AssertionError:
+            save_crash(data, "slow")
+            raise
+
+    atheris.Setup([sys.argv[0], *argv, str(FUZZ_DIR)], one_input)
+    atheris.Fuzz()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60, help="mutation loop run time (default 60)")
+    parser.add_argument("--seed", type=int, default=0, help="mutation loop seed (default 0)")
+    parser.add_argument("--keep", action="store_true", help="write one input per outcome to fixtures/fuzz")
+    parser.add_argument("--atheris", action="store_true", help="coverage-guided with atheris")
+    parser.add_argument("rest", nargs="*", help="arguments for libFuzzer (after --)")
+    args = parser.parse_args()
+    if args.atheris:
+        return atheris_main(args.rest)
+    return mutation_loop(args.seconds, args.seed, args.keep)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
