@@ -90,7 +90,7 @@ class KmqDecoder(ImageFile.PyDecoder):
         elif self.mode == "P":
             self.set_as_raw(labels.tobytes(), "P")
         else:
-            self.set_as_raw(codebook[labels].tobytes())
+            self.set_as_raw(*_look_up(codebook, labels))
         return -1, 0
 
     def _read_labels(
@@ -119,6 +119,18 @@ class KmqDecoder(ImageFile.PyDecoder):
         padded = data[: header.raw_payload_size].ljust(header.raw_payload_size, b"\0")
         labels = coding.bitpack.unpack(padded, header.pixel_count, header.bits)
         return np.minimum(labels, header.k - 1).reshape(header.height, header.width)
+
+
+def _look_up(codebook: np.ndarray, labels: np.ndarray) -> tuple[bytes, str]:
+    """Pixels for the labels and their raw mode. Colours are gathered as one
+    32-bit word per pixel (RGB padded to RGBX): a 1-D take is several times
+    faster than gathering rows of a (K, 3) table."""
+    if codebook.shape[1] == 1:
+        return np.take(codebook[:, 0], labels).tobytes(), "L"
+    words = np.zeros((len(codebook), 4), dtype=np.uint8)
+    words[:, : codebook.shape[1]] = codebook
+    pixels = np.take(words.view(np.uint32)[:, 0], labels)
+    return pixels.tobytes(), "RGBX" if codebook.shape[1] == 3 else "RGBA"
 
 
 def _metadata(im: Image.Image) -> dict[str, bytes]:

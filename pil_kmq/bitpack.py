@@ -54,15 +54,32 @@ def unpack(stream: bytes | memoryview, count: int, bits: int) -> np.ndarray:
         return np.zeros(count, dtype=np.uint8)
     raw = np.frombuffer(stream, dtype=np.uint8, count=packed_size(count, bits))
     if bits == 8:
-        return raw.copy()
+        return raw
+    if bits == 1:
+        return np.unpackbits(raw, count=count)
+    if 8 % bits == 0:
+        # Whole indices per byte (b = 2, 4): one shift per position in a byte.
+        per_byte = 8 // bits
+        out = np.empty((raw.size, per_byte), dtype=np.uint8)
+        mask = (1 << bits) - 1
+        for j in range(per_byte):
+            np.bitwise_and(raw >> (8 - bits * (j + 1)), mask, out=out[:, j])
+        return out.reshape(-1)[:count]
+    # b = 3, 5, 6, 7: 8 indices fill b bytes. Index j of a group starts r bits
+    # into byte q of it and ends within byte q + 1, so it is read from those
+    # two bytes as one 16-bit value.
     groups = -(-count // 8)
-    grouped = np.zeros((groups, 8), dtype=np.uint8)
-    grouped[:, :bits].flat[: raw.size] = raw
-    words = grouped.view(">u8").reshape(groups).astype(np.uint64)
-    mask = np.uint64((1 << bits) - 1)
+    whole = np.zeros(groups * bits + 1, dtype=np.uint8)
+    whole[: raw.size] = raw
+    grouped = whole[:-1].reshape(groups, bits)
+    mask = (1 << bits) - 1
     out = np.empty((groups, 8), dtype=np.uint8)
-    for j, shift in enumerate(_shifts(bits)):
-        out[:, j] = (words >> shift) & mask
+    for j in range(8):
+        q, r = divmod(j * bits, 8)
+        high = grouped[:, q].astype(np.uint16) << 8
+        low = grouped[:, q + 1] if q + 1 < bits else 0
+        pair = high | low
+        np.bitwise_and(pair >> (16 - bits - r), mask, out=out[:, j], casting="unsafe")
     return out.reshape(-1)[:count]
 
 

@@ -20,6 +20,7 @@ import random
 import re
 import struct
 import sys
+import tempfile
 import time
 import warnings
 import zlib
@@ -177,7 +178,12 @@ def atheris_main(argv: list[str]) -> int:
             save_crash(data, "slow")
             raise
 
-    atheris.Setup([sys.argv[0], *argv, str(FUZZ_DIR)], one_input)
+    corpus = Path(tempfile.mkdtemp(prefix="kmq-corpus-"))
+    for name, data in SEEDS.items():
+        (corpus / f"{name}.kmq").write_bytes(data)
+    atheris.instrument_all()
+    atheris.Setup([sys.argv[0], *argv, str(corpus)], one_input)
+    print(f"corpus: {corpus}", file=sys.stderr)
     atheris.Fuzz()
     return 0
 
