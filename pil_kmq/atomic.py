@@ -37,7 +37,9 @@ def save_atomic(
     target = Path(path)
     format = format or format_for_path(target)
     if format.upper() not in Image.SAVE:
-        raise ValueError(f"Pillow cannot write {format} files")
+        Image.init()  # Pillow loads most plugins lazily
+        if format.upper() not in Image.SAVE:
+            raise ValueError(f"Pillow cannot write {format} files")
     fd, temp_name = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
     )

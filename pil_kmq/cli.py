@@ -714,7 +714,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: off, K comes from -k)")
     _add_codec_options(encode)
     _add_batch_options(encode, "IN with its suffix changed to .kmq")
-    encode.set_defaults(run=run_encode)
+    encode.set_defaults(run=run_encode, parser=encode)
 
     decode = commands.add_parser(
         "decode", help="decode .kmq files to PNG or any format Pillow writes",
@@ -728,7 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
                              f"codebook as palette, named IN{LABELS_SUFFIX}.png (default: off, "
                              "write the colours)")
     _add_batch_options(decode, "IN with its suffix changed to the format's")
-    decode.set_defaults(run=run_decode)
+    decode.set_defaults(run=run_decode, parser=decode)
 
     info = commands.add_parser(
         "info", help="show a .kmq file's header and size accounting",
@@ -741,7 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true",
                       help="print machine-readable JSON instead of text; an identical "
                            "image has psnr_db null (default: off)")
-    info.set_defaults(run=run_info)
+    info.set_defaults(run=run_info, parser=info)
 
     sheet = commands.add_parser(
         "sheet", help="compare an image with its reconstructions at several K",
@@ -760,7 +760,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_codec_options(sheet)
     sheet.add_argument("-f", "--force", action="store_true",
                        help="overwrite an existing sheet (default: off)")
-    sheet.set_defaults(run=run_sheet)
+    sheet.set_defaults(run=run_sheet, parser=sheet)
     return parser
 
 
@@ -776,6 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit:  # argparse: --help, --version, usage errors
         return exit.code if isinstance(exit.code, int) else EXIT_OK if exit.code is None else EXIT_USAGE
     except UsageError as exc:
+        args.parser.print_usage(sys.stderr)
         print(f"kmq {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
