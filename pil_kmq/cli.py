@@ -13,7 +13,9 @@ import argparse
 import io
 import json
 import math
+import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -207,14 +209,20 @@ class Reporter:
 def run_batch(
     task: Callable[[Job], Outcome], jobs: Sequence[Job], workers: int, reporter: Reporter
 ) -> None:
-    """Run every job, in `workers` processes when more than one."""
+    """Run every job, in `workers` processes when more than one.
+
+    On Ctrl-C the workers abandon the file in hand (save_atomic removes its
+    temporary file) and skip the rest, so the command stops promptly and
+    leaves only complete outputs.
+    """
     workers = min(workers, len(jobs))
     if workers <= 1:
         for job in jobs:
             reporter.report(task(job))
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(task, job): job for job in jobs}
+    stop = multiprocessing.Event()
+    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(stop,)) as pool:
+        futures = {pool.submit(_run_in_worker, task, job): job for job in jobs}
         try:
             for future in as_completed(futures):
                 try:
@@ -223,8 +231,40 @@ def run_batch(
                     outcome = Outcome(futures[future].source, f"worker failed: {describe_error(exc)}")
                 reporter.report(outcome)
         except BaseException:
+            stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+
+
+# Worker-process state: a Ctrl-C interrupts a job but not an idle worker
+# (which would die with a traceback), and after one no further job starts.
+_stop_event: Any = None
+_in_job = False
+
+
+def _start_worker(stop: Any) -> None:
+    global _stop_event
+    _stop_event = stop
+    signal.signal(signal.SIGINT, _interrupt_job)
+
+
+def _interrupt_job(signum: int, frame: Any) -> None:
+    if _in_job:
+        raise KeyboardInterrupt
+
+
+def _run_in_worker(task: Callable[[Job], Outcome], job: Job) -> Outcome:
+    global _in_job
+    if _stop_event is not None and _stop_event.is_set():
+        return Outcome(job.source, "interrupted")
+    _in_job = True
+    try:
+        return task(job)
+    except KeyboardInterrupt:
+        _stop_event.set()
+        return Outcome(job.source, "interrupted")
+    finally:
+        _in_job = False
 
 
 def expand_inputs(
