@@ -349,17 +349,19 @@ def _readable_extensions() -> set[str]:
     }
 
 
-def encode_params(args: argparse.Namespace) -> dict[str, Any]:
+def codec_params(
+    colors: int | None = None, quality: float | None = None, dither: bool = False, optimize: bool = False
+) -> dict[str, Any]:
     """Image.save keywords for the options given (only those given, so the
     library's defaults stay the command's defaults)."""
     params: dict[str, Any] = {}
-    if args.colors is not None:
-        params["colors"] = args.colors
-    if getattr(args, "quality", None) is not None:
-        params["quality"] = args.quality
-    if args.dither:
+    if colors is not None:
+        params["colors"] = colors
+    if quality is not None:
+        params["quality"] = quality
+    if dither:
         params["dither"] = True
-    if args.optimize:
+    if optimize:
         params["optimize"] = True
     return params
 
@@ -376,7 +378,8 @@ def run_encode(args: argparse.Namespace) -> int:
         return source.with_suffix(".kmq")
 
     jobs, clashes = plan_jobs(sources, target_for)
-    task = partial(encode_file, params=encode_params(args), force=args.force)
+    params = codec_params(args.colors, args.quality, args.dither, args.optimize)
+    task = partial(encode_file, params=params, force=args.force)
     return _batch(args, "encode", task, jobs, problems + clashes)
 
 
@@ -657,7 +660,7 @@ def run_sheet(args: argparse.Namespace) -> int:
     if not args.force and target.exists():
         print(f"kmq: {source}: {_exists_message(target)}", file=sys.stderr)
         return EXIT_FAILED
-    params = encode_params(argparse.Namespace(colors=None, dither=args.dither, optimize=args.optimize))
+    params = codec_params(dither=args.dither, optimize=args.optimize)
     try:
         with Image.open(source) as im:
             im.load()
