@@ -420,3 +420,18 @@ def test_installed_console_script_runs():
         pytest.skip("installed, but the kmq script is not on PATH")
     result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "encode" in result.stdout
+
+
+# --- options passed to Image.save ----------------------------------------
+
+
+def test_codec_options_become_the_save_keywords_of_the_same_names():
+    args = cli.build_parser().parse_args(
+        ["encode", "a.png", "-k", "8", "--dither", "--optimize", "--quality", "30"]
+    )
+    assert cli.codec_params(args.colors, args.quality, args.dither, args.optimize) == {
+        "colors": 8, "dither": True, "optimize": True, "quality": 30.0,
+    }
+    plain = cli.build_parser().parse_args(["encode", "a.png"])
+    # Nothing given, nothing passed: the library's defaults are the command's.
+    assert cli.codec_params(plain.colors, plain.quality, plain.dither, plain.optimize) == {}
