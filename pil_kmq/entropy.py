@@ -1,0 +1,228 @@
+"""Compressed index codings: a band-interleaved byte layout under a standard stream.
+
+Codings 1 (zlib, RFC 1950), 2 (xz, LZMA2) and 3 (bzip2) share one layout:
+
+    payload = B (1 byte, 1..255) || stream
+
+where `stream` decompresses to exactly W*H bytes, one index per byte, in
+*band order*: the rows are cut into bands of B rows (the last band holds the
+H mod B rows left over, if any), bands are stored top to bottom, and inside a
+band the pixels go column by column, left to right, each column top to
+bottom. B = 1 is plain row-major order. Putting vertical neighbours next to
+each other lets the stream's 1-D model see the row above as well as the pixel
+to the left.
+
+The encoder is free to choose B and the stream's parameters (level, LZMA
+lc/lp/pb, block size): the decoder reads them from the stream. It is also
+free to choose the order of the codebook (see reorder_palette): the decoded
+colours do not depend on it.
+
+Decoders never allocate more than the header justifies: every stream is
+decompressed with max_length = W*H, xz with a memory limit derived from W*H,
+and anything else (trailing bytes, a short or long stream, an index >= K)
+raises CodingError.
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import zlib
+
+import numpy as np
+
+ZLIB = 1
+XZ = 2
+BZIP2 = 3
+STREAM_CODINGS = (ZLIB, XZ, BZIP2)
+
+# Band heights the encoder tries under optimize=True (the format allows 1..255).
+BAND_CANDIDATES = (1, 32)
+
+XZ_MIN_DICT = 1 << 12
+XZ_MEMLIMIT_SLACK = 1 << 20  # decoder state beyond the dictionary
+
+
+class CodingError(OSError):
+    """A payload that its coding does not allow."""
+
+
+# --------------------------------------------------------------------------
+# layout
+
+
+def to_band_order(labels: np.ndarray, band: int) -> bytes:
+    """The (h, w) label map serialized in band order with band height `band`."""
+    if not 1 <= band <= 255:
+        raise ValueError(f"band height must be 1..255, got {band}")
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    height, width = labels.shape
+    if band == 1:
+        return labels.tobytes()
+    full = height // band
+    parts = []
+    if full:
+        head = labels[: full * band].reshape(full, band, width).transpose(0, 2, 1)
+        parts.append(np.ascontiguousarray(head).tobytes())
+    if height % band:
+        parts.append(np.ascontiguousarray(labels[full * band :].T).tobytes())
+    return b"".join(parts)
+
+
+def from_band_order(stream: bytes, width: int, height: int, band: int) -> np.ndarray:
+    """Inverse of to_band_order: the (h, w) uint8 label map."""
+    flat = np.frombuffer(stream, dtype=np.uint8, count=width * height)
+    if band == 1:
+        return flat.reshape(height, width).copy()
+    full = height // band
+    out = np.empty((height, width), dtype=np.uint8)
+    split = full * band * width
+    if full:
+        out[: full * band] = flat[:split].reshape(full, width, band).transpose(0, 2, 1).reshape(
+            full * band, width
+        )
+    rest = height - full * band
+    if rest:
+        out[full * band :] = flat[split:].reshape(width, rest).T
+    return out
+
+
+# --------------------------------------------------------------------------
+# streams
+
+
+def xz_dict_size(count: int) -> int:
+    """The largest LZMA2 dictionary an encoder may use for `count` indices."""
+    size = XZ_MIN_DICT
+    while size < count:
+        size *= 2
+    return size
+
+
+def _compress(data: bytes, coding: int, variant: int = 0) -> bytes:
+    if coding == ZLIB:
+        return zlib.compress(data, 9)
+    if coding == XZ:
+        filters = [{
+            "id": lzma.FILTER_LZMA2,
+            "preset": 9 | lzma.PRESET_EXTREME,
+            "dict_size": xz_dict_size(len(data)),
+            "lc": (0, 4)[variant], "lp": 0, "pb": 0,
+        }]
+        return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE, filters=filters)
+    if coding == BZIP2:
+        return bz2.compress(data, 9)
+    raise ValueError(f"not a stream coding: {coding}")
+
+
+def _decompress(stream: bytes | memoryview, coding: int, count: int) -> bytes:
+    """Exactly `count` bytes from one complete stream, or CodingError."""
+    name = {ZLIB: "zlib", XZ: "xz", BZIP2: "bzip2"}[coding]
+    try:
+        if coding == ZLIB:
+            d = zlib.decompressobj()
+            out = d.decompress(stream, count)
+            if not d.eof:
+                # max_length stopped it: drive the stream once more to see
+                # whether it ends here (a valid stream of `count` bytes does).
+                out += d.decompress(d.unconsumed_tail, 1) if len(out) == count else b""
+            ok = d.eof and not d.unused_data and not d.unconsumed_tail
+        elif coding == XZ:
+            d = lzma.LZMADecompressor(
+                format=lzma.FORMAT_XZ, memlimit=xz_dict_size(count) + XZ_MEMLIMIT_SLACK
+            )
+            out = d.decompress(stream, count)
+            if not d.eof and len(out) == count:
+                out += d.decompress(b"", 1)
+            ok = d.eof and not d.unused_data
+        else:
+            d = bz2.BZ2Decompressor()
+            out = d.decompress(stream, count)
+            if not d.eof and len(out) == count:
+                out += d.decompress(b"", 1)
+            ok = d.eof and not d.unused_data
+    except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError, MemoryError) as exc:
+        raise CodingError(f"{name} payload: {exc}") from None
+    if not ok:
+        if len(out) > count:
+            raise CodingError(f"{name} payload decompresses to more than the {count} indices")
+        raise CodingError(f"{name} payload: stream is incomplete or followed by extra bytes")
+    if len(out) != count:
+        raise CodingError(f"{name} payload holds {len(out)} indices, expected {count}")
+    return out
+
+
+# --------------------------------------------------------------------------
+# codings
+
+
+def encode_stream(labels: np.ndarray, k: int, coding: int, band: int = 1, variant: int = 0) -> bytes:
+    data = to_band_order(labels, band)
+    return bytes([band]) + _compress(data, coding, variant)
+
+
+def decode_stream(
+    payload: bytes | memoryview, width: int, height: int, k: int, coding: int
+) -> np.ndarray:
+    if len(payload) < 1:
+        raise CodingError("payload is empty: no band height")
+    band = payload[0]
+    if band == 0:
+        raise CodingError("band height 0")
+    data = _decompress(memoryview(payload)[1:], coding, width * height)
+    labels = from_band_order(data, width, height, band)
+    if k < 256 and int(labels.max()) >= k:
+        raise CodingError(f"index {int(labels.max())} >= K={k}")
+    return labels
+
+
+def candidates(labels: np.ndarray, k: int) -> list[tuple[int, bytes]]:
+    """Every (coding, payload) the encoder tries under optimize=True."""
+    out = []
+    for band in BAND_CANDIDATES:
+        if band > 1 and band >= labels.shape[0] * 2:
+            continue
+        out.append((ZLIB, encode_stream(labels, k, ZLIB, band)))
+        out.append((BZIP2, encode_stream(labels, k, BZIP2, band)))
+        for variant in (0, 1):
+            out.append((XZ, encode_stream(labels, k, XZ, band, variant)))
+    return out
+
+
+# --------------------------------------------------------------------------
+# palette order
+
+
+def reorder_palette(labels: np.ndarray, k: int) -> np.ndarray:
+    """A permutation `order` of 0..k-1 putting often-adjacent indices next to
+    each other: new index i is old index order[i].
+
+    Greedy chain over the counts of horizontally and vertically adjacent
+    pairs: start at the most frequent index, then repeatedly append the unused
+    index most often adjacent to the last one (ties: lowest index).
+    Deterministic.
+    """
+    a = np.asarray(labels, dtype=np.int64)
+    counts = np.zeros(k * k, dtype=np.int64)
+    for p, q in ((a[:, 1:], a[:, :-1]), (a[1:], a[:-1])):
+        counts += np.bincount((p * k + q).ravel(), minlength=k * k)
+    m = counts.reshape(k, k)
+    m = m + m.T
+    np.fill_diagonal(m, -1)
+    freq = np.bincount(a.ravel(), minlength=k)
+    order = [int(np.argmax(freq))]
+    used = np.zeros(k, dtype=bool)
+    used[order[0]] = True
+    for _ in range(k - 1):
+        row = np.where(used, -2, m[order[-1]])
+        nxt = int(np.argmax(row))
+        order.append(nxt)
+        used[nxt] = True
+    return np.array(order, dtype=np.int64)
+
+
+def apply_order(labels: np.ndarray, codebook: np.ndarray, order: np.ndarray):
+    """(labels, codebook) relabelled so that new index i is old index order[i]."""
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return inverse.astype(np.uint8)[labels], np.ascontiguousarray(codebook[order])
