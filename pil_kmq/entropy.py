@@ -178,12 +178,13 @@ def decode_stream(
 
 def candidates(labels: np.ndarray, k: int) -> list[tuple[int, bytes]]:
     """Every (coding, payload) the encoder tries under optimize=True."""
-    out = []
+    out = [
+        (ZLIB, encode_stream(labels, k, ZLIB, 1)),
+        (BZIP2, encode_stream(labels, k, BZIP2, 1)),
+    ]
     for band in BAND_CANDIDATES:
-        if band > 1 and band >= labels.shape[0] * 2:
+        if band > 1 and labels.shape[0] == 1:
             continue
-        out.append((ZLIB, encode_stream(labels, k, ZLIB, band)))
-        out.append((BZIP2, encode_stream(labels, k, BZIP2, band)))
         for variant in (0, 1):
             out.append((XZ, encode_stream(labels, k, XZ, band, variant)))
     return out
@@ -193,32 +194,57 @@ def candidates(labels: np.ndarray, k: int) -> list[tuple[int, bytes]]:
 # palette order
 
 
-def reorder_palette(labels: np.ndarray, k: int) -> np.ndarray:
-    """A permutation `order` of 0..k-1 putting often-adjacent indices next to
-    each other: new index i is old index order[i].
-
-    Greedy chain over the counts of horizontally and vertically adjacent
-    pairs: start at the most frequent index, then repeatedly append the unused
-    index most often adjacent to the last one (ties: lowest index).
-    Deterministic.
-    """
+def adjacency(labels: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) symmetric counts of horizontally or vertically adjacent pairs."""
     a = np.asarray(labels, dtype=np.int64)
     counts = np.zeros(k * k, dtype=np.int64)
     for p, q in ((a[:, 1:], a[:, :-1]), (a[1:], a[:-1])):
         counts += np.bincount((p * k + q).ravel(), minlength=k * k)
     m = counts.reshape(k, k)
-    m = m + m.T
-    np.fill_diagonal(m, -1)
-    freq = np.bincount(a.ravel(), minlength=k)
-    order = [int(np.argmax(freq))]
-    used = np.zeros(k, dtype=bool)
-    used[order[0]] = True
-    for _ in range(k - 1):
-        row = np.where(used, -2, m[order[-1]])
-        nxt = int(np.argmax(row))
-        order.append(nxt)
-        used[nxt] = True
-    return np.array(order, dtype=np.int64)
+    return m + m.T
+
+
+def _fiedler_split(m: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """idx sorted by the Fiedler vector of the normalized Laplacian of m[idx, idx]."""
+    sub = m[np.ix_(idx, idx)].astype(np.float64)
+    np.fill_diagonal(sub, 0.0)
+    degree = sub.sum(axis=1) + 1e-9
+    scale = 1.0 / np.sqrt(degree)
+    laplacian = np.eye(len(idx)) - scale[:, None] * sub * scale[None, :]
+    _, vectors = np.linalg.eigh(laplacian)
+    fiedler = vectors[:, 1] * scale
+    # the eigenvector's sign is arbitrary: fix it, and round away the last
+    # bits so that the order does not hang on floating-point noise
+    if fiedler[np.argmax(np.abs(fiedler))] < 0:
+        fiedler = -fiedler
+    key = np.round(fiedler / (np.abs(fiedler).max() + 1e-300), 9)
+    return idx[np.lexsort((idx, key))]
+
+
+def reorder_palette(labels: np.ndarray, k: int) -> np.ndarray:
+    """A permutation `order` of 0..k-1 giving often-adjacent colours nearby
+    indices, hierarchically: new index i is old index order[i].
+
+    Recursive spectral bisection of the adjacency graph: the indices are
+    sorted by the graph's Fiedler vector and cut into halves, and each half
+    is ordered the same way, so that every aligned block of 2^j indices holds
+    colours that appear next to each other. The high bits of an index then
+    say which group of colours it is in, which is what an LZMA literal coder
+    (lc = high bits of the previous byte, bitwise tree over the current one)
+    can use. Deterministic for a given input.
+    """
+    m = adjacency(labels, k)
+
+    def order(idx: np.ndarray) -> list[int]:
+        if len(idx) <= 2:
+            return [int(i) for i in idx]
+        if m[np.ix_(idx, idx)].sum() == 0:
+            return [int(i) for i in idx]
+        ranked = _fiedler_split(m, idx)
+        half = len(ranked) // 2
+        return order(ranked[:half]) + order(ranked[half:])
+
+    return np.array(order(np.arange(k)), dtype=np.int64)
 
 
 def apply_order(labels: np.ndarray, codebook: np.ndarray, order: np.ndarray):
