@@ -115,6 +115,60 @@ def _compress(data: bytes, coding: int, variant: int = 0) -> bytes:
     raise ValueError(f"not a stream coding: {coding}")
 
 
+def _varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """An xz multibyte integer at pos: (value, next pos)."""
+    value = 0
+    for i in range(9):
+        if pos + i >= len(data):
+            break
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            return value, pos + i + 1
+    raise CodingError("xz payload: bad multibyte integer")
+
+
+def check_xz_layout(stream: bytes | memoryview, count: int) -> None:
+    """The structure the spec requires of an xz payload, checked before any
+    decoding: one stream with exactly one block whose filter chain is a
+    single LZMA2 filter with a dictionary of at most xz_dict_size(count)."""
+    if len(stream) < 12 + 12 or bytes(stream[:6]) != b"\xfd7zXZ\x00" or bytes(stream[-2:]) != b"YZ":
+        raise CodingError("xz payload: not a complete xz stream")
+    # block header: size, flags, [sizes], filter flags
+    size = (stream[12] + 1) * 4
+    if stream[12] == 0 or 12 + size > len(stream):
+        raise CodingError("xz payload: bad block header")
+    flags = stream[13]
+    if flags & 0x03 != 0:
+        raise CodingError("xz payload: the filter chain must be LZMA2 alone")
+    pos = 14
+    if flags & 0x40:
+        _, pos = _varint(stream, pos)
+    if flags & 0x80:
+        _, pos = _varint(stream, pos)
+    filter_id, pos = _varint(stream, pos)
+    props_size, pos = _varint(stream, pos)
+    if filter_id != 0x21 or props_size != 1 or pos >= 12 + size:
+        raise CodingError("xz payload: the filter chain must be LZMA2 alone")
+    bits = stream[pos] & 0x3F
+    if bits > 40:
+        raise CodingError("xz payload: bad LZMA2 dictionary size")
+    dictionary = 0xFFFFFFFF if bits == 40 else (2 | (bits & 1)) << (bits // 2 + 11)
+    if dictionary > xz_dict_size(count):
+        raise CodingError(
+            f"xz payload: LZMA2 dictionary of {dictionary} bytes, at most "
+            f"{xz_dict_size(count)} allowed for {count} indices"
+        )
+    # index: one record
+    backward = (int.from_bytes(bytes(stream[-8:-4]), "little") + 1) * 4
+    start = len(stream) - 12 - backward
+    if start < 12 + size or stream[start] != 0:
+        raise CodingError("xz payload: bad index")
+    records, _ = _varint(stream, start + 1)
+    if records != 1:
+        raise CodingError(f"xz payload: {records} blocks, exactly 1 allowed")
+
+
 def _decompress(stream: bytes | memoryview, coding: int, count: int) -> bytes:
     """Exactly `count` bytes from one complete stream, or CodingError."""
     name = {ZLIB: "zlib", XZ: "xz", BZIP2: "bzip2"}[coding]
@@ -128,6 +182,7 @@ def _decompress(stream: bytes | memoryview, coding: int, count: int) -> bytes:
                 out += d.decompress(d.unconsumed_tail, 1) if len(out) == count else b""
             ok = d.eof and not d.unused_data and not d.unconsumed_tail
         elif coding == XZ:
+            check_xz_layout(stream, count)
             d = lzma.LZMADecompressor(
                 format=lzma.FORMAT_XZ, memlimit=xz_dict_size(count) + XZ_MEMLIMIT_SLACK
             )

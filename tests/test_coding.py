@@ -247,3 +247,20 @@ def test_corrupt_file_in_pillow_raises_oserror(good, number):
     with pytest.raises(OSError):
         with Image.open(io.BytesIO(truncated)) as image:
             image.load()
+
+
+def test_xz_other_filter_chains_are_rejected(good):
+    filters = [{"id": lzma.FILTER_DELTA, "dist": 1}, {"id": lzma.FILTER_LZMA2, "dict_size": 4096}]
+    stream = lzma.compress(good[0].tobytes(), format=lzma.FORMAT_XZ, filters=filters)
+    raises_fast(b"\x01" + stream, entropy.XZ)
+    # the same data with LZMA2 alone is fine, whatever the check type
+    for check in (lzma.CHECK_NONE, lzma.CHECK_CRC32, lzma.CHECK_CRC64):
+        stream = lzma.compress(good[0].tobytes(), format=lzma.FORMAT_XZ, check=check,
+                               filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 4096}])
+        np.testing.assert_array_equal(coding.decode(b"\x01" + stream, W, H, K, entropy.XZ), good[0])
+
+
+def test_xz_two_streams_are_rejected(good):
+    half = good[0].tobytes()[: W * H // 2]
+    one = lzma.compress(half, format=lzma.FORMAT_XZ, filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 4096}])
+    raises_fast(b"\x01" + one + one, entropy.XZ)
