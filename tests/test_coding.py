@@ -264,3 +264,19 @@ def test_xz_two_streams_are_rejected(good):
     half = good[0].tobytes()[: W * H // 2]
     one = lzma.compress(half, format=lzma.FORMAT_XZ, filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 4096}])
     raises_fast(b"\x01" + one + one, entropy.XZ)
+
+
+@pytest.mark.parametrize("number", STREAMS)
+def test_mutated_payloads_decode_or_raise_oserror(good, number):
+    """Random byte changes: the decoder returns a valid map or raises OSError, nothing else."""
+    rng = np.random.default_rng(100 + number)
+    payload = good[1][number]
+    for _ in range(150):
+        mutated = bytearray(payload)
+        for pos in rng.integers(0, len(mutated), rng.integers(1, 4)):
+            mutated[pos] = int(rng.integers(0, 256))
+        try:
+            labels = coding.decode(bytes(mutated), W, H, K, number)
+        except OSError:
+            continue
+        assert labels.shape == (H, W) and int(labels.max()) < K
