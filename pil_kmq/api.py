@@ -28,6 +28,7 @@ class Options:
     max_iter: int = DEFAULT_MAX_ITER
     tol: float = DEFAULT_TOL
     seed: int = DEFAULT_SEED
+    optimize: bool = False  # write the smallest coding instead of raw
 
     @classmethod
     def from_mapping(cls, params: dict[str, Any]) -> Options:
@@ -38,7 +39,8 @@ class Options:
         tol = params.get("tol", DEFAULT_TOL)
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0 or math.isinf(tol):
             raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-        return cls(colors, max_iter, float(tol), seed)
+        optimize = bool(params.get("optimize", False))
+        return cls(colors, max_iter, float(tol), seed, optimize=optimize)
 
 
 def _integer(value: Any, name: str, low: int, high: int | None) -> int:
@@ -165,5 +167,8 @@ def encode_array(
     header = container.Header(
         width=width, height=height, channels=codebook.shape[1], k=len(codebook)
     )
-    payload = coding.encode(labels, header.k, header.coding)
+    if options.optimize:
+        header.coding, codebook, payload = coding.smallest(labels, codebook)
+    else:
+        payload = coding.encode(labels, header.k, header.coding)
     return container.build(header, codebook.tobytes(), payload, metadata)

@@ -1,0 +1,282 @@
+"""Index codings: round trips for every coding, mode and K, and malformed payloads."""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import pil_kmq  # noqa: F401  (registers the format)
+from pil_kmq import coding, container, entropy
+from pil_kmq.coding import CodingError
+
+MODES = {"L": 1, "RGB": 3, "RGBA": 4}
+KS = (1, 2, 3, 16, 256)
+STREAMS = entropy.STREAM_CODINGS
+ALL_CODINGS = (coding.RAW, *STREAMS)
+
+
+def label_map(height: int, width: int, k: int, seed: int = 0) -> np.ndarray:
+    """A blocky map using every index 0..k-1 (where it fits), with some noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.indices((height, width))
+    labels = (x // 3 + 2 * (y // 4)) % k
+    noise = rng.random((height, width)) < 0.05
+    labels[noise] = rng.integers(0, k, int(noise.sum()))
+    flat = labels.reshape(-1)
+    flat[: min(k, flat.size)] = np.arange(min(k, flat.size))
+    return labels.astype(np.uint8)
+
+
+def distinct_codebook(k: int, channels: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if channels == 1:
+        return rng.permutation(256)[:k].astype(np.uint8).reshape(k, 1)
+    # distinct colours: distinct first channel
+    book = rng.integers(0, 256, (k, channels)).astype(np.uint8)
+    book[:, 0] = rng.permutation(256)[:k]
+    return book
+
+
+def kmq_bytes(labels: np.ndarray, book: np.ndarray, number: int, payload: bytes) -> bytes:
+    height, width = labels.shape
+    header = container.Header(width=width, height=height, channels=book.shape[1], k=len(book), coding=number)
+    return container.build(header, book.tobytes(), payload)
+
+
+# ---------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("number", ALL_CODINGS)
+@pytest.mark.parametrize("k", KS)
+@pytest.mark.parametrize("shape", [(23, 37), (1, 50), (50, 1), (1, 1), (70, 9)])
+def test_encode_decode_direct(number, k, shape):
+    labels = label_map(*shape, k)
+    payload = coding.encode(labels, k, number)
+    out = coding.decode(payload, shape[1], shape[0], k, number)
+    assert out.dtype == np.uint8 and out.shape == shape
+    np.testing.assert_array_equal(out, labels)
+
+
+@pytest.mark.parametrize("band", [1, 2, 3, 7, 32, 255])
+@pytest.mark.parametrize("shape", [(1, 9), (9, 1), (33, 17), (64, 5)])
+def test_band_order_round_trip(band, shape):
+    labels = label_map(*shape, 256, seed=band)
+    stream = entropy.to_band_order(labels, band)
+    assert len(stream) == labels.size
+    np.testing.assert_array_equal(entropy.from_band_order(stream, shape[1], shape[0], band), labels)
+    for number in STREAMS:
+        payload = entropy.encode_stream(labels, 256, number, band)
+        assert payload[0] == band
+        np.testing.assert_array_equal(coding.decode(payload, shape[1], shape[0], 256, number), labels)
+
+
+def test_band_order_is_column_major_inside_bands():
+    labels = np.arange(15, dtype=np.uint8).reshape(5, 3)
+    # bands of 2 rows: rows 0-1, rows 2-3, then row 4 alone
+    assert list(entropy.to_band_order(labels, 2)) == [0, 3, 1, 4, 2, 5, 6, 9, 7, 10, 8, 11, 12, 13, 14]
+
+
+@pytest.mark.parametrize("number", ALL_CODINGS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("k", KS)
+def test_every_coding_opens_in_pillow(number, mode, k):
+    labels = label_map(19, 26, k, seed=k)
+    book = distinct_codebook(k, MODES[mode])
+    data = kmq_bytes(labels, book, number, coding.encode(labels, k, number))
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.mode == mode and image.size == (26, 19)
+        pixels = np.asarray(image)
+    expected = book[labels]
+    if mode == "L":
+        expected = expected[..., 0]
+    np.testing.assert_array_equal(pixels, expected)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("k", KS)
+@pytest.mark.parametrize("shape", [(40, 60), (1, 80), (80, 1)])
+def test_save_optimize_round_trip(mode, k, shape):
+    labels = label_map(*shape, k, seed=3)
+    book = distinct_codebook(k, MODES[mode])
+    array = book[labels]
+    image = Image.fromarray(array[..., 0] if mode == "L" else array, mode)
+    plain, small = io.BytesIO(), io.BytesIO()
+    image.save(plain, "KMQ", colors=256)
+    image.save(small, "KMQ", colors=256, optimize=True)
+    assert container.parse(plain.getvalue()).header.coding == coding.RAW
+    assert len(small.getvalue()) <= len(plain.getvalue())
+    for data in (plain.getvalue(), small.getvalue()):
+        with Image.open(io.BytesIO(data)) as back:
+            assert back.mode == mode
+            np.testing.assert_array_equal(np.asarray(back), np.asarray(image))
+
+
+def test_optimize_compresses_a_smooth_image_and_is_deterministic():
+    labels = label_map(64, 96, 16)
+    book = distinct_codebook(16, 3)
+    image = Image.fromarray(book[labels], "RGB")
+    outputs = []
+    for _ in range(2):
+        buffer = io.BytesIO()
+        image.save(buffer, "KMQ", colors=16, optimize=True)
+        outputs.append(buffer.getvalue())
+    assert outputs[0] == outputs[1]
+    parsed = container.parse(outputs[0])
+    assert parsed.header.coding in STREAMS
+    assert len(parsed.payload) < 64 * 96 * 4 // 8 / 2
+
+
+def test_smallest_picks_the_smallest_candidate_and_keeps_colours():
+    labels = label_map(30, 41, 64, seed=5)
+    book = distinct_codebook(64, 3)
+    number, new_book, payload = coding.smallest(labels, book)
+    order = entropy.reorder_palette(labels, 64)
+    relabelled, _ = entropy.apply_order(labels, book, order)
+    sizes = [len(p) for _, p in entropy.candidates(relabelled, 64)]
+    sizes.append(len(coding.encode(relabelled, 64, coding.RAW)))
+    assert len(payload) == min(sizes)
+    decoded = coding.decode(payload, 41, 30, 64, number)
+    np.testing.assert_array_equal(new_book[decoded], book[labels])
+
+
+def test_reorder_palette_is_a_permutation():
+    labels = label_map(20, 20, 37)
+    order = entropy.reorder_palette(labels, 37)
+    assert sorted(order.tolist()) == list(range(37))
+
+
+# ---------------------------------------------------------------- malformed payloads
+
+W, H, K = 40, 30, 16
+
+
+@pytest.fixture(scope="module")
+def good():
+    labels = label_map(H, W, K)
+    return labels, {n: coding.encode(labels, K, n) for n in STREAMS}
+
+
+def raises_fast(payload, number, k=K, width=W, height=H):
+    start = time.perf_counter()
+    with pytest.raises(OSError):
+        coding.decode(payload, width, height, k, number)
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize("number", STREAMS)
+def test_truncated_payloads_raise(good, number):
+    payload = good[1][number]
+    for cut in sorted({0, 1, 2, len(payload) // 2, len(payload) - 1}):
+        raises_fast(payload[:cut], number)
+
+
+@pytest.mark.parametrize("number", STREAMS)
+def test_trailing_bytes_raise(good, number):
+    raises_fast(good[1][number] + b"\0", number)
+    raises_fast(good[1][number] + good[1][number][1:], number)
+
+
+@pytest.mark.parametrize("number", STREAMS)
+def test_garbage_raises(number):
+    rng = np.random.default_rng(number)
+    for size in (1, 5, 100, 3000):
+        raises_fast(b"\x01" + rng.integers(0, 256, size).astype(np.uint8).tobytes(), number)
+
+
+@pytest.mark.parametrize("number", STREAMS)
+def test_band_zero_raises(good, number):
+    raises_fast(b"\0" + good[1][number][1:], number)
+
+
+@pytest.mark.parametrize("number", STREAMS)
+def test_index_not_below_k_raises(good, number):
+    labels = good[0].copy()
+    labels[H - 1, W - 1] = K  # one index too large
+    payload = entropy.encode_stream(labels, 256, number, 1)
+    raises_fast(payload, number)
+    # the same stream is fine for a larger K
+    coding.decode(payload, W, H, K + 1, number)
+
+
+def _stream(number: int, data: bytes) -> bytes:
+    if number == entropy.ZLIB:
+        return zlib.compress(data, 9)
+    if number == entropy.XZ:
+        return lzma.compress(data, format=lzma.FORMAT_XZ)
+    return bz2.compress(data, 9)
+
+
+@pytest.mark.parametrize("number", STREAMS)
+def test_short_and_long_streams_raise(good, number):
+    flat = good[0].tobytes()
+    raises_fast(b"\x01" + _stream(number, flat[:-1]), number)
+    raises_fast(b"\x01" + _stream(number, flat + b"\0"), number)
+
+
+@pytest.mark.parametrize("number", STREAMS)
+def test_decompression_bomb_raises_fast(number):
+    # 64 MiB of zeros claimed for a 40x30 image
+    bomb = b"\x01" + _stream(number, bytes(64 << 20) if number != entropy.XZ else bytes(8 << 20))
+    assert len(bomb) < 200_000
+    raises_fast(bomb, number)
+
+
+def test_xz_dictionary_larger_than_the_image_needs_is_rejected(good):
+    filters = [{"id": lzma.FILTER_LZMA2, "preset": 6, "dict_size": 1 << 30}]
+    stream = lzma.compress(good[0].tobytes(), format=lzma.FORMAT_XZ, filters=filters)
+    raises_fast(b"\x01" + stream, entropy.XZ)
+
+
+@pytest.mark.parametrize("number", STREAMS)
+def test_corrupt_file_in_pillow_raises_oserror(good, number):
+    book = distinct_codebook(K, 3)
+    payload = bytearray(good[1][number])
+    payload[len(payload) // 2] ^= 0xFF
+    data = kmq_bytes(good[0], book, number, bytes(payload))  # CRC is valid: the payload is bad
+    with pytest.raises(OSError):
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+    truncated = kmq_bytes(good[0], book, number, bytes(good[1][number]))[:-20]
+    with pytest.raises(OSError):
+        with Image.open(io.BytesIO(truncated)) as image:
+            image.load()
+
+
+def test_xz_other_filter_chains_are_rejected(good):
+    filters = [{"id": lzma.FILTER_DELTA, "dist": 1}, {"id": lzma.FILTER_LZMA2, "dict_size": 4096}]
+    stream = lzma.compress(good[0].tobytes(), format=lzma.FORMAT_XZ, filters=filters)
+    raises_fast(b"\x01" + stream, entropy.XZ)
+    # the same data with LZMA2 alone is fine, whatever the check type
+    for check in (lzma.CHECK_NONE, lzma.CHECK_CRC32, lzma.CHECK_CRC64):
+        stream = lzma.compress(good[0].tobytes(), format=lzma.FORMAT_XZ, check=check,
+                               filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 4096}])
+        np.testing.assert_array_equal(coding.decode(b"\x01" + stream, W, H, K, entropy.XZ), good[0])
+
+
+def test_xz_two_streams_are_rejected(good):
+    half = good[0].tobytes()[: W * H // 2]
+    one = lzma.compress(half, format=lzma.FORMAT_XZ, filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 4096}])
+    raises_fast(b"\x01" + one + one, entropy.XZ)
+
+
+@pytest.mark.parametrize("number", STREAMS)
+def test_mutated_payloads_decode_or_raise_oserror(good, number):
+    """Random byte changes: the decoder returns a valid map or raises OSError, nothing else."""
+    rng = np.random.default_rng(100 + number)
+    payload = good[1][number]
+    for _ in range(150):
+        mutated = bytearray(payload)
+        for pos in rng.integers(0, len(mutated), rng.integers(1, 4)):
+            mutated[pos] = int(rng.integers(0, 256))
+        try:
+            labels = coding.decode(bytes(mutated), W, H, K, number)
+        except OSError:
+            continue
+        assert labels.shape == (H, W) and int(labels.max()) < K
