@@ -431,9 +431,7 @@ def run_decode(args: argparse.Namespace) -> int:
 
 
 def coding_name(number: int) -> str:
-    decoder = coding.DECODERS.get(number)
-    name = getattr(decoder, "__name__", "")
-    return name.removeprefix("decode_") if name.startswith("decode_") else f"coding {number}"
+    return coding.NAMES.get(number, f"coding {number}")
 
 
 def file_report(path: Path, original: Path | None = None) -> dict[str, Any]:

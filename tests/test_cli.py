@@ -435,3 +435,18 @@ def test_codec_options_become_the_save_keywords_of_the_same_names():
     plain = cli.build_parser().parse_args(["encode", "a.png"])
     # Nothing given, nothing passed: the library's defaults are the command's.
     assert cli.codec_params(plain.colors, plain.quality, plain.dither, plain.optimize) == {}
+
+
+def test_encode_optimize_writes_a_smaller_compressed_file_with_the_same_pixels(tmp_path):
+    source = tmp_path / "smooth.png"
+    x = np.linspace(0, 255, 64, dtype=np.uint8)
+    Image.fromarray(np.dstack([np.tile(x, (48, 1))] * 3)).save(source)
+    assert run_kmq("encode", source, "-k", "16", "-o", tmp_path / "raw.kmq").returncode == 0
+    result = run_kmq("encode", source, "-k", "16", "--optimize", "-o", tmp_path / "small.kmq")
+    assert result.returncode == 0, result.stderr
+
+    assert (tmp_path / "small.kmq").stat().st_size < (tmp_path / "raw.kmq").stat().st_size
+    assert np.array_equal(pixels(tmp_path / "small.kmq"), pixels(tmp_path / "raw.kmq"))
+    report = json.loads(run_kmq("info", tmp_path / "small.kmq", "--json").stdout)
+    assert report["header"]["coding"] != 0
+    assert report["header"]["coding_name"] in {"zlib", "xz", "bzip2"}

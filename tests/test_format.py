@@ -38,7 +38,7 @@ def test_spec_example_appears_in_the_spec():
     spec = (FIXTURES.parent / "spec" / "kmq.md").read_text()
     hex_lines = " ".join(
         re.split(r"\s{3,}", line.strip())[0]
-        for line in spec.split("The file (37 bytes):")[1].splitlines()
+        for line in spec.split("The file (37 bytes):")[1].split("\n## ")[0].splitlines()
         if line.startswith("    ")
     )
     assert bytes.fromhex(hex_lines) == SPEC_EXAMPLE
@@ -83,3 +83,17 @@ def test_unknown_metadata_chunks_are_skipped():
     with Image.open(io.BytesIO(data)) as im:
         assert im.info["icc_profile"] == b"pr"
         assert im.getpixel((0, 0)) == 7
+
+
+@pytest.mark.parametrize("coding, name", [(1, "zlib"), (2, "xz"), (3, "bzip2")])
+def test_spec_compressed_examples_decode_as_the_spec_says(coding, name):
+    spec = (FIXTURES.parent / "spec" / "kmq.md").read_text()
+    section = spec.split(f"### Coding {coding} ({name}),")[1].split("file:")[1].split("```")[0]
+    hex_text = " ".join(line.split("  ")[0] for line in section.strip().splitlines())
+    data = bytes.fromhex(hex_text)
+    assert data[16] == coding
+    with Image.open(io.BytesIO(data)) as im:
+        assert flat_pixels(im) == [
+            (0, 0, 0), (0, 0, 0), (255, 0, 0),
+            (0, 0, 255), (0, 0, 255), (255, 255, 255),
+        ]
