@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import bitpack, coding, container
-from .assign import nearest
-from .histogram import histogram
+from .histogram import histogram, labels_for_pixels
 from .kmeans import kmeans
 
 DEFAULT_COLORS = 256
@@ -82,16 +81,17 @@ def compress(
     )
     height, width = np.shape(array)[:2]
     pixels = _as_pixels(array)
-    colors, counts, inverse = histogram(pixels)
+    colors, counts, codes = histogram(pixels)
     if len(colors) <= options.colors:
-        return inverse.astype(np.uint8).reshape(height, width), colors
-    centroids = kmeans(
-        colors, counts, options.colors,
-        max_iter=options.max_iter, tol=options.tol, seed=options.seed,
-    )
-    codebook = np.clip(np.rint(centroids), 0, 255).astype(np.uint8)
-    color_labels = nearest(colors, codebook)
-    return color_labels[inverse].reshape(height, width), codebook
+        codebook = colors
+        color_labels = np.arange(len(colors), dtype=np.uint8)
+    else:
+        codebook, color_labels = kmeans(
+            colors, counts, options.colors,
+            max_iter=options.max_iter, tol=options.tol, seed=options.seed,
+        )
+    labels = labels_for_pixels(colors, color_labels.astype(np.uint8), codes)
+    return labels.reshape(height, width), codebook
 
 
 def reconstruct(
