@@ -21,16 +21,21 @@ import numpy as np
 
 # Centres live on this grid during the float phase (see the module docstring).
 GRID = 1024.0
-# A bound must clear by this much (colour units) to skip a point: rounding
-# errors in the bounds are around 1e-12, so this is generous and still rare.
-MARGIN = 1e-6
-STATS=[]
 # Entries of a distance matrix computed at once. Small enough that OpenBLAS
 # runs the product on the calling thread: its thread start-up costs more than
 # the work for these thin (inner dimension C) products, and a busy machine
 # makes it far worse. 64K float64 entries also stay in cache.
 CHUNK_ENTRIES = 1 << 16
-CELL_BITS = 4
+CELL_BITS = 5
+# Candidate lists stay valid until a centre moves this far (colour units).
+CELL_SLACK = 2.0
+# The coarse stage clusters means of bins 2**(8 - COARSE_BITS) levels wide,
+# when there are enough colours for that to pay.
+COARSE_BITS = 6
+COARSE_MIN_POINTS = 4096
+# Lloyd passes over all colours after the coarse stage, then on rounded centres.
+FULL_ITER = 2
+ROUNDED_ITER = 3
 
 
 def _snap_to_grid(centres: np.ndarray) -> np.ndarray:
@@ -50,7 +55,8 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int) -> np.
     good optimum than a random k-means++ draw, and deterministically.
     """
     channels = points.shape[1]
-    levels = points.astype(np.intp)
+    levels = np.clip(points, 0, 255).astype(np.intp)
+    axis_offsets = np.arange(channels) * 256
     weighted = points * weights[:, None]
     square_sums = weights * (points * points).sum(axis=1)
 
@@ -76,33 +82,32 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int) -> np.
         if -neg_error <= 0 or len(indices) < 2:
             finished.append(mean)
             continue
-        box_weights = weights[indices]
-        box_weighted = weighted[indices]
-        best_gain, best_axis, best_cut = -np.inf, 0, 0
-        for axis in range(channels):
-            values = levels[indices, axis]
-            low = values.min()
-            if values.max() == low:
-                continue
-            values = values - low
-            count = np.cumsum(np.bincount(values, box_weights))
-            sums = np.stack(
-                [np.cumsum(np.bincount(values, box_weighted[:, c])) for c in range(channels)],
-                axis=1,
-            )
-            total_count, total_sums = count[-1], sums[-1]
-            left_count, left_sums = count[:-1], sums[:-1]
-            right_count = total_count - left_count
-            right_sums = total_sums - left_sums
-            valid = (left_count > 0) & (right_count > 0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gain = (left_sums * left_sums).sum(axis=1) / left_count + (
-                    right_sums * right_sums
-                ).sum(axis=1) / right_count
-            gain[~valid] = -np.inf
-            cut = int(gain.argmax())
-            if gain[cut] > best_gain:
-                best_gain, best_axis, best_cut = gain[cut], axis, cut + low
+        # One bincount per moment over all axes at once: position
+        # axis * 256 + level, so the cumulative sums below give, for every
+        # axis and cut level, the weight and sums of the part at or below it.
+        positions = (levels[indices] + axis_offsets).ravel()
+        count = np.bincount(positions, np.repeat(weights[indices], channels), minlength=256 * channels)
+        count = np.cumsum(count.reshape(channels, 256), axis=1)
+        sums = np.stack(
+            [
+                np.bincount(positions, np.repeat(weighted[indices, c], channels), minlength=256 * channels)
+                for c in range(channels)
+            ],
+            axis=1,
+        )
+        sums = np.cumsum(sums.reshape(channels, 256, channels), axis=1)
+        left_count, left_sums = count[:, :-1], sums[:, :-1]
+        right_count = count[:, -1:] - left_count
+        right_sums = sums[:, -1:] - left_sums
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gain = (left_sums * left_sums).sum(axis=2) / left_count + (
+                right_sums * right_sums
+            ).sum(axis=2) / right_count
+        gain[(left_count <= 0) | (right_count <= 0)] = -np.inf
+        if not np.isfinite(gain.max()):  # distinct points on one level everywhere
+            finished.append(mean)
+            continue
+        best_axis, best_cut = np.unravel_index(int(gain.argmax()), gain.shape)
         on_left = levels[indices, best_axis] <= best_cut
         push(indices[on_left])
         push(indices[~on_left])
@@ -124,7 +129,8 @@ class CellSearch:
     ties go to the lowest index and the result is the same on every run.
     """
 
-    def __init__(self, points: np.ndarray, cell_bits: int):
+    def __init__(self, points: np.ndarray, cell_bits: int, slack: float = 1.0):
+        self.slack = slack
         shift = 8 - cell_bits
         cells = np.zeros(len(points), dtype=np.int64)
         for channel in range(points.shape[1]):
@@ -138,8 +144,12 @@ class CellSearch:
         self.low = np.minimum.reduceat(self.points, starts, axis=0)
         self.high = np.maximum.reduceat(self.points, starts, axis=0)
 
-    def candidates(self, centres: np.ndarray) -> np.ndarray:
-        """(cells, K) mask of the centres that may be nearest within each box."""
+        self.snapshot: np.ndarray | None = None
+        self.groups: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = []
+
+    def _candidates(self, centres: np.ndarray, slack: float) -> np.ndarray:
+        """(cells, K) mask of the centres that may be nearest to some point of
+        each box, even after every centre moves by up to `slack`."""
         cells, k = len(self.low), len(centres)
         near = np.zeros((cells, k))
         far = np.zeros((cells, k))
@@ -150,48 +160,63 @@ class CellSearch:
             near += gap * gap
             reach = np.maximum(-below, -above)
             far += reach * reach
-        return near <= far.min(axis=1, keepdims=True)
+        # A point's nearest centre is no farther than the best far bound
+        # (plus slack); a centre nearer than that bound (less slack) may win.
+        # The tiny extra covers rounding in the square roots.
+        reach = np.sqrt(far.min(axis=1, keepdims=True)) + 2 * slack + 1e-9
+        return near <= reach * reach
 
-    def nearest(self, centres: np.ndarray) -> np.ndarray:
-        """Label of every point (in the points' order as sorted by cell: see
-        `order`)."""
-        mask = self.candidates(centres)
+    def _prepare(self, centres: np.ndarray) -> None:
+        """Candidate lists for every point, grouped by length (padded to a
+        power of two), valid until some centre strays `self.slack` away."""
+        mask = self._candidates(centres, self.slack)
         count = mask.sum(axis=1)
         first = mask.argmax(axis=1)
-        labels = first[self.cell_of_point]
+        self.first = first
+        self.snapshot = centres.copy()
+        self.groups = []
         width = int(count.max())
         if width == 1:
-            return labels
-        # Left-aligned candidate lists, padded with each box's first candidate.
+            return
+        # Left-aligned candidate lists in index order (so ties go to the
+        # lowest index), padded with each box's first candidate.
         table = np.repeat(first[:, None], width, axis=1)
         rows, cols = np.nonzero(mask)
         slots = np.cumsum(mask, axis=1)[rows, cols] - 1
         table[rows, slots] = cols
         point_count = count[self.cell_of_point]
-        by_channel = [np.ascontiguousarray(centres[:, c]) for c in range(centres.shape[1])]
         padded = 2
         while True:
             group = np.flatnonzero((point_count <= padded) & (point_count > padded // 2))
             if group.size:
-                self._search(group, table[:, :padded], by_channel, labels)
+                candidates = table[:, :padded][self.cell_of_point[group]]
+                values = [column[group, None] for column in self.points_by_channel]
+                self.groups.append((group, candidates, values))
             if padded >= width:
                 break
             padded *= 2
-        return labels
 
-    def _search(self, group, table, by_channel, labels) -> None:
-        step = max(1, (1 << 16) // table.shape[1])
-        for start in range(0, len(group), step):
-            rows = group[start : start + step]
-            candidates = table[self.cell_of_point[rows]]
+    def nearest(self, centres: np.ndarray) -> np.ndarray:
+        """Label of every point (in the points' order as sorted by cell: see
+        `order`)."""
+        if self.snapshot is None or len(self.snapshot) != len(centres):
+            self._prepare(centres)
+        else:
+            drift = np.sqrt(((centres - self.snapshot) ** 2).sum(axis=1)).max()
+            if drift > self.slack:
+                self._prepare(centres)
+        labels = self.first[self.cell_of_point]
+        by_channel = [np.ascontiguousarray(centres[:, c]) for c in range(centres.shape[1])]
+        for rows, candidates, values in self.groups:
             total = None
-            for channel, centre_values in enumerate(by_channel):
+            for centre_values, point_values in zip(by_channel, values):
                 offset = centre_values.take(candidates)
-                offset -= self.points_by_channel[channel][rows, None]
+                offset -= point_values
                 offset *= offset
                 total = offset if total is None else total + offset
             best = total.argmin(axis=1)
-            labels[rows] = candidates[np.arange(len(rows)), best]
+            labels[rows] = np.take_along_axis(candidates, best[:, None], axis=1)[:, 0]
+        return labels
 
 
 def lloyd(
@@ -232,6 +257,23 @@ def lloyd(
     return centres, labels
 
 
+def bin_means(points: np.ndarray, weights: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points merged into cubic bins of 2**(8-bits) levels a side, each bin
+    represented by the weighted MEAN of its points (not its centre), so the
+    clustering of the bins sees where the colours really are."""
+    shift = 8 - bits
+    codes = np.zeros(len(points), dtype=np.int64)
+    for channel in range(points.shape[1]):
+        codes = (codes << bits) | (points[:, channel].astype(np.int64) >> shift)
+    _, first, which = np.unique(codes, return_index=True, return_inverse=True)
+    which = which.reshape(-1)
+    totals = np.bincount(which, weights)
+    means = np.stack(
+        [np.bincount(which, weights * points[:, c]) for c in range(points.shape[1])], axis=1
+    ) / totals[:, None]
+    return means, totals
+
+
 def kmeans(
     points: np.ndarray,
     weights: np.ndarray,
@@ -240,26 +282,57 @@ def kmeans(
     max_iter: int = 300,
     tol: float = 1e-2,
     seed: int = 0,
-    final_iter: int = 50,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Codebook ((k, C) uint8) and each point's label (exactly its nearest
     codebook entry, ties to the lowest index) for weighted points (M, C) with
-    M > k.
+    M > k, the points being integer colours.
 
-    Lloyd runs on float centres (to tol or max_iter), then continues on
-    centres rounded to colours: the rounded mean is the best integer centre
-    of a cluster, so these passes only lower the error that the file will
-    actually have. `seed` is kept for API compatibility: the start is
-    deterministic without randomness.
+    Coarse to fine, because Lloyd's many early passes need not see every
+    colour: split and run Lloyd to tol (or max_iter) on bin means, then a
+    few passes over all the colours, then passes on centres rounded to
+    colours. The rounded mean is the best integer centre of a cluster, so
+    those last passes only lower the error the file will actually have.
+    `seed` is kept for API compatibility: nothing here is random.
     """
     del seed
     points = np.asarray(points, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
-    start = _snap_to_grid(variance_split_start(points, weights, k))
-    search = CellSearch(points, CELL_BITS)
+    if points.shape[1] >= 3 and len(points) > COARSE_MIN_POINTS:
+        coarse_points, coarse_weights = bin_means(points, weights, COARSE_BITS)
+        coarse_points = _snap_to_grid(coarse_points)
+    else:
+        coarse_points, coarse_weights = points, weights
+    centres = _snap_to_grid(variance_split_start(coarse_points, coarse_weights, k))
+    if len(coarse_points) > k:
+        coarse = BruteSearch(coarse_points)
+        centres, _ = lloyd(coarse, coarse_weights, centres, max_iter, tol, _snap_to_grid)
+    search = CellSearch(points, CELL_BITS, CELL_SLACK)
     weights = weights[search.order]
-    centres, _ = lloyd(search, weights, start, max_iter, tol, _snap_to_grid)
-    codebook, labels = lloyd(search, weights, _round_to_colours(centres), final_iter, 0.0, _round_to_colours)
+    centres, _ = lloyd(search, weights, centres, min(FULL_ITER, max_iter), tol, _snap_to_grid)
+    codebook, labels = lloyd(
+        search, weights, _round_to_colours(centres), ROUNDED_ITER, 0.0, _round_to_colours
+    )
     unsorted = np.empty_like(labels)
     unsorted[search.order] = labels
     return codebook.astype(np.uint8), unsorted
+
+
+class BruteSearch:
+    """Exact nearest centre by computing every distance (small point sets)."""
+
+    def __init__(self, points: np.ndarray):
+        self.points = points
+        self.order = np.arange(len(points))
+        self.norms = (points * points).sum(axis=1)
+
+    def nearest(self, centres: np.ndarray) -> np.ndarray:
+        k = len(centres)
+        labels = np.empty(len(self.points), dtype=np.intp)
+        step = max(1, CHUNK_ENTRIES // k)
+        scaled = -2.0 * centres.T
+        centre_norms = (centres * centres).sum(axis=1)
+        for start in range(0, len(self.points), step):
+            distances = self.points[start : start + step] @ scaled
+            distances += centre_norms
+            labels[start : start + step] = distances.argmin(axis=1)
+        return labels
