@@ -26,15 +26,18 @@ GRID = 1024.0
 # the work for these thin (inner dimension C) products, and a busy machine
 # makes it far worse. 64K float64 entries also stay in cache.
 CHUNK_ENTRIES = 1 << 16
-CELL_BITS = 5
+CELL_BITS = 4
 # Candidate lists stay valid until a centre moves this far (colour units).
 CELL_SLACK = 2.0
 # The coarse stage clusters means of bins 2**(8 - COARSE_BITS) levels wide,
 # when there are enough colours for that to pay.
 COARSE_BITS = 6
 COARSE_MIN_POINTS = 4096
-# Lloyd passes over all colours after the coarse stage, then on rounded centres.
+# Lloyd passes over all colours after the coarse stage (more where K is
+# small and passes are cheap), then on rounded centres.
 FULL_ITER = 2
+FULL_ITER_SMALL_K = 6
+SMALL_K = 64
 ROUNDED_ITER = 3
 
 
@@ -57,62 +60,61 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int) -> np.
     channels = points.shape[1]
     levels = np.clip(points, 0, 255).astype(np.intp)
     axis_offsets = np.arange(channels) * 256
-    weighted = points * weights[:, None]
-    square_sums = weights * (points * points).sum(axis=1)
+    # Per point: weight, weighted coordinates, weighted squared norm.
+    moments = np.column_stack(
+        [weights, points * weights[:, None], weights * (points * points).sum(axis=1)]
+    )
 
-    def box(indices: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        weight = weights[indices].sum()
-        sums = weighted[indices].sum(axis=0)
-        error = square_sums[indices].sum() - (sums @ sums) / weight
-        return error, sums / weight, indices
+    def error(box_moments: np.ndarray) -> float:
+        sums = box_moments[1 : 1 + channels]
+        return float(box_moments[-1] - (sums @ sums) / box_moments[0])
 
     heap: list[tuple[float, int, np.ndarray, np.ndarray]] = []
     order = 0  # tie-breaker so the heap never compares arrays
 
-    def push(indices: np.ndarray) -> None:
+    def push(indices: np.ndarray, box_moments: np.ndarray) -> None:
         nonlocal order
-        error, mean, indices = box(indices)
-        heapq.heappush(heap, (-error, order, mean, indices))
+        heapq.heappush(heap, (-error(box_moments), order, box_moments, indices))
         order += 1
 
-    push(np.arange(len(points)))
+    push(np.arange(len(points)), moments.sum(axis=0))
     finished: list[np.ndarray] = []
     while heap and len(heap) + len(finished) < k:
-        neg_error, _, mean, indices = heapq.heappop(heap)
+        neg_error, _, box_moments, indices = heapq.heappop(heap)
         if -neg_error <= 0 or len(indices) < 2:
-            finished.append(mean)
+            finished.append(box_moments)
             continue
-        # One bincount per moment over all axes at once: position
-        # axis * 256 + level, so the cumulative sums below give, for every
-        # axis and cut level, the weight and sums of the part at or below it.
+        # One bincount per moment over all axes at once, at position
+        # axis * 256 + level: the cumulative sums then give, for every axis
+        # and cut level, the moments of the part at or below the cut.
         positions = (levels[indices] + axis_offsets).ravel()
-        count = np.bincount(positions, np.repeat(weights[indices], channels), minlength=256 * channels)
-        count = np.cumsum(count.reshape(channels, 256), axis=1)
-        sums = np.stack(
+        box_points = moments[indices]
+        cumulative = np.stack(
             [
-                np.bincount(positions, np.repeat(weighted[indices, c], channels), minlength=256 * channels)
-                for c in range(channels)
+                np.bincount(positions, np.repeat(box_points[:, m], channels), minlength=256 * channels)
+                for m in range(moments.shape[1])
             ],
             axis=1,
         )
-        sums = np.cumsum(sums.reshape(channels, 256, channels), axis=1)
-        left_count, left_sums = count[:, :-1], sums[:, :-1]
-        right_count = count[:, -1:] - left_count
-        right_sums = sums[:, -1:] - left_sums
+        cumulative = np.cumsum(cumulative.reshape(channels, 256, -1), axis=1)
+        left = cumulative[:, :-1]
+        right = box_moments - left
+        left_sums, right_sums = left[..., 1 : 1 + channels], right[..., 1 : 1 + channels]
         with np.errstate(divide="ignore", invalid="ignore"):
-            gain = (left_sums * left_sums).sum(axis=2) / left_count + (
+            gain = (left_sums * left_sums).sum(axis=2) / left[..., 0] + (
                 right_sums * right_sums
-            ).sum(axis=2) / right_count
-        gain[(left_count <= 0) | (right_count <= 0)] = -np.inf
+            ).sum(axis=2) / right[..., 0]
+        gain[(left[..., 0] <= 0) | (right[..., 0] <= 0)] = -np.inf
         if not np.isfinite(gain.max()):  # distinct points on one level everywhere
-            finished.append(mean)
+            finished.append(box_moments)
             continue
         best_axis, best_cut = np.unravel_index(int(gain.argmax()), gain.shape)
         on_left = levels[indices, best_axis] <= best_cut
-        push(indices[on_left])
-        push(indices[~on_left])
-    centres = finished + [entry[2] for entry in sorted(heap, key=lambda e: e[1])]
-    return np.array(centres[:k], dtype=np.float64).reshape(-1, points.shape[1])
+        push(indices[on_left], left[best_axis, best_cut])
+        push(indices[~on_left], right[best_axis, best_cut])
+    boxes = finished + [entry[2] for entry in sorted(heap, key=lambda e: e[1])]
+    boxes = np.array(boxes[:k], dtype=np.float64)
+    return boxes[:, 1 : 1 + channels] / boxes[:, :1]
 
 
 class CellSearch:
@@ -304,11 +306,11 @@ def kmeans(
         coarse_points, coarse_weights = points, weights
     centres = _snap_to_grid(variance_split_start(coarse_points, coarse_weights, k))
     if len(coarse_points) > k:
-        coarse = BruteSearch(coarse_points)
+        coarse = BoundedSearch(coarse_points)
         centres, _ = lloyd(coarse, coarse_weights, centres, max_iter, tol, _snap_to_grid)
     search = CellSearch(points, CELL_BITS, CELL_SLACK)
     weights = weights[search.order]
-    centres, _ = lloyd(search, weights, centres, min(FULL_ITER, max_iter), tol, _snap_to_grid)
+    centres, _ = lloyd(search, weights, centres, min(FULL_ITER_SMALL_K if k <= SMALL_K else FULL_ITER, max_iter), tol, _snap_to_grid)
     codebook, labels = lloyd(
         search, weights, _round_to_colours(centres), ROUNDED_ITER, 0.0, _round_to_colours
     )
@@ -317,22 +319,72 @@ def kmeans(
     return codebook.astype(np.uint8), unsorted
 
 
-class BruteSearch:
-    """Exact nearest centre by computing every distance (small point sets)."""
+class BoundedSearch:
+    """Exact nearest centre by brute force, skipping points that provably
+    keep their label (Hamerly's bounds), for the coarse stage.
+
+    It remembers, per point, an upper bound on the distance to its centre
+    and a lower bound on the distance to any other, and loosens both by how
+    far the centres moved since the last call. A point whose upper bound is
+    below its lower bound, or below half the gap from its centre to the
+    next nearest centre, cannot have changed label. The bounds are floats,
+    so they must clear by a margin far above their rounding error.
+    """
+
+    MARGIN = 1e-6
 
     def __init__(self, points: np.ndarray):
         self.points = points
         self.order = np.arange(len(points))
         self.norms = (points * points).sum(axis=1)
+        self.centres: np.ndarray | None = None
+        count = len(points)
+        self.labels = np.zeros(count, dtype=np.intp)
+        self.upper = np.full(count, np.inf)
+        self.lower = np.zeros(count)
 
-    def nearest(self, centres: np.ndarray) -> np.ndarray:
+    def _search_all(self, rows: np.ndarray, centres: np.ndarray) -> None:
         k = len(centres)
-        labels = np.empty(len(self.points), dtype=np.intp)
         step = max(1, CHUNK_ENTRIES // k)
         scaled = -2.0 * centres.T
         centre_norms = (centres * centres).sum(axis=1)
-        for start in range(0, len(self.points), step):
-            distances = self.points[start : start + step] @ scaled
+        for start in range(0, len(rows), step):
+            part = rows[start : start + step]
+            distances = self.points[part] @ scaled
             distances += centre_norms
-            labels[start : start + step] = distances.argmin(axis=1)
-        return labels
+            distances += self.norms[part, None]
+            nearest = distances.argmin(axis=1)
+            span = np.arange(len(part))
+            best = distances[span, nearest]
+            if k > 1:
+                distances[span, nearest] = np.inf
+                second = distances.min(axis=1)
+            else:
+                second = np.full(len(part), np.inf)
+            self.labels[part] = nearest
+            self.upper[part] = np.sqrt(np.maximum(best, 0))
+            self.lower[part] = np.sqrt(np.maximum(second, 0))
+
+    def nearest(self, centres: np.ndarray) -> np.ndarray:
+        if self.centres is None or len(self.centres) != len(centres):
+            self._search_all(self.order, centres)
+            self.centres = centres.copy()
+            return self.labels.copy()
+        moves = np.sqrt(((centres - self.centres) ** 2).sum(axis=1))
+        self.upper += moves[self.labels]
+        self.lower -= moves.max()
+        self.centres = centres.copy()
+        if len(centres) > 1:
+            gaps = np.sqrt(((centres[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2))
+            np.fill_diagonal(gaps, np.inf)
+            bound = np.maximum(0.5 * gaps.min(axis=1)[self.labels], self.lower) - self.MARGIN
+        else:
+            bound = np.full(len(self.points), np.inf)
+        unsure = np.flatnonzero(self.upper >= bound)
+        if unsure.size:
+            offsets = self.points[unsure] - centres[self.labels[unsure]]
+            self.upper[unsure] = np.sqrt((offsets * offsets).sum(axis=1))
+            unsure = unsure[self.upper[unsure] >= bound[unsure]]
+            if unsure.size:
+                self._search_all(unsure, centres)
+        return self.labels.copy()
