@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import bitpack, coding, container
+from .dither import dither as dither_onto
 from .histogram import histogram, labels_for_pixels
 from .kmeans import kmeans
 
@@ -27,6 +28,10 @@ class Options:
     max_iter: int = DEFAULT_MAX_ITER
     tol: float = DEFAULT_TOL
     seed: int = DEFAULT_SEED
+    # Floyd-Steinberg error diffusion onto the codebook (see dither.py).
+    dither: bool = False
+    # Target PSNR in dB: use the fewest colours (at most `colors`) reaching it.
+    quality: float | None = None
 
     @classmethod
     def from_mapping(cls, params: dict[str, Any]) -> Options:
@@ -37,7 +42,19 @@ class Options:
         tol = params.get("tol", DEFAULT_TOL)
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0 or math.isinf(tol):
             raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-        return cls(colors, max_iter, float(tol), seed)
+        dither = params.get("dither", False)
+        if not isinstance(dither, (bool, np.bool_)):
+            raise ValueError(f"dither must be True or False, got {dither!r}")
+        quality = params.get("quality")
+        if quality is not None:
+            if (
+                isinstance(quality, (bool, np.bool_))
+                or not isinstance(quality, (int, float, np.integer, np.floating))
+                or not 0 < quality <= 100
+            ):
+                raise ValueError(f"quality must be a target PSNR in dB, 0 < quality <= 100, got {quality!r}")
+            quality = float(quality)
+        return cls(colors, max_iter, float(tol), seed, bool(dither), quality)
 
 
 def _integer(value: Any, name: str, low: int, high: int | None) -> int:
@@ -70,28 +87,93 @@ def compress(
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
     seed: int = DEFAULT_SEED,
+    dither: bool = False,
+    quality: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cluster an image's colours into at most k; return (labels, centroids).
 
     labels is (h, w) uint8, centroids (K, C) uint8 with K <= k: an image of at
-    most k distinct colours comes back losslessly with those colours.
+    most k distinct colours comes back losslessly with those colours. Without
+    dithering every pixel gets its exactly nearest centroid (ties: lowest
+    index). With `quality`, K is the smallest reaching that PSNR (see
+    quantize).
     """
     options = Options.from_mapping(
-        {"colors": k, "max_iter": max_iter, "tol": tol, "seed": seed}
+        {"colors": k, "max_iter": max_iter, "tol": tol, "seed": seed,
+         "dither": dither, "quality": quality}
     )
+    return quantize(array, options)
+
+
+def quantize(array: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarray]:
+    """compress() with validated options: (labels (h, w) uint8, codebook (K, C) uint8).
+
+    With options.quality the codebook is the one for the smallest K whose
+    PSNR (undithered: over every pixel and channel of the stored image)
+    reaches the target, found by bisection over K on the one histogram. If
+    even options.colors colours miss it, options.colors are used: a target
+    is a request for quality, so falling short still gives the best the
+    file allows rather than an error.
+    """
     height, width = np.shape(array)[:2]
     pixels = _as_pixels(array)
     colors, counts, codes = histogram(pixels)
-    if len(colors) <= options.colors:
-        codebook = colors
-        color_labels = np.arange(len(colors), dtype=np.uint8)
+    if options.quality is None:
+        codebook, color_labels = _cluster(colors, counts, options.colors, options)
     else:
-        codebook, color_labels = kmeans(
-            colors, counts, options.colors,
-            max_iter=options.max_iter, tol=options.tol, seed=options.seed,
-        )
-    labels = labels_for_pixels(colors, color_labels.astype(np.uint8), codes)
-    return labels.reshape(height, width), codebook
+        codebook, color_labels = _cluster_for_quality(colors, counts, options)
+    if options.dither and len(codebook) < len(colors):
+        labels = dither_onto(pixels.reshape(height, width, -1), codebook)
+    else:
+        labels = labels_for_pixels(colors, color_labels, codes).reshape(height, width)
+    return labels, codebook
+
+
+def _cluster(
+    colors: np.ndarray, counts: np.ndarray, k: int, options: Options
+) -> tuple[np.ndarray, np.ndarray]:
+    """Codebook and a label per distinct colour (uint8) for at most k colours."""
+    if len(colors) <= k:
+        return colors, np.arange(len(colors), dtype=np.uint8)
+    codebook, labels = kmeans(
+        colors, counts, k, max_iter=options.max_iter, tol=options.tol, seed=options.seed
+    )
+    return codebook, labels.astype(np.uint8)
+
+
+def psnr(colors: np.ndarray, counts: np.ndarray, codebook: np.ndarray, labels: np.ndarray) -> float:
+    """PSNR in dB of the quantized image, from its histogram (inf if exact)."""
+    offsets = colors.astype(np.int64) - codebook[labels].astype(np.int64)
+    squared_error = float(counts @ (offsets * offsets).sum(axis=1))
+    if squared_error == 0:
+        return math.inf
+    mse = squared_error / (float(counts.sum()) * colors.shape[1])
+    return 10 * math.log10(255.0**2 / mse)
+
+
+def _cluster_for_quality(
+    colors: np.ndarray, counts: np.ndarray, options: Options
+) -> tuple[np.ndarray, np.ndarray]:
+    """The result for the smallest K reaching options.quality (bisection:
+    K = low always misses the target, K = high always reaches it, so the
+    answer's K - 1 is known to miss even where PSNR is not monotone in K)."""
+    results = {}
+
+    def reaches(k: int) -> bool:
+        results[k] = _cluster(colors, counts, k, options)
+        return psnr(colors, counts, *results[k]) >= options.quality
+
+    high = min(options.colors, len(colors))
+    if not reaches(high):
+        return results[high]
+    low = 0
+    while high - low > 1:
+        middle = (low + high) // 2
+        if reaches(middle):
+            high = middle
+        else:
+            low = middle
+    return results[high]
 
 
 def reconstruct(
@@ -158,9 +240,7 @@ def encode_array(
     array: np.ndarray, options: Options, metadata: dict[str, bytes] | None = None
 ) -> bytes:
     """A complete .kmq file for an (h, w[, C]) uint8 array."""
-    labels, codebook = compress(
-        array, options.colors, max_iter=options.max_iter, tol=options.tol, seed=options.seed
-    )
+    labels, codebook = quantize(array, options)
     height, width = labels.shape
     header = container.Header(
         width=width, height=height, channels=codebook.shape[1], k=len(codebook)
