@@ -117,7 +117,7 @@ def quantize(array: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarra
     """
     height, width = np.shape(array)[:2]
     pixels = _as_pixels(array)
-    colors, counts, codes = histogram(pixels)
+    colors, counts = histogram(pixels)
     if options.quality is None:
         codebook, color_labels = _cluster(colors, counts, options.colors, options)
     else:
@@ -125,7 +125,7 @@ def quantize(array: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarra
     if options.dither and len(codebook) < len(colors):
         labels = dither_onto(pixels.reshape(height, width, -1), codebook)
     else:
-        labels = labels_for_pixels(colors, color_labels, codes).reshape(height, width)
+        labels = labels_for_pixels(colors, color_labels, pixels).reshape(height, width)
     return labels, codebook
 
 

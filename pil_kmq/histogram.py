@@ -24,13 +24,15 @@ def unpack_codes(codes: np.ndarray, channels: int) -> np.ndarray:
 
 
 def distinct_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct codes in ascending order and their counts.
+    """Distinct codes in ascending order and their counts; sorts `codes` in
+    place.
 
     A sort then run-length scan: linear memory, and several times faster than
     np.unique(return_inverse=True) or a bincount over all 2**24 codes, which
     must allocate and scan 128 MiB whatever the image size.
     """
-    ordered = np.sort(codes)
+    codes.sort()
+    ordered = codes
     starts_run = np.empty(len(ordered), dtype=bool)
     starts_run[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=starts_run[1:])
@@ -40,24 +42,25 @@ def distinct_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordered[starts], counts
 
 
-def histogram(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct colours (M, C) uint8 in ascending code order, their counts (M,)
-    and the packed code of every pixel (N,) uint32, from which a label per
-    distinct colour maps to a label per pixel (see labels_for_pixels)."""
-    codes = pack_codes(pixels)
-    distinct, counts = distinct_codes(codes)
-    return unpack_codes(distinct, pixels.shape[1]), counts, codes
+def histogram(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct colours (M, C) uint8 in ascending code order and their counts
+    (M,). The per-pixel codes are not kept: for a big image they are the
+    largest array in the encoder, and recomputing them at the end (see
+    labels_for_pixels) costs one cheap pass."""
+    distinct, counts = distinct_codes(pack_codes(pixels))
+    return unpack_codes(distinct, pixels.shape[1]), counts
 
 
 def labels_for_pixels(
-    colors: np.ndarray, color_labels: np.ndarray, codes: np.ndarray
+    colors: np.ndarray, color_labels: np.ndarray, pixels: np.ndarray
 ) -> np.ndarray:
-    """Each pixel's label, given a label (uint8) for each distinct colour.
+    """Each pixel's label (N,), given a label (uint8) for each distinct colour.
 
     Up to three channels a direct lookup table over every code (16 MiB) is a
     single gather; four-channel codes are looked up by binary search.
     """
     channels = colors.shape[1]
+    codes = pack_codes(pixels)
     distinct = pack_codes(colors)
     if channels <= 3:
         table = np.zeros(1 << (8 * channels), dtype=np.uint8)

@@ -147,7 +147,7 @@ class CellSearch:
         self.high = np.maximum.reduceat(self.points, starts, axis=0)
 
         self.snapshot: np.ndarray | None = None
-        self.groups: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = []
+        self.groups: list[tuple[np.ndarray, np.ndarray]] = []
 
     def _candidates(self, centres: np.ndarray, slack: float) -> np.ndarray:
         """(cells, K) mask of the centres that may be nearest to some point of
@@ -182,7 +182,7 @@ class CellSearch:
             return
         # Left-aligned candidate lists in index order (so ties go to the
         # lowest index), padded with each box's first candidate.
-        table = np.repeat(first[:, None], width, axis=1)
+        table = np.repeat(first[:, None].astype(np.uint8), width, axis=1)
         rows, cols = np.nonzero(mask)
         slots = np.cumsum(mask, axis=1)[rows, cols] - 1
         table[rows, slots] = cols
@@ -191,9 +191,9 @@ class CellSearch:
         while True:
             group = np.flatnonzero((point_count <= padded) & (point_count > padded // 2))
             if group.size:
+                # uint8 (K <= 256) keeps these tables small for big images.
                 candidates = table[:, :padded][self.cell_of_point[group]]
-                values = [column[group, None] for column in self.points_by_channel]
-                self.groups.append((group, candidates, values))
+                self.groups.append((group, candidates))
             if padded >= width:
                 break
             padded *= 2
@@ -209,15 +209,19 @@ class CellSearch:
                 self._prepare(centres)
         labels = self.first[self.cell_of_point]
         by_channel = [np.ascontiguousarray(centres[:, c]) for c in range(centres.shape[1])]
-        for rows, candidates, values in self.groups:
-            total = None
-            for centre_values, point_values in zip(by_channel, values):
-                offset = centre_values.take(candidates)
-                offset -= point_values
-                offset *= offset
-                total = offset if total is None else total + offset
-            best = total.argmin(axis=1)
-            labels[rows] = np.take_along_axis(candidates, best[:, None], axis=1)[:, 0]
+        for group, group_candidates in self.groups:
+            step = max(1, CHUNK_ENTRIES // group_candidates.shape[1])
+            for start in range(0, len(group), step):
+                rows = group[start : start + step]
+                candidates = group_candidates[start : start + step].astype(np.intp)
+                total = None
+                for centre_values, point_values in zip(by_channel, self.points_by_channel):
+                    offset = centre_values.take(candidates)
+                    offset -= point_values[rows, None]
+                    offset *= offset
+                    total = offset if total is None else total + offset
+                best = total.argmin(axis=1)
+                labels[rows] = np.take_along_axis(candidates, best[:, None], axis=1)[:, 0]
         return labels
 
 
