@@ -27,9 +27,11 @@ def distinct_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct codes in ascending order and their counts; sorts `codes` in
     place.
 
-    A sort then run-length scan: linear memory, and several times faster than
-    np.unique(return_inverse=True) or a bincount over all 2**24 codes, which
-    must allocate and scan 128 MiB whatever the image size.
+    A sort then run-length scan: no memory beyond the codes, and several
+    times faster than np.unique(return_inverse=True) or a bincount over all
+    2**24 codes, which must allocate and scan 128 MiB whatever the image
+    size (and, for uint32 input, a 64-bit copy of the codes). On a
+    24-megapixel image the two take about the same time.
     """
     codes.sort()
     ordered = codes

@@ -33,6 +33,10 @@ CELL_SLACK = 2.0
 # when there are enough colours for that to pay.
 COARSE_BITS = 6
 COARSE_MIN_POINTS = 4096
+# Beyond this many distinct colours, bins of 2**(8 - FINE_BITS) levels stand
+# in for them in the passes after the coarse stage.
+FINE_MAX_POINTS = 1 << 18
+FINE_BITS = 7
 # Lloyd passes over all colours after the coarse stage (more where K is
 # small and passes are cheap), then on rounded centres.
 FULL_ITER = 2
@@ -312,12 +316,22 @@ def kmeans(
     if len(coarse_points) > k:
         coarse = BoundedSearch(coarse_points)
         centres, _ = lloyd(coarse, coarse_weights, centres, max_iter, tol, _snap_to_grid)
-    search = CellSearch(points, CELL_BITS, CELL_SLACK)
-    weights = weights[search.order]
-    centres, _ = lloyd(search, weights, centres, min(FULL_ITER_SMALL_K if k <= SMALL_K else FULL_ITER, max_iter), tol, _snap_to_grid)
+    # Passes over every colour, unless there are so many (big noisy photos)
+    # that finer bins stand in for them until the last, exact assignment.
+    fine_points, fine_weights = points, weights
+    if points.shape[1] >= 3 and len(points) > FINE_MAX_POINTS:
+        fine_points, fine_weights = bin_means(points, weights, FINE_BITS)
+        fine_points = _snap_to_grid(fine_points)
+    search = CellSearch(fine_points, CELL_BITS, CELL_SLACK)
+    fine_weights = fine_weights[search.order]
+    full_iter = FULL_ITER_SMALL_K if k <= SMALL_K else FULL_ITER
+    centres, _ = lloyd(search, fine_weights, centres, min(full_iter, max_iter), tol, _snap_to_grid)
     codebook, labels = lloyd(
-        search, weights, _round_to_colours(centres), ROUNDED_ITER, 0.0, _round_to_colours
+        search, fine_weights, _round_to_colours(centres), ROUNDED_ITER, 0.0, _round_to_colours
     )
+    if fine_points is not points:
+        search = CellSearch(points, CELL_BITS, CELL_SLACK)
+        labels = search.nearest(codebook)
     unsorted = np.empty_like(labels)
     unsorted[search.order] = labels
     return codebook.astype(np.uint8), unsorted
