@@ -15,8 +15,6 @@ recomputed exactly.
 
 from __future__ import annotations
 
-import heapq
-
 import numpy as np
 
 # Centres live on this grid during the float phase (see the module docstring).
@@ -33,6 +31,9 @@ CELL_SLACK = 2.0
 # when there are enough colours for that to pay.
 COARSE_BITS = 6
 COARSE_MIN_POINTS = 4096
+COARSE_MAX_ITER = 15
+# Share of the boxes split together in each round of the start.
+SPLIT_FRACTION = 0.5
 # Beyond this many distinct colours, bins of 2**(8 - FINE_BITS) levels stand
 # in for them in the passes after the coarse stage.
 FINE_MAX_POINTS = 1 << 18
@@ -54,71 +55,82 @@ def _round_to_colours(centres: np.ndarray) -> np.ndarray:
 
 
 def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
-    """Initial centres by greedy splitting (Wu's idea, on the points themselves).
+    """Initial centres by greedy variance splitting (Wu's idea, on the points).
 
-    Start with one box holding every colour; repeatedly take the box with the
-    largest weighted squared error and cut it across the axis and position
-    that remove the most error. The k box means start Lloyd much nearer a
-    good optimum than a random k-means++ draw, and deterministically.
+    Start with one box holding every colour; repeatedly take the boxes with
+    the largest weighted squared error and cut each across the axis and
+    level that remove the most error. The k box means start Lloyd near a
+    good optimum, deterministically. Each round splits the worst
+    SPLIT_FRACTION of the boxes together, with one bincount for all of
+    them, so the Python loop runs tens of times rather than k times; on
+    photos this picks the same boxes as splitting one at a time.
     """
     channels = points.shape[1]
     levels = np.clip(points, 0, 255).astype(np.intp)
-    axis_offsets = np.arange(channels) * 256
-    # Per point: weight, weighted coordinates, weighted squared norm.
     moments = np.column_stack(
         [weights, points * weights[:, None], weights * (points * points).sum(axis=1)]
     )
-
-    def error(box_moments: np.ndarray) -> float:
-        sums = box_moments[1 : 1 + channels]
-        return float(box_moments[-1] - (sums @ sums) / box_moments[0])
-
-    heap: list[tuple[float, int, np.ndarray, np.ndarray]] = []
-    order = 0  # tie-breaker so the heap never compares arrays
-
-    def push(indices: np.ndarray, box_moments: np.ndarray) -> None:
-        nonlocal order
-        heapq.heappush(heap, (-error(box_moments), order, box_moments, indices))
-        order += 1
-
-    push(np.arange(len(points)), moments.sum(axis=0))
-    finished: list[np.ndarray] = []
-    while heap and len(heap) + len(finished) < k:
-        neg_error, _, box_moments, indices = heapq.heappop(heap)
-        if -neg_error <= 0 or len(indices) < 2:
-            finished.append(box_moments)
-            continue
-        # One bincount per moment over all axes at once, at position
-        # axis * 256 + level: the cumulative sums then give, for every axis
-        # and cut level, the moments of the part at or below the cut.
-        positions = (levels[indices] + axis_offsets).ravel()
-        box_points = moments[indices]
+    width = moments.shape[1]
+    box_of_point = np.zeros(len(points), dtype=np.intp)
+    box_moments = moments.sum(axis=0, keepdims=True)
+    splittable = np.ones(1, dtype=bool)
+    while len(box_moments) < k:
+        sums = box_moments[:, 1 : 1 + channels]
+        errors = box_moments[:, -1] - (sums * sums).sum(axis=1) / box_moments[:, 0]
+        errors[~splittable] = -np.inf
+        candidates = np.flatnonzero(errors > 0)
+        if candidates.size == 0:
+            break
+        batch_size = min(k - len(box_moments), max(1, int(len(box_moments) * SPLIT_FRACTION)))
+        ranked = candidates[np.argsort(-errors[candidates], kind="stable")]
+        batch = ranked[:batch_size]
+        slot_of_box = np.full(len(box_moments), -1)
+        slot_of_box[batch] = np.arange(len(batch))
+        slots = slot_of_box[box_of_point]
+        chosen = np.flatnonzero(slots >= 0)
+        slots = slots[chosen]
+        # Position (slot, axis, level): cumulative sums along level give the
+        # moments at or below every cut of every axis of every box.
+        positions = ((slots[:, None] * channels + np.arange(channels)) * 256 + levels[chosen]).ravel()
+        size = len(batch) * channels * 256
         cumulative = np.stack(
-            [
-                np.bincount(positions, np.repeat(box_points[:, m], channels), minlength=256 * channels)
-                for m in range(moments.shape[1])
-            ],
+            [np.bincount(positions, np.repeat(moments[chosen, m], channels), minlength=size) for m in range(width)],
             axis=1,
         )
-        cumulative = np.cumsum(cumulative.reshape(channels, 256, -1), axis=1)
-        left = cumulative[:, :-1]
-        right = box_moments - left
+        cumulative = np.cumsum(cumulative.reshape(len(batch), channels, 256, width), axis=2)
+        left = cumulative[:, :, :-1]
+        right = box_moments[batch][:, None, None, :] - left
         left_sums, right_sums = left[..., 1 : 1 + channels], right[..., 1 : 1 + channels]
         with np.errstate(divide="ignore", invalid="ignore"):
-            gain = (left_sums * left_sums).sum(axis=2) / left[..., 0] + (
+            gain = (left_sums * left_sums).sum(axis=3) / left[..., 0] + (
                 right_sums * right_sums
-            ).sum(axis=2) / right[..., 0]
+            ).sum(axis=3) / right[..., 0]
         gain[(left[..., 0] <= 0) | (right[..., 0] <= 0)] = -np.inf
-        if not np.isfinite(gain.max()):  # distinct points on one level everywhere
-            finished.append(box_moments)
+        flat = gain.reshape(len(batch), -1)
+        best = flat.argmax(axis=1)
+        can_split = np.isfinite(flat[np.arange(len(batch)), best])
+        splittable[batch[~can_split]] = False
+        batch, best = batch[can_split], best[can_split]
+        if batch.size == 0:
             continue
-        best_axis, best_cut = np.unravel_index(int(gain.argmax()), gain.shape)
-        on_left = levels[indices, best_axis] <= best_cut
-        push(indices[on_left], left[best_axis, best_cut])
-        push(indices[~on_left], right[best_axis, best_cut])
-    boxes = finished + [entry[2] for entry in sorted(heap, key=lambda e: e[1])]
-    boxes = np.array(boxes[:k], dtype=np.float64)
-    return boxes[:, 1 : 1 + channels] / boxes[:, :1]
+        axes, cuts = np.divmod(best, 255)
+        slot_index = np.flatnonzero(can_split)
+        new_ids = np.full(len(slot_of_box), -1)
+        new_ids[batch] = len(box_moments) + np.arange(len(batch))
+        # Points above their box's cut move to the new box.
+        axis_of_box = np.zeros(len(slot_of_box), dtype=np.intp)
+        cut_of_box = np.full(len(slot_of_box), 256)
+        axis_of_box[batch] = axes
+        cut_of_box[batch] = cuts
+        boxes = box_of_point[chosen]
+        moves = levels[chosen, axis_of_box[boxes]] > cut_of_box[boxes]
+        box_of_point[chosen[moves]] = new_ids[boxes[moves]]
+        lower = left[slot_index, axes, cuts]
+        upper = box_moments[batch] - lower
+        box_moments[batch] = lower
+        box_moments = np.concatenate([box_moments, upper])
+        splittable = np.concatenate([splittable, np.ones(len(batch), dtype=bool)])
+    return box_moments[:, 1 : 1 + channels] / box_moments[:, :1]
 
 
 class CellSearch:
@@ -315,7 +327,7 @@ def kmeans(
     centres = _snap_to_grid(variance_split_start(coarse_points, coarse_weights, k))
     if len(coarse_points) > k:
         coarse = BoundedSearch(coarse_points)
-        centres, _ = lloyd(coarse, coarse_weights, centres, max_iter, tol, _snap_to_grid)
+        centres, _ = lloyd(coarse, coarse_weights, centres, min(max_iter, COARSE_MAX_ITER), tol, _snap_to_grid)
     # Passes over every colour, unless there are so many (big noisy photos)
     # that finer bins stand in for them until the last, exact assignment.
     fine_points, fine_weights = points, weights
@@ -406,3 +418,4 @@ class BoundedSearch:
             if unsure.size:
                 self._search_all(unsure, centres)
         return self.labels.copy()
+
