@@ -405,9 +405,15 @@ class BoundedSearch:
         self.lower -= moves.max()
         self.centres = centres.copy()
         if len(centres) > 1:
-            gaps = np.sqrt(((centres[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2))
+            # Squared gaps as |a|^2 - 2 a.b + |b|^2: exact on the grid, and a
+            # K x K x C product is small enough to stay on this thread.
+            norms = (centres * centres).sum(axis=1)
+            gaps = centres @ (-2.0 * centres.T)
+            gaps += norms
+            gaps += norms[:, None]
             np.fill_diagonal(gaps, np.inf)
-            bound = np.maximum(0.5 * gaps.min(axis=1)[self.labels], self.lower) - self.MARGIN
+            nearest_gap = np.sqrt(np.maximum(gaps.min(axis=1), 0))
+            bound = np.maximum(0.5 * nearest_gap[self.labels], self.lower) - self.MARGIN
         else:
             bound = np.full(len(self.points), np.inf)
         unsure = np.flatnonzero(self.upper >= bound)
