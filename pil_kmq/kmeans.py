@@ -42,8 +42,9 @@ FINE_BITS = 7
 # small and passes are cheap), then on rounded centres.
 FULL_ITER = 2
 FULL_ITER_SMALL_K = 6
+ROUNDED_ITER = 2
+ROUNDED_ITER_SMALL_K = 3
 SMALL_K = 64
-ROUNDED_ITER = 3
 
 
 def _snap_to_grid(centres: np.ndarray) -> np.ndarray:
@@ -337,9 +338,10 @@ def kmeans(
     search = CellSearch(fine_points, CELL_BITS, CELL_SLACK)
     fine_weights = fine_weights[search.order]
     full_iter = FULL_ITER_SMALL_K if k <= SMALL_K else FULL_ITER
+    rounded_iter = ROUNDED_ITER_SMALL_K if k <= SMALL_K else ROUNDED_ITER
     centres, _ = lloyd(search, fine_weights, centres, min(full_iter, max_iter), tol, _snap_to_grid)
     codebook, labels = lloyd(
-        search, fine_weights, _round_to_colours(centres), ROUNDED_ITER, 0.0, _round_to_colours
+        search, fine_weights, _round_to_colours(centres), rounded_iter, 0.0, _round_to_colours
     )
     if fine_points is not points:
         search = CellSearch(points, CELL_BITS, CELL_SLACK)
