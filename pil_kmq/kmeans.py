@@ -74,6 +74,10 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int) -> np.
     width = moments.shape[1]
     box_of_point = np.zeros(len(points), dtype=np.intp)
     box_moments = moments.sum(axis=0, keepdims=True)
+    # Level ranges of each box (inclusive; may be loose after splits on
+    # other axes): cut tables only need to span the widest box of a round.
+    box_low = levels.min(axis=0, keepdims=True)
+    box_high = levels.max(axis=0, keepdims=True)
     splittable = np.ones(1, dtype=bool)
     while len(box_moments) < k:
         sums = box_moments[:, 1 : 1 + channels]
@@ -90,15 +94,19 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int) -> np.
         slots = slot_of_box[box_of_point]
         chosen = np.flatnonzero(slots >= 0)
         slots = slots[chosen]
-        # Position (slot, axis, level): cumulative sums along level give the
-        # moments at or below every cut of every axis of every box.
-        positions = ((slots[:, None] * channels + np.arange(channels)) * 256 + levels[chosen]).ravel()
-        size = len(batch) * channels * 256
+        # Position (slot, axis, level above the box's low end): cumulative
+        # sums along level give the moments at or below every cut of every
+        # axis of every box.
+        span = int((box_high[batch] - box_low[batch]).max()) + 1
+        relative = levels[chosen] - box_low[batch][slots]
+        positions = ((slots[:, None] * channels + np.arange(channels)) * span + relative).ravel()
+        size = len(batch) * channels * span
+        repeated = np.repeat(moments[chosen], channels, axis=0)
         cumulative = np.stack(
-            [np.bincount(positions, np.repeat(moments[chosen, m], channels), minlength=size) for m in range(width)],
+            [np.bincount(positions, repeated[:, m], minlength=size) for m in range(width)],
             axis=1,
         )
-        cumulative = np.cumsum(cumulative.reshape(len(batch), channels, 256, width), axis=2)
+        cumulative = np.cumsum(cumulative.reshape(len(batch), channels, span, width), axis=2)
         left = cumulative[:, :, :-1]
         right = box_moments[batch][:, None, None, :] - left
         left_sums, right_sums = left[..., 1 : 1 + channels], right[..., 1 : 1 + channels]
@@ -114,8 +122,9 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int) -> np.
         batch, best = batch[can_split], best[can_split]
         if batch.size == 0:
             continue
-        axes, cuts = np.divmod(best, 255)
         slot_index = np.flatnonzero(can_split)
+        axes, cuts = np.divmod(best, span - 1)
+        cuts = cuts + box_low[batch, axes]  # back to absolute levels
         new_ids = np.full(len(slot_of_box), -1)
         new_ids[batch] = len(box_moments) + np.arange(len(batch))
         # Points above their box's cut move to the new box.
@@ -126,10 +135,16 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int) -> np.
         boxes = box_of_point[chosen]
         moves = levels[chosen, axis_of_box[boxes]] > cut_of_box[boxes]
         box_of_point[chosen[moves]] = new_ids[boxes[moves]]
-        lower = left[slot_index, axes, cuts]
+        lower = left[slot_index, axes, cuts - box_low[batch, axes]]
         upper = box_moments[batch] - lower
         box_moments[batch] = lower
         box_moments = np.concatenate([box_moments, upper])
+        upper_low = box_low[batch].copy()
+        upper_low[np.arange(len(batch)), axes] = cuts + 1
+        upper_high = box_high[batch].copy()
+        box_high[batch, axes] = cuts
+        box_low = np.concatenate([box_low, upper_low])
+        box_high = np.concatenate([box_high, upper_high])
         splittable = np.concatenate([splittable, np.ones(len(batch), dtype=bool)])
     return box_moments[:, 1 : 1 + channels] / box_moments[:, :1]
 
