@@ -356,7 +356,7 @@ def kmeans(
     rounded_iter = ROUNDED_ITER_SMALL_K if k <= SMALL_K else ROUNDED_ITER
     centres, _ = lloyd(search, fine_weights, centres, min(full_iter, max_iter), tol, _snap_to_grid)
     codebook, labels = lloyd(
-        search, fine_weights, _round_to_colours(centres), rounded_iter, 0.0, _round_to_colours
+        search, fine_weights, _round_to_colours(centres), min(rounded_iter, max_iter), 0.0, _round_to_colours
     )
     if fine_points is not points:
         search = CellSearch(points, CELL_BITS, CELL_SLACK)
