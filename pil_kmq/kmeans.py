@@ -1,16 +1,27 @@
-"""K-means over weighted colours: a variance-splitting start, then Lloyd's
-algorithm accelerated with Hamerly's bounds.
+"""K-means over weighted colours, coarse to fine.
 
 Points are distinct colours and weights their pixel counts, so a centroid is
 the mean of the pixels assigned to it, exactly as k-means over all pixels.
+The stages (see kmeans()):
+
+1. Bin the colours (2**COARSE_BITS levels a side), each bin standing as the
+   weighted mean of its colours; split those greedily by variance for a
+   deterministic start (variance_split_start).
+2. Lloyd on the bins, skipping points that provably keep their label
+   (Hamerly's bounds, BoundedSearch): the many early passes are cheap.
+3. A few Lloyd passes over every colour, each nearest centre found among
+   a handful of candidates per cell of colour space (CellSearch).
+4. Lloyd passes on centres rounded to colours, ending with the exact
+   assignment of every colour to the final uint8 codebook.
 
 Determinism: every distance is computed exactly. Colours are integers and
-centres are kept on a grid of 1/1024 (then of 1 for the final codebook), so
-each product and sum in |x|^2 - 2 x.c + |c|^2 is exact in float64 whatever
-order BLAS adds them in, on any number of threads. The bounds are inexact
-floats, so a point keeps its label without a check only when the bound
-clears by a margin far above their rounding error; everything else is
-recomputed exactly.
+centres (and bin means) are kept on a grid of 1/1024, then of 1 for the
+codebook, so each product and sum in |x|^2 - 2 x.c + |c|^2 or (x - c)^2 is
+exact in float64, whatever order BLAS adds them in, on any number of
+threads: ties go to the lowest index, and the result is the same on every
+run. Hamerly's bounds are inexact floats, so a point keeps its label
+unchecked only when a bound clears by a margin far above their rounding
+error.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ GRID = 1024.0
 # the work for these thin (inner dimension C) products, and a busy machine
 # makes it far worse. 64K float64 entries also stay in cache.
 CHUNK_ENTRIES = 1 << 16
+# Cells of colour space for candidate lists: 2**CELL_BITS levels a side.
 CELL_BITS = 4
 # Candidate lists stay valid until a centre moves this far (colour units).
 CELL_SLACK = 2.0
@@ -31,6 +43,7 @@ CELL_SLACK = 2.0
 # when there are enough colours for that to pay.
 COARSE_BITS = 6
 COARSE_MIN_POINTS = 4096
+# Passes on the bins: later ones move centres by hundredths of a level.
 COARSE_MAX_ITER = 15
 # Share of the boxes split together in each round of the start.
 SPLIT_FRACTION = 0.5
@@ -303,7 +316,7 @@ def bin_means(points: np.ndarray, weights: np.ndarray, bits: int) -> tuple[np.nd
     codes = np.zeros(len(points), dtype=np.int64)
     for channel in range(points.shape[1]):
         codes = (codes << bits) | (points[:, channel].astype(np.int64) >> shift)
-    _, first, which = np.unique(codes, return_index=True, return_inverse=True)
+    _, which = np.unique(codes, return_inverse=True)
     which = which.reshape(-1)
     totals = np.bincount(which, weights)
     means = np.stack(
@@ -330,6 +343,8 @@ def kmeans(
     few passes over all the colours, then passes on centres rounded to
     colours. The rounded mean is the best integer centre of a cluster, so
     those last passes only lower the error the file will actually have.
+    max_iter caps the passes of each stage (0: the split's box means,
+    rounded, and the exact assignment); tol stops the float stages early.
     `seed` is kept for API compatibility: nothing here is random.
     """
     del seed
@@ -343,7 +358,8 @@ def kmeans(
     centres = _snap_to_grid(variance_split_start(coarse_points, coarse_weights, k))
     if len(coarse_points) > k:
         coarse = BoundedSearch(coarse_points)
-        centres, _ = lloyd(coarse, coarse_weights, centres, min(max_iter, COARSE_MAX_ITER), tol, _snap_to_grid)
+        coarse_iter = min(max_iter, COARSE_MAX_ITER)
+        centres, _ = lloyd(coarse, coarse_weights, centres, coarse_iter, tol, _snap_to_grid)
     # Passes over every colour, unless there are so many (big noisy photos)
     # that finer bins stand in for them until the last, exact assignment.
     fine_points, fine_weights = points, weights
@@ -356,7 +372,8 @@ def kmeans(
     rounded_iter = ROUNDED_ITER_SMALL_K if k <= SMALL_K else ROUNDED_ITER
     centres, _ = lloyd(search, fine_weights, centres, min(full_iter, max_iter), tol, _snap_to_grid)
     codebook, labels = lloyd(
-        search, fine_weights, _round_to_colours(centres), min(rounded_iter, max_iter), 0.0, _round_to_colours
+        search, fine_weights, _round_to_colours(centres),
+        min(rounded_iter, max_iter), 0.0, _round_to_colours,
     )
     if fine_points is not points:
         search = CellSearch(points, CELL_BITS, CELL_SLACK)
