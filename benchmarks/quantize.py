@@ -3,6 +3,7 @@ KMeans (the tutorial's settings), libimagequant and Pillow's median cut.
 
     python benchmarks/quantize.py CORPUS_DIR [--k 16,64,256] [--skip-sklearn]
                                   [--limit N] [--sklearn-limit N] [--repeat R]
+    python benchmarks/quantize.py CORPUS_DIR --big [--k 256]
 
 PSNR is over the whole set: 10 log10(255^2 / MSE) with the MSE over every
 pixel and channel of every image (no dithering anywhere). Times are totals
@@ -10,6 +11,10 @@ over the images, measured in the same run so that ratios are fair; on a busy
 machine quote the ratios, not the absolutes. scikit-learn at K=256 takes
 minutes: --sklearn-limit runs it on the first N images only and its row then
 says so (its PSNR and time cover those images; the ratio is per image).
+--big instead measures one 24-megapixel image (6000x4000) made from the
+corpus image with the most distinct colours, twice: tiled (its own colours repeated) and upscaled
+bicubically (about a million distinct colours): pil_kmq's time and peak
+memory above the image itself (tracemalloc), and libimagequant's time.
 Not a unit test: nothing here is imported by the tests.
 """
 
@@ -28,12 +33,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pil_kmq.api import compress, reconstruct  # noqa: E402
 
 
-def load_corpus(folder: Path, limit: int | None) -> list[np.ndarray]:
+def load_corpus_paths(folder: Path) -> list[Path]:
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".ppm", ".bmp", ".tif", ".tiff"})
-    if limit:
-        paths = paths[:limit]
     if not paths:
         raise SystemExit(f"no images in {folder}")
+    return paths
+
+
+def load_corpus(folder: Path, limit: int | None) -> list[np.ndarray]:
+    paths = load_corpus_paths(folder)
+    if limit:
+        paths = paths[:limit]
     return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
 
 
@@ -95,6 +105,47 @@ def run(method, images: list[np.ndarray], k: int, repeat: int) -> tuple[float, f
     return psnr, best
 
 
+def big_images(folder: Path) -> dict[str, np.ndarray]:
+    """The corpus image with the most distinct colours (the hardest case),
+    tiled and upscaled to 6000x4000."""
+    from pil_kmq.histogram import histogram
+
+    images = [Image.open(p).convert("RGB") for p in load_corpus_paths(folder)]
+    first = max(images, key=lambda im: len(histogram(np.asarray(im).reshape(-1, 3))[0]))
+    tile = np.asarray(first)
+    reps = (-(-4000 // tile.shape[0]), -(-6000 // tile.shape[1]), 1)
+    return {
+        "tiled": np.ascontiguousarray(np.tile(tile, reps)[:4000, :6000]),
+        "upscaled": np.asarray(first.resize((6000, 4000), Image.Resampling.BICUBIC)),
+    }
+
+
+def run_big(folder: Path, ks: list[int]) -> None:
+    import tracemalloc
+
+    print("24-megapixel image (6000x4000 RGB, 72 MB), no dithering")
+    print(f"{'K':>4}  {'image':<9} {'colours':>9} {'pil_kmq s':>9} {'peak MB':>8} {'x image':>7} {'liq s':>7}")
+    for name, image in big_images(folder).items():
+        from pil_kmq.histogram import histogram
+
+        distinct = len(histogram(image.reshape(-1, 3))[0])
+        for k in ks:
+            tracemalloc.start()
+            start = time.perf_counter()
+            compress(image, k)
+            seconds = time.perf_counter() - start
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            start = time.perf_counter()
+            quantize_imagequant(image, k)
+            liq_seconds = time.perf_counter() - start
+            print(
+                f"{k:>4}  {name:<9} {distinct:>9,} {seconds:>9.2f} {peak / 1e6:>8.0f} "
+                f"{peak / image.nbytes:>7.2f} {liq_seconds:>7.2f}",
+                flush=True,
+            )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus", type=Path)
@@ -104,7 +155,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sklearn-limit", type=int, default=None, help="scikit-learn on the first N images only")
     parser.add_argument("--repeat", type=int, default=1, help="best of R timings (not sklearn)")
     parser.add_argument("--methods", default=None, help="comma-separated subset of: " + ", ".join(METHODS))
+    parser.add_argument("--big", action="store_true", help="time and memory on a 24-megapixel image instead")
     args = parser.parse_args(argv)
+    if args.big:
+        run_big(args.corpus, [int(v) for v in args.k.split(",")] if args.k != "16,64,256" else [256])
+        return
 
     images = load_corpus(args.corpus, args.limit)
     names = list(METHODS) if args.methods is None else [m.strip() for m in args.methods.split(",")]
