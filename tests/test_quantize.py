@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import pil_kmq  # noqa: F401  (registers the format)
@@ -190,3 +192,24 @@ def test_good_options_are_read():
     options = Options.from_mapping({"dither": True, "quality": 35, "colors": 64})
     assert options.dither is True and options.quality == 35.0 and options.colors == 64
     assert Options.from_mapping({}).dither is False and Options.from_mapping({}).quality is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    data=st.data(),
+    channels=st.sampled_from([1, 3, 4]),
+    k=st.integers(1, 256),
+)
+def test_exact_nearest_for_arbitrary_images(data, channels, k):
+    height = data.draw(st.integers(1, 24))
+    width = data.draw(st.integers(1, 24))
+    levels = data.draw(st.sampled_from([2, 7, 256]))  # few or many distinct colours
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    image = (rng.integers(0, levels, (height, width, channels)) * (255 // (levels - 1))).astype(np.uint8)
+    labels, codebook = compress(image, k)
+    pixels = image.reshape(-1, channels)
+    assert len(codebook) <= k and labels.max() < len(codebook)
+    np.testing.assert_array_equal(labels.ravel(), brute_force_nearest(pixels, codebook))
+    if len(np.unique(pixels, axis=0)) <= k:
+        np.testing.assert_array_equal(reconstruct(labels, codebook, image.shape), image)
