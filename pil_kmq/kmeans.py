@@ -38,25 +38,22 @@ CHUNK_ENTRIES = 1 << 16
 # Cells of colour space for candidate lists: 2**CELL_BITS levels a side.
 CELL_BITS = 4
 # Candidate lists stay valid until a centre moves this far (colour units).
-CELL_SLACK = 2.0
+CELL_SLACK = 3.0
 # The coarse stage clusters means of bins 2**(8 - COARSE_BITS) levels wide,
 # when there are enough colours for that to pay.
 COARSE_BITS = 6
 COARSE_MIN_POINTS = 4096
-# Passes on the bins: later ones move centres by hundredths of a level.
-COARSE_MAX_ITER = 15
 # Share of the boxes split together in each round of the start.
 SPLIT_FRACTION = 0.5
 # Beyond this many distinct colours, bins of 2**(8 - FINE_BITS) levels stand
 # in for them in the passes after the coarse stage.
 FINE_MAX_POINTS = 1 << 18
 FINE_BITS = 7
-# Lloyd passes over all colours after the coarse stage (more where K is
-# small and passes are cheap), then on rounded centres.
-FULL_ITER = 2
-FULL_ITER_SMALL_K = 6
-ROUNDED_ITER = 2
-ROUNDED_ITER_SMALL_K = 3
+# Most Lloyd passes per stage: on the bins (later passes there move centres
+# by hundredths of a level), over every colour, on rounded centres. Where K
+# is small passes are cheap, so there are more of them.
+PASSES_SMALL_K = (15, 6, 3)
+PASSES_LARGE_K = (10, 2, 2)
 SMALL_K = 64
 
 
@@ -339,15 +336,18 @@ def kmeans(
     M > k, the points being integer colours.
 
     Coarse to fine, because Lloyd's many early passes need not see every
-    colour: split and run Lloyd to tol (or max_iter) on bin means, then a
-    few passes over all the colours, then passes on centres rounded to
-    colours. The rounded mean is the best integer centre of a cluster, so
+    colour: split and run Lloyd on bin means, then a few passes over all
+    the colours, then passes on centres rounded to colours (at most
+    PASSES_SMALL_K or PASSES_LARGE_K passes per stage). The rounded mean is the best integer centre of a cluster, so
     those last passes only lower the error the file will actually have.
-    max_iter caps the passes of each stage (0: the split's box means,
-    rounded, and the exact assignment); tol stops the float stages early.
+    max_iter lowers those caps (0: the split's box means, rounded, and the
+    exact assignment); tol stops the float stages early.
     `seed` is kept for API compatibility: nothing here is random.
     """
     del seed
+    coarse_iter, full_iter, rounded_iter = (
+        min(passes, max_iter) for passes in (PASSES_SMALL_K if k <= SMALL_K else PASSES_LARGE_K)
+    )
     points = np.asarray(points, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
     if points.shape[1] >= 3 and len(points) > COARSE_MIN_POINTS:
@@ -358,7 +358,6 @@ def kmeans(
     centres = _snap_to_grid(variance_split_start(coarse_points, coarse_weights, k))
     if len(coarse_points) > k:
         coarse = BoundedSearch(coarse_points)
-        coarse_iter = min(max_iter, COARSE_MAX_ITER)
         centres, _ = lloyd(coarse, coarse_weights, centres, coarse_iter, tol, _snap_to_grid)
     # Passes over every colour, unless there are so many (big noisy photos)
     # that finer bins stand in for them until the last, exact assignment.
@@ -368,12 +367,10 @@ def kmeans(
         fine_points = _snap_to_grid(fine_points)
     search = CellSearch(fine_points, CELL_BITS, CELL_SLACK)
     fine_weights = fine_weights[search.order]
-    full_iter = FULL_ITER_SMALL_K if k <= SMALL_K else FULL_ITER
-    rounded_iter = ROUNDED_ITER_SMALL_K if k <= SMALL_K else ROUNDED_ITER
-    centres, _ = lloyd(search, fine_weights, centres, min(full_iter, max_iter), tol, _snap_to_grid)
+    centres, _ = lloyd(search, fine_weights, centres, full_iter, tol, _snap_to_grid)
     codebook, labels = lloyd(
         search, fine_weights, _round_to_colours(centres),
-        min(rounded_iter, max_iter), 0.0, _round_to_colours,
+        rounded_iter, 0.0, _round_to_colours,
     )
     if fine_points is not points:
         search = CellSearch(points, CELL_BITS, CELL_SLACK)
