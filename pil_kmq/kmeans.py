@@ -294,7 +294,7 @@ def lloyd(
         if empty.any():
             distances = ((points - centres[labels]) ** 2).sum(axis=1)
             worst = np.argsort(-(weights * distances), kind="stable")[: int(empty.sum())]
-            new[np.flatnonzero(empty)[: len(worst)]] = points[worst]
+            new[np.flatnonzero(empty)[: len(worst)]] = snap(points[worst])
         shift = np.sqrt(((new - centres) ** 2).sum(axis=1)).max()
         centres = new
         if shift == 0:
