@@ -54,7 +54,7 @@ class Options:
             ):
                 raise ValueError(f"quality must be a target PSNR in dB, 0 < quality <= 100, got {quality!r}")
             quality = float(quality)
-        return cls(colors, max_iter, float(tol), seed, bool(dither), quality)
+        return cls(colors, max_iter, float(tol), seed, dither=bool(dither), quality=quality)
 
 
 def _integer(value: Any, name: str, low: int, high: int | None) -> int:
