@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import __version__, coding, container
-from .api import DEFAULT_COLORS, size_report
+from .api import DEFAULT_COLORS, mean_squared_error, psnr_from_mse, size_report
 from .atomic import format_for_path, save_atomic
 from .pixels import to_array
 
@@ -489,19 +489,6 @@ def load_as(path: Path, mode: str, shape: tuple[int, ...]) -> np.ndarray:
                 f"{path} is {im.width}x{im.height}, the .kmq file is {shape[1]}x{shape[0]}"
             )
         return to_array(im if im.mode == mode else im.convert(mode)).reshape(shape)
-
-
-def mean_squared_error(a: np.ndarray, b: np.ndarray) -> float:
-    """Over all pixels and channels, in 8-bit units squared."""
-    total = 0.0
-    for row in range(0, a.shape[0], 256):  # bounded float64 temporaries
-        diff = a[row : row + 256].astype(np.float64) - b[row : row + 256]
-        total += float(np.vdot(diff.ravel(), diff.ravel()))
-    return total / a.size
-
-
-def psnr_from_mse(mse: float) -> float:
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def format_report(report: dict[str, Any]) -> str:

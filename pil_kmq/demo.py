@@ -15,14 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import size_report
+from .api import mean_squared_error, psnr_from_mse, size_report
 
 DEFAULT_IMAGE = Path("fixtures/images/parrots.png")
-
-
-def psnr(original: np.ndarray, decoded: np.ndarray) -> float:
-    mse = np.mean((original.astype(np.float64) - decoded.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         decoded.save(target.with_suffix(".png"))
         report = size_report(original.shape, decoded.info["colors"])
         print(f"\nK={k}: {target} ({target.stat().st_size:,} bytes), "
-              f"PSNR {psnr(original, np.asarray(decoded)):.2f} dB, "
+              f"PSNR {psnr_from_mse(mean_squared_error(original, np.asarray(decoded))):.2f} dB, "
               f"encode {encoded - start:.2f} s, decode {1000 * (done - encoded):.1f} ms")
         print(report.table())
     return 0

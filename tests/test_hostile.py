@@ -13,7 +13,6 @@ import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -128,8 +127,11 @@ def test_encoding_from_eight_threads_gives_identical_files():
     barrier = threading.Barrier(8)
 
     def encode_all(_):
+        # Each thread saves its own Image objects: Pillow keeps the save
+        # options on the image (im.encoderinfo) while it saves.
+        own = [im.copy() for im in images]
         barrier.wait()
-        return [encode(im) for im in images]
+        return [encode(im) for im in own]
 
     with ThreadPoolExecutor(8) as pool:
         for result in pool.map(encode_all, range(8)):

@@ -117,7 +117,8 @@ def test_default_is_256_colours():
 
 @pytest.mark.parametrize(
     "params", [{"colors": 0}, {"colors": 257}, {"colors": "abc"}, {"colors": 2.5},
-               {"max_iter": -1}, {"tol": -1.0}, {"tol": "x"}, {"seed": -3}]
+               {"max_iter": -1}, {"tol": -1.0}, {"tol": "x"}, {"seed": -3},
+               {"coding": "lzw"}, {"coding": 9}, {"coding": True}, {"quality": 0}, {"dither": "yes"}]
 )
 def test_bad_save_options_raise_value_error(params):
     with pytest.raises(ValueError):
@@ -317,3 +318,11 @@ def test_decompression_bomb_limit_applies(monkeypatch):
 def test_impossible_size_trips_the_bomb_limit_by_default():
     with pytest.raises(Image.DecompressionBombError):
         Image.open(MALFORMED / "impossible_size.kmq")
+
+
+@pytest.mark.parametrize("name, number", [("raw", 0), ("zlib", 1), ("xz", 2), ("bzip2", 3), (2, 2)])
+def test_coding_option_forces_a_coding(name, number):
+    im = gradient_image(40, 30)
+    data = save_to_bytes(im, colors=16, coding=name)
+    assert container.parse(data).header.coding == number
+    assert reopen(data).tobytes() == reopen(save_to_bytes(im, colors=16)).tobytes()
