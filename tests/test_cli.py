@@ -450,3 +450,22 @@ def test_encode_optimize_writes_a_smaller_compressed_file_with_the_same_pixels(t
     report = json.loads(run_kmq("info", tmp_path / "small.kmq", "--json").stdout)
     assert report["header"]["coding"] != 0
     assert report["header"]["coding_name"] in {"zlib", "xz", "bzip2"}
+
+
+def test_encode_quality_picks_the_smallest_k_reaching_the_target(tmp_path):
+    source = make_image(tmp_path / "photo.png", size=(32, 24))
+    result = run_kmq("encode", source, "--quality", "30", "-o", tmp_path / "q.kmq")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(run_kmq("info", tmp_path / "q.kmq", "--json", "--original", source).stdout)
+    k = report["header"]["k"]
+    assert report["comparison"]["psnr_db"] >= 30
+    assert run_kmq("encode", source, "-k", str(k - 1), "-o", tmp_path / "fewer.kmq").returncode == 0
+    fewer = json.loads(run_kmq("info", tmp_path / "fewer.kmq", "--json", "--original", source).stdout)
+    assert fewer["comparison"]["psnr_db"] < 30
+
+
+def test_encode_dither_changes_the_indices(tmp_path):
+    source = make_image(tmp_path / "photo.png", size=(32, 24))
+    assert run_kmq("encode", source, "-k", "4", "-o", tmp_path / "plain.kmq").returncode == 0
+    assert run_kmq("encode", source, "-k", "4", "--dither", "-o", tmp_path / "dith.kmq").returncode == 0
+    assert not np.array_equal(pixels(tmp_path / "plain.kmq"), pixels(tmp_path / "dith.kmq"))
