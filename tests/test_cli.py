@@ -415,7 +415,10 @@ def test_installed_console_script_runs():
     (entry_point,) = entry_points
     assert entry_point.value == "pil_kmq.cli:main"
     assert entry_point.load() is cli.main or entry_point.load().__module__ == "pil_kmq.cli"
-    script = shutil.which("kmq")
+    # pip puts the script beside the interpreter (a venv's bin/), which need
+    # not be on PATH when the venv is used without activating it.
+    beside = Path(sys.executable).with_name("kmq")
+    script = str(beside) if beside.exists() else shutil.which("kmq")
     if script is None:
         pytest.skip("installed, but the kmq script is not on PATH")
     result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
