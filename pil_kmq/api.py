@@ -276,11 +276,9 @@ def encode_array(
     header = container.Header(
         width=width, height=height, channels=codebook.shape[1], k=len(codebook)
     )
-    if options.coding is not None:
-        header.coding = options.coding
-        payload = coding.encode(labels, header.k, header.coding)
-    elif options.optimize:
-        header.coding, codebook, payload = coding.smallest(labels, codebook)
+    if options.optimize:
+        header.coding, codebook, payload = coding.smallest(labels, codebook, options.coding)
     else:
+        header.coding = options.coding or coding.RAW
         payload = coding.encode(labels, header.k, header.coding)
     return container.build(header, codebook.tobytes(), payload, metadata)

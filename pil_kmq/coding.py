@@ -68,8 +68,11 @@ def encode(labels: np.ndarray, k: int, coding: int = RAW) -> bytes:
     return ENCODERS[coding](labels, k)
 
 
-def smallest(labels: np.ndarray, codebook: np.ndarray) -> tuple[int, np.ndarray, bytes]:
-    """optimize=True: the smallest (coding, codebook, payload) the format has.
+def smallest(
+    labels: np.ndarray, codebook: np.ndarray, only: int | None = None
+) -> tuple[int, np.ndarray, bytes]:
+    """optimize=True: the smallest (coding, codebook, payload) the format has,
+    or, with `only`, the smallest that coding can write.
 
     The codebook may come back permuted (the decoded colours are the same);
     raw is among the candidates, and ties go to the lower coding number.
@@ -77,9 +80,10 @@ def smallest(labels: np.ndarray, codebook: np.ndarray) -> tuple[int, np.ndarray,
     k = len(codebook)
     order = entropy.reorder_palette(labels, k)
     labels, codebook = entropy.apply_order(labels, codebook, order)
-    best = (RAW, encode_raw(labels, k))
-    for number, payload in entropy.candidates(labels, k):
-        if len(payload) < len(best[1]):
+    best = (RAW, encode_raw(labels, k)) if only in (None, RAW) else None
+    codings = entropy.STREAM_CODINGS if only is None else (only,)
+    for number, payload in entropy.candidates(labels, k, codings):
+        if best is None or len(payload) < len(best[1]):
             best = (number, payload)
     return best[0], codebook, best[1]
 

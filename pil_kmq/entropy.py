@@ -231,17 +231,18 @@ def decode_stream(
     return labels
 
 
-def candidates(labels: np.ndarray, k: int) -> list[tuple[int, bytes]]:
-    """Every (coding, payload) the encoder tries under optimize=True."""
+def candidates(labels: np.ndarray, k: int, codings=STREAM_CODINGS) -> list[tuple[int, bytes]]:
+    """Every (coding, payload) the encoder tries under optimize=True, of the
+    given codings."""
     out = [
-        (ZLIB, encode_stream(labels, k, ZLIB, 1)),
-        (BZIP2, encode_stream(labels, k, BZIP2, 1)),
+        (number, encode_stream(labels, k, number, 1)) for number in (ZLIB, BZIP2) if number in codings
     ]
-    for band in BAND_CANDIDATES:
-        if band > 1 and labels.shape[0] == 1:
-            continue
-        for variant in (0, 1):
-            out.append((XZ, encode_stream(labels, k, XZ, band, variant)))
+    if XZ in codings:
+        for band in BAND_CANDIDATES:
+            if band > 1 and labels.shape[0] == 1:
+                continue
+            for variant in (0, 1):
+                out.append((XZ, encode_stream(labels, k, XZ, band, variant)))
     return out
 
 

@@ -326,3 +326,14 @@ def test_coding_option_forces_a_coding(name, number):
     data = save_to_bytes(im, colors=16, coding=name)
     assert container.parse(data).header.coding == number
     assert reopen(data).tobytes() == reopen(save_to_bytes(im, colors=16)).tobytes()
+
+
+@pytest.mark.parametrize("name, number", [("zlib", 1), ("xz", 2)])
+def test_optimize_with_a_coding_spends_effort_on_that_coding(name, number):
+    im = gradient_image(64, 48)
+    plain = save_to_bytes(im, colors=16, coding=name)
+    tuned = save_to_bytes(im, colors=16, coding=name, optimize=True)
+    assert container.parse(tuned).header.coding == number
+    # The palette order is a heuristic: it may cost a byte on a toy image.
+    assert len(tuned) < len(save_to_bytes(im, colors=16)) / 2
+    assert reopen(tuned).tobytes() == reopen(plain).tobytes()
