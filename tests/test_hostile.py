@@ -115,12 +115,14 @@ def test_loading_from_eight_threads_gives_the_same_pixels():
             assert list(pool.map(lambda d: load_bytes(d).tobytes(), files)) == expected
 
 
-def test_encoding_from_eight_threads_gives_identical_files():
+@pytest.mark.parametrize("params", [{"colors": 16}, {"colors": 16, "optimize": True},
+                                    {"colors": 8, "dither": True}])
+def test_encoding_from_eight_threads_gives_identical_files(params):
     images = [gradient_image(48, 32), noise_image(40, 30, seed=2), gradient_image(30, 30, "RGBA")]
 
     def encode(im: Image.Image) -> bytes:
         buffer = io.BytesIO()
-        im.save(buffer, "KMQ", colors=16, seed=5)
+        im.save(buffer, "KMQ", **params)
         return buffer.getvalue()
 
     expected = [encode(im) for im in images]
