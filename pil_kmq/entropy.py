@@ -286,11 +286,14 @@ def _fiedler_split(m: np.ndarray, idx: np.ndarray) -> np.ndarray:
         space = vectors[:, tied]
         fiedler = space @ (space.T @ probe)
     fiedler = fiedler * scale
-    # the eigenvector's sign is arbitrary: fix it, and round away the last
-    # bits so that the order does not hang on floating-point noise
-    if fiedler[np.argmax(np.abs(fiedler))] < 0:
-        fiedler = -fiedler
+    # round away the last bits so that the order does not hang on
+    # floating-point noise, and fix the eigenvector's arbitrary sign: the
+    # lowest index among the largest entries (a symmetric graph has them at
+    # both ends, with opposite signs) comes out positive
     key = np.round(fiedler / (np.abs(fiedler).max() + 1e-300), 9)
+    top = np.flatnonzero(np.abs(key) == np.abs(key).max())
+    if key[top[np.argmin(idx[top])]] < 0:
+        key = -key
     return idx[np.lexsort((idx, key))]
 
 

@@ -194,6 +194,24 @@ def test_reorder_palette_does_not_depend_on_the_eigenbasis_lapack_picks(monkeypa
 
 
 
+def test_reorder_palette_does_not_hang_on_eigenvector_sign_or_rounding(monkeypatch):
+    """Bars of 9 colours: a path graph, whose Fiedler vector is as large at
+    one end as at the other. eigh may return any sign and differ in the last
+    bits; the order must not follow either."""
+    labels = np.tile(np.arange(9, dtype=np.uint8), (4, 1))
+    expected = entropy.reorder_palette(labels, 9)
+    original = np.linalg.eigh
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+
+        def noisy_eigh(matrix):
+            values, vectors = original(matrix)
+            signs = rng.choice([-1.0, 1.0], vectors.shape[1])
+            return values, vectors * signs + rng.standard_normal(vectors.shape) * 1e-14
+
+        monkeypatch.setattr(entropy.np.linalg, "eigh", noisy_eigh)
+        np.testing.assert_array_equal(entropy.reorder_palette(labels, 9), expected)
+
 def test_optimize_gives_the_same_bytes_whatever_the_blas_thread_count():
     script = (
         "import hashlib, io, sys, numpy as np; sys.path.insert(0, sys.argv[1]); "
