@@ -149,6 +149,17 @@ def test_smallest_picks_the_smallest_candidate_and_keeps_colours():
     np.testing.assert_array_equal(new_book[decoded], book[labels])
 
 
+
+def test_smallest_breaks_ties_to_the_lower_coding_number(monkeypatch):
+    """spec: the smallest payload is kept, ties going to the lower coding
+    number, whatever order the candidates are tried in (bzip2 before xz)."""
+    labels = label_map(8, 8, 4)
+    book = distinct_codebook(4, 3)
+    fake = [(entropy.ZLIB, b"z" * 9), (entropy.BZIP2, b"b" * 5), (entropy.XZ, b"x" * 5)]
+    monkeypatch.setattr(entropy, "candidates", lambda labels, k, codings=None: list(fake))
+    number, _, payload = coding.smallest(labels, book)
+    assert (number, payload) == (entropy.XZ, b"x" * 5)
+
 def test_reorder_palette_is_a_permutation():
     labels = label_map(20, 20, 37)
     order = entropy.reorder_palette(labels, 37)
