@@ -83,7 +83,7 @@ def smallest(
     best = (RAW, encode_raw(labels, k)) if only in (None, RAW) else None
     codings = entropy.STREAM_CODINGS if only is None else (only,)
     for number, payload in entropy.candidates(labels, k, codings):
-        if best is None or len(payload) < len(best[1]):
+        if best is None or (len(payload), number) < (len(best[1]), best[0]):
             best = (number, payload)
     return best[0], codebook, best[1]
 

@@ -42,6 +42,9 @@ BAND_CANDIDATES = (1, 32)
 XZ_MIN_DICT = 1 << 12
 XZ_MEMLIMIT_SLACK = 1 << 20  # decoder state beyond the dictionary
 
+# Laplacian eigenvalues closer than this count as one repeated eigenvalue.
+EIGEN_TIE = 1e-6
+
 
 class CodingError(OSError):
     """A payload that its coding does not allow."""
@@ -267,13 +270,30 @@ def _fiedler_split(m: np.ndarray, idx: np.ndarray) -> np.ndarray:
     degree = sub.sum(axis=1) + 1e-9
     scale = 1.0 / np.sqrt(degree)
     laplacian = np.eye(len(idx)) - scale[:, None] * sub * scale[None, :]
-    _, vectors = np.linalg.eigh(laplacian)
-    fiedler = vectors[:, 1] * scale
-    # the eigenvector's sign is arbitrary: fix it, and round away the last
-    # bits so that the order does not hang on floating-point noise
-    if fiedler[np.argmax(np.abs(fiedler))] < 0:
-        fiedler = -fiedler
+    values, vectors = np.linalg.eigh(laplacian)
+    tied = np.abs(values - values[1]) <= EIGEN_TIE
+    if tied.sum() == 1:
+        fiedler = vectors[:, 1]
+    else:
+        # A repeated eigenvalue (a symmetric or disconnected graph): any basis
+        # of its eigenspace is a valid answer of eigh, and which one it gives
+        # depends on the BLAS build and its thread count. The projection of a
+        # fixed vector (orthogonal to the trivial eigenvector) onto the
+        # eigenspace does not.
+        trivial = np.sqrt(degree) / np.linalg.norm(np.sqrt(degree))
+        probe = np.cos(idx * 2.399963229728653)
+        probe -= (trivial @ probe) * trivial
+        space = vectors[:, tied]
+        fiedler = space @ (space.T @ probe)
+    fiedler = fiedler * scale
+    # round away the last bits so that the order does not hang on
+    # floating-point noise, and fix the eigenvector's arbitrary sign: the
+    # lowest index among the largest entries (a symmetric graph has them at
+    # both ends, with opposite signs) comes out positive
     key = np.round(fiedler / (np.abs(fiedler).max() + 1e-300), 9)
+    top = np.flatnonzero(np.abs(key) == np.abs(key).max())
+    if key[top[np.argmin(idx[top])]] < 0:
+        key = -key
     return idx[np.lexsort((idx, key))]
 
 
