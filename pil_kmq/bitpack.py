@@ -65,19 +65,21 @@ def unpack(stream: bytes | memoryview, count: int, bits: int) -> np.ndarray:
         for j in range(per_byte):
             np.bitwise_and(raw >> (8 - bits * (j + 1)), mask, out=out[:, j])
         return out.reshape(-1)[:count]
-    # b = 3, 5, 6, 7: 8 indices fill b bytes. Index j of a group starts r bits
-    # into byte q of it and ends within byte q + 1, so it is read from those
-    # two bytes as one 16-bit value.
-    groups = -(-count // 8)
-    whole = np.zeros(groups * bits + 1, dtype=np.uint8)
+    # b = 3, 5, 6, 7: a group of g indices fills whole bytes (g = 4 for b = 6,
+    # else 8). Index j of a group starts r bits into byte q of it and ends
+    # within byte q + 1, so it is read from those two bytes as one 16-bit value.
+    per_group = 8 // np.gcd(bits, 8)
+    group_bytes = bits * per_group // 8
+    groups = -(-count // per_group)
+    whole = np.zeros(groups * group_bytes, dtype=np.uint8)
     whole[: raw.size] = raw
-    grouped = whole[:-1].reshape(groups, bits)
+    grouped = whole.reshape(groups, group_bytes)
     mask = (1 << bits) - 1
-    out = np.empty((groups, 8), dtype=np.uint8)
-    for j in range(8):
+    out = np.empty((groups, per_group), dtype=np.uint8)
+    for j in range(per_group):
         q, r = divmod(j * bits, 8)
         high = grouped[:, q].astype(np.uint16) << 8
-        low = grouped[:, q + 1] if q + 1 < bits else 0
+        low = grouped[:, q + 1] if q + 1 < group_bytes else 0
         pair = high | low
         np.bitwise_and(pair >> (16 - bits - r), mask, out=out[:, j], casting="unsafe")
     return out.reshape(-1)[:count]
