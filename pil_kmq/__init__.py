@@ -6,7 +6,7 @@ built-in format.
 """
 
 from . import KmqImagePlugin  # noqa: F401  (registers the format)
-from .api import SizeReport, compress, reconstruct, size_report
+from .api import SizeReport, compress, read_labels, reconstruct, size_report
 
-__all__ = ["compress", "reconstruct", "size_report", "SizeReport"]
+__all__ = ["compress", "read_labels", "reconstruct", "size_report", "SizeReport"]
 __version__ = "0.1.0"

@@ -8,6 +8,8 @@ every b from 1 to 8, with no per-pixel Python loop and no 8x bit expansion.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -21,6 +23,14 @@ def bits_per_index(k: int) -> int:
 def packed_size(count: int, bits: int) -> int:
     """Bytes of a raw stream of `count` indices of `bits` bits."""
     return (count * bits + 7) // 8
+
+
+def group_shape(bits: int) -> tuple[int, int]:
+    """(indices, bytes) of the smallest run of indices that fills whole
+    bytes: every such group starts on a byte, which is what lets a reader
+    start anywhere in the stream at a group boundary."""
+    common = math.gcd(bits, 8)
+    return 8 // common, bits // common
 
 
 def _shifts(bits: int) -> np.ndarray:
@@ -68,8 +78,7 @@ def unpack(stream: bytes | memoryview, count: int, bits: int) -> np.ndarray:
     # b = 3, 5, 6, 7: a group of g indices fills whole bytes (g = 4 for b = 6,
     # else 8). Index j of a group starts r bits into byte q of it and ends
     # within byte q + 1, so it is read from those two bytes as one 16-bit value.
-    per_group = 8 // np.gcd(bits, 8)
-    group_bytes = bits * per_group // 8
+    per_group, group_bytes = group_shape(bits)
     groups = -(-count // per_group)
     whole = np.zeros(groups * group_bytes, dtype=np.uint8)
     whole[: raw.size] = raw
