@@ -663,34 +663,24 @@ def run_sheet(args: argparse.Namespace) -> int:
 # --- the parser ----------------------------------------------------------
 
 
-def _colors_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError(f"K must be 1..256, got {value}")
-    return value
+def _number(parse: Callable[[str], float], kind: str, low: float, high: float, bounds: str):
+    """An argparse type: `parse` the text and check low <= value <= high."""
+
+    def check(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {bounds}, got {text}")
+        return value
+
+    return check
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
+_colors_count = _number(int, "an integer", 1, 256, "K in 1..256")
+_positive_float = _number(float, "a number", math.ulp(0.0), sys.float_info.max, "a positive number")
+_workers = _number(int, "an integer", 0, math.inf, "0 or more")
 
 
 def _add_batch_options(parser: argparse.ArgumentParser, what: str) -> None:
