@@ -13,7 +13,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageFile, ImagePalette
 
-from . import coding, container
+from . import bitpack, coding, container
 from .api import Options, encode_array
 from .pixels import to_array
 
@@ -117,7 +117,7 @@ class KmqDecoder(ImageFile.PyDecoder):
             raise OSError(msg)
         # What is there decodes; the missing indices are 0, like a truncated PNG's gray.
         padded = data[: header.raw_payload_size].ljust(header.raw_payload_size, b"\0")
-        labels = coding.bitpack.unpack(padded, header.pixel_count, header.bits)
+        labels = bitpack.unpack(padded, header.pixel_count, header.bits)
         return np.minimum(labels, header.k - 1).reshape(header.height, header.width)
 
 

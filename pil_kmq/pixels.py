@@ -48,11 +48,3 @@ def to_array(im: Image.Image) -> np.ndarray:
         im = im.convert(mode)
     array = np.asarray(im, dtype=np.uint8)
     return array.reshape(im.height, im.width, -1)
-
-
-def from_array(array: np.ndarray) -> Image.Image:
-    """A Pillow image from an (h, w) or (h, w, 1|3|4) uint8 array."""
-    array = np.asarray(array, dtype=np.uint8)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    return Image.fromarray(array)
