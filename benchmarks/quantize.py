@@ -108,7 +108,7 @@ def run(method, images: list[np.ndarray], k: int, repeat: int) -> tuple[float, f
 def big_images(folder: Path) -> dict[str, np.ndarray]:
     """The corpus image with the most distinct colours (the hardest case),
     tiled and upscaled to 6000x4000."""
-    from pil_kmq.histogram import histogram
+    from pil_kmq.quantize.histogram import histogram
 
     images = [Image.open(p).convert("RGB") for p in load_corpus_paths(folder)]
     first = max(images, key=lambda im: len(histogram(np.asarray(im).reshape(-1, 3))[0]))
@@ -126,7 +126,7 @@ def run_big(folder: Path, ks: list[int]) -> None:
     print("24-megapixel image (6000x4000 RGB, 72 MB), no dithering")
     print(f"{'K':>4}  {'image':<9} {'colours':>9} {'pil_kmq s':>9} {'peak MB':>8} {'x image':>7} {'liq s':>7}")
     for name, image in big_images(folder).items():
-        from pil_kmq.histogram import histogram
+        from pil_kmq.quantize.histogram import histogram
 
         distinct = len(histogram(image.reshape(-1, 3))[0])
         for k in ks:

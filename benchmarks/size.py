@@ -34,7 +34,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pil_kmq  # noqa: E402  (registers the format)
-from pil_kmq import coding, container, entropy  # noqa: E402
+from pil_kmq.format import coding, container, entropy  # noqa: E402
 
 
 def labels_for(path: Path, k: int, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:

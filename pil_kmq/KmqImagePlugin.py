@@ -13,7 +13,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageFile, ImagePalette
 
-from . import bitpack, coding, container
+from .format import bitpack, coding, container
 from .api import Options, encode_array
 from .pixels import to_array
 

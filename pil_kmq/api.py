@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from . import bitpack, coding, container
-from .dither import dither as dither_onto
-from .histogram import histogram, labels_for_pixels
-from .kmeans import kmeans
+from .format import bitpack, coding, container
+from .quantize.dither import dither as dither_onto
+from .quantize.histogram import histogram, labels_for_pixels
+from .quantize.kmeans import kmeans
 
 DEFAULT_COLORS = 256
 DEFAULT_MAX_ITER = 300

@@ -28,7 +28,8 @@ from typing import Any, TextIO
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from . import __version__, coding, container
+from . import __version__
+from .format import coding, container
 from .api import DEFAULT_COLORS, mean_squared_error, psnr_from_mse, size_report
 from .atomic import format_for_path, save_atomic
 from .pixels import to_array

@@ -29,7 +29,7 @@ from pathlib import Path
 from PIL import Image
 
 import pil_kmq  # noqa: F401  (registers KMQ)
-from pil_kmq import coding, container
+from pil_kmq.format import coding, container
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FUZZ_DIR = FIXTURES / "fuzz"

@@ -8,7 +8,7 @@ from PIL import Image
 
 from conftest import FIXTURES, gradient_image, noise_image
 from pil_kmq import compress, read_labels, reconstruct, size_report
-from pil_kmq.assign import nearest
+from pil_kmq.quantize.nearest import nearest
 from pil_kmq.demo import main as demo_main
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pil_kmq.bitpack import bits_per_index, pack, packed_size, padding_is_zero, unpack
+from pil_kmq.format.bitpack import bits_per_index, pack, packed_size, padding_is_zero, unpack
 
 
 @pytest.mark.parametrize(

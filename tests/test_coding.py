@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import pil_kmq  # noqa: F401  (registers the format)
-from pil_kmq import coding, container, entropy
+from pil_kmq.format import coding, container, entropy
 
 MODES = {"L": 1, "RGB": 3, "RGBA": 4}
 KS = (1, 2, 3, 16, 256)

@@ -10,7 +10,7 @@ from PIL import Image
 
 import pil_kmq  # noqa: F401  (registers the format)
 from pil_kmq.api import compress, reconstruct
-from pil_kmq.dither import dither
+from pil_kmq.quantize.dither import dither
 
 
 def gradient(channels: int, height: int = 40, width: int = 96) -> np.ndarray:

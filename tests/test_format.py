@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pil_kmq import api, coding, container
+from pil_kmq import api
+from pil_kmq.format import coding, container
 from conftest import FIXTURES, flat_pixels, noise_image
 
 SPEC_EXAMPLE = bytes.fromhex(

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from conftest import FIXTURES, flat_pixels, gradient_image, noise_image
-from pil_kmq import container
+from pil_kmq.format import container
 
 GOLDEN = FIXTURES / "golden"
 MALFORMED = FIXTURES / "malformed"

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .assign import BoundedSearch, CellSearch
+from .nearest import BoundedSearch, CellSearch
 
 # Centres live on this grid during the float phase (see the module docstring).
 GRID = 1024.0
