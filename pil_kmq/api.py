@@ -14,6 +14,8 @@ from .format import bitpack, coding, container
 from .quantize.dither import dither as dither_onto
 from .quantize.histogram import histogram, labels_for_pixels
 from .quantize.kmeans import kmeans
+from .quantize import rd_search
+from .quantize.remap import remap
 
 DEFAULT_COLORS = 256
 DEFAULT_MAX_ITER = 300
@@ -37,6 +39,9 @@ class Options:
     optimize: bool = False
     # Force one coding (a number of coding.NAMES); None: raw, or the smallest with optimize.
     coding: int | None = None
+    # Rate-distortion smoothing of the labels (quantize/remap.py); None: 0
+    # (nearest colour), or, with a quality target, chosen by the search.
+    smooth: float | None = None
 
     @classmethod
     def from_mapping(cls, params: dict[str, Any]) -> Options:
@@ -59,10 +64,21 @@ class Options:
             ):
                 raise ValueError(f"quality must be a target PSNR in dB, 0 < quality <= 100, got {quality!r}")
             quality = float(quality)
+        smooth = params.get("smooth")
+        if smooth is not None:
+            if (
+                isinstance(smooth, (bool, np.bool_))
+                or not isinstance(smooth, (int, float, np.integer, np.floating))
+                or not 0 <= smooth < math.inf
+            ):
+                raise ValueError(f"smooth must be a finite number >= 0, got {smooth!r}")
+            smooth = float(smooth)
+            if dither and smooth > 0:
+                raise ValueError("dither and smooth > 0 cannot be combined: dithering adds the noise smoothing removes")
         return cls(
             colors, max_iter, float(tol), seed, dither=bool(dither), quality=quality,
             optimize=bool(params.get("optimize", False)),
-            coding=_coding_number(params.get("coding")),
+            coding=_coding_number(params.get("coding")), smooth=smooth,
         )
 
 
@@ -111,6 +127,7 @@ def compress(
     seed: int = DEFAULT_SEED,
     dither: bool = False,
     quality: float | None = None,
+    smooth: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cluster an image's colours into at most k; return (labels, centroids).
 
@@ -122,7 +139,7 @@ def compress(
     """
     options = Options.from_mapping(
         {"colors": k, "max_iter": max_iter, "tol": tol, "seed": seed,
-         "dither": dither, "quality": quality}
+         "dither": dither, "quality": quality, "smooth": smooth}
     )
     return quantize(array, options)
 
@@ -140,6 +157,8 @@ def quantize(array: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarra
     height, width = np.shape(array)[:2]
     pixels = _as_pixels(array)
     colors, counts = histogram(pixels)
+    if _searches_smoothing(options):
+        return _smallest_for_quality(pixels.reshape(height, width, -1), colors, counts, options)
     if options.quality is None:
         codebook, color_labels = _cluster(colors, counts, options.colors, options)
     else:
@@ -148,7 +167,35 @@ def quantize(array: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarra
         labels = dither_onto(pixels.reshape(height, width, -1), codebook)
     else:
         labels = labels_for_pixels(colors, color_labels, pixels).reshape(height, width)
+        labels = remap(pixels.reshape(height, width, -1), codebook, labels, options.smooth or 0.0)
     return labels, codebook
+
+
+def _searches_smoothing(options: Options) -> bool:
+    """A quality target written in a compressed coding searches K and
+    smoothing together (raw files cost the same however smooth)."""
+    compressed = options.optimize or options.coding not in (None, coding.RAW)
+    return options.quality is not None and compressed and not options.dither and options.smooth != 0
+
+
+def _smallest_for_quality(
+    image: np.ndarray, colors: np.ndarray, counts: np.ndarray, options: Options
+) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest file meeting options.quality (see rd_search)."""
+
+    def nearest(k: int) -> tuple[np.ndarray, np.ndarray]:
+        codebook, color_labels = _cluster(colors, counts, k, options)
+        labels = labels_for_pixels(colors, color_labels, image.reshape(-1, image.shape[2]))
+        return labels.reshape(image.shape[:2]), codebook
+
+    def exact(labels: np.ndarray, codebook: np.ndarray) -> int:
+        return len(coding.smallest(labels, codebook, options.coding)[2])
+
+    choice = rd_search.smallest_for_psnr(
+        image, options.quality, min(options.colors, len(colors)), nearest, rd_search.quick_size, exact,
+        max_smooth=rd_search.SMOOTH_RANGE[1] if options.smooth is None else options.smooth,
+    )
+    return choice.labels, choice.codebook
 
 
 def _cluster(
