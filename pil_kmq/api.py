@@ -153,6 +153,13 @@ def quantize(array: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarra
     even options.colors colours miss it, options.colors are used: a target
     is a request for quality, so falling short still gives the best the
     file allows rather than an error.
+
+    With options.smooth the labels are smoothed (quantize/remap.py). A
+    quality target written in a compressed coding instead finds the
+    smallest file meeting it, searching K and smoothing together
+    (quantize/rd_search.py; smooth, if given, caps the smoothing and 0
+    turns the search off). A raw file costs the same however smooth its
+    labels, so there the target keeps the fewest colours' nearest labels.
     """
     height, width = np.shape(array)[:2]
     pixels = _as_pixels(array)
@@ -167,7 +174,8 @@ def quantize(array: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarra
         labels = dither_onto(pixels.reshape(height, width, -1), codebook)
     else:
         labels = labels_for_pixels(colors, color_labels, pixels).reshape(height, width)
-        labels = remap(pixels.reshape(height, width, -1), codebook, labels, options.smooth or 0.0)
+        if options.quality is None:
+            labels = remap(pixels.reshape(height, width, -1), codebook, labels, options.smooth or 0.0)
     return labels, codebook
 
 

@@ -41,6 +41,8 @@ PASSES = 3
 # Colour value of the padding label outside the image: so far from any
 # colour that it is never a candidate.
 FAR = 1 << 12
+# Pixels updated at once: bounds the temporaries (about 100 bytes each).
+CHUNK = 1 << 18
 
 
 def smoothing_weight(pixels: np.ndarray, codebook: np.ndarray, labels: np.ndarray, smooth: float) -> float:
@@ -100,24 +102,22 @@ class _Grid:
         self.shape = (height, width)
         self.stride = width + 2
         channels = codebook.shape[1]
-        self.current = _padded(labels, len(codebook), np.intp)
-        self.nearest = self.current.copy()
+        # small types: about 20 bytes a pixel in all
+        self.current = _padded(labels, len(codebook), np.int16)
+        self.nearest = _padded(labels, 0, np.uint8)
         # codebook columns with a far padding colour (index K)
         far = np.full((1, channels), FAR, dtype=np.int32)
         book = np.concatenate([codebook.astype(np.int32), far])
         self.book = [np.ascontiguousarray(book[:, c]) for c in range(channels)]
-        self.pixels = [_padded(pixels[..., c], 0, np.int32) for c in range(channels)]
+        self.pixels = [_padded(pixels[..., c], 0, np.uint8) for c in range(channels)]
         self.lam = np.float32(lam)
         self.nearest_error = _padded(error, 0, np.float32)
         self.current_error = self.nearest_error.copy()
-        # the most error a pixel may take on (see the module docstring)
-        self.limit = self.nearest_error + np.float32(4 * lam)
-        rows, cols = np.indices((height + 2, width + 2))
         inside = np.zeros((height + 2, width + 2), dtype=bool)
         inside[1:-1, 1:-1] = True
         self.inside = inside.ravel()
-        colour = ((rows + cols) & 1).ravel()
-        self.colours = [self.inside & (colour == 0), self.inside & (colour == 1)]
+        parity = (np.arange(height + 2, dtype=np.uint8)[:, None] + np.arange(width + 2, dtype=np.uint8)) & 1
+        self.colours = [self.inside & (parity.ravel() == 0), self.inside & (parity.ravel() == 1)]
         # a pixel whose 4 neighbours all share its label cannot change
         self.dirty = self.inside & ~self._uniform()
 
@@ -129,21 +129,28 @@ class _Grid:
         return same
 
     def update(self, colour: int) -> None:
-        """Move every dirty pixel of one checkerboard colour to its best candidate."""
+        """Move every dirty pixel of one checkerboard colour to its best
+        candidate (in chunks, which bound memory: pixels of one colour do not
+        see each other)."""
         index = np.flatnonzero(self.dirty & self.colours[colour])
-        if index.size == 0:
-            return
         self.dirty[index] = False
+        moved = [self._update(index[start : start + CHUNK]) for start in range(0, index.size, CHUNK)]
+        for part in moved:
+            for step in (-self.stride, self.stride, -1, 1):
+                self.dirty[part + step] = True
+        self.dirty &= self.inside
+
+    def _update(self, index: np.ndarray) -> np.ndarray:
+        """Move the pixels at `index` (flat, one colour); return those that moved."""
         s = self.stride
         flat = self.current
-        neighbours = np.stack([flat[index - s], flat[index + s], flat[index - 1], flat[index + 1]])
+        neighbours = np.stack([flat[index - s], flat[index + s], flat[index - 1], flat[index + 1]]).astype(np.intp)
         error = None
         for book, plane in zip(self.book, self.pixels):
             offset = book.take(neighbours)
             offset -= plane[index]
             offset *= offset
             error = offset if error is None else error + offset
-        up, down, left, right = neighbours
         pairs = {(i, j): neighbours[i] == neighbours[j] for i in range(4) for j in range(i + 1, 4)}
         agree = np.empty((4, index.size), dtype=np.float32)
         for i in range(4):
@@ -151,12 +158,14 @@ class _Grid:
             for j in range(4):
                 if j != i:
                     agree[i] += pairs[min(i, j), max(i, j)]
+        nearest_error = self.nearest_error[index]
         cost = error.astype(np.float32)
-        cost[cost > self.limit[index]] = np.inf
+        # the most error a pixel may take on (see the module docstring)
+        cost[cost > nearest_error + np.float32(4) * self.lam] = np.inf
         cost -= self.lam * agree
         nearest = self.nearest[index]
         current = flat[index]
-        nearest_cost = self.nearest_error[index] - self.lam * (neighbours == nearest).sum(axis=0)
+        nearest_cost = nearest_error - self.lam * (neighbours == nearest).sum(axis=0)
         current_cost = self.current_error[index] - self.lam * (neighbours == current).sum(axis=0)
         best = cost.argmin(axis=0)
         span = np.arange(index.size)
@@ -169,13 +178,9 @@ class _Grid:
         best_cost[use_nearest] = nearest_cost[use_nearest]
         changed = (best_cost < current_cost) & (chosen != current)
         moved = index[changed]
-        if moved.size == 0:
-            return
         flat[moved] = chosen[changed]
-        self.current_error[moved] = np.where(use_nearest, self.nearest_error[index], chosen_error)[changed]
-        for step in (-s, s, -1, 1):
-            self.dirty[moved + step] = True
-        self.dirty &= self.inside
+        self.current_error[moved] = np.where(use_nearest, nearest_error, chosen_error)[changed]
+        return moved
 
     def labels(self) -> np.ndarray:
         height, width = self.shape
