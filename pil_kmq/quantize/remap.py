@@ -28,8 +28,8 @@ A pixel's squared error never exceeds its nearest error + 4 * lam: past
 that, its nearest label is better whatever its neighbours (at most 4
 disagreements to gain), so such candidates are never taken.
 
-Only pixels whose neighbourhood changed are looked at again (a worklist
-of "dirty" pixels), so later passes touch few pixels.
+Few pixels are looked at: at first only those where another label can
+gain (see _Grid._movable), then only the neighbours of pixels that moved.
 """
 
 from __future__ import annotations
@@ -80,9 +80,10 @@ def remap(
     if lam <= 0:
         return labels
     state = _Grid(pixels, codebook, labels, error.reshape(height, width), lam)
+    moved = None
     for _ in range(passes):
         for colour in (0, 1):
-            state.update(colour)
+            moved = state.update(colour, moved)
     return state.labels()
 
 
@@ -106,8 +107,8 @@ class _Grid:
         self.current = _padded(labels, len(codebook), np.int16)
         self.nearest = _padded(labels, 0, np.uint8)
         # codebook columns with a far padding colour (index K)
-        far = np.full((1, channels), FAR, dtype=np.int32)
-        book = np.concatenate([codebook.astype(np.int32), far])
+        far = np.full((1, channels), FAR, dtype=np.float32)
+        book = np.concatenate([codebook.astype(np.float32), far])
         self.book = [np.ascontiguousarray(book[:, c]) for c in range(channels)]
         self.pixels = [_padded(pixels[..., c], 0, np.uint8) for c in range(channels)]
         self.lam = np.float32(lam)
@@ -118,71 +119,131 @@ class _Grid:
         self.inside = inside.ravel()
         parity = (np.arange(height + 2, dtype=np.uint8)[:, None] + np.arange(width + 2, dtype=np.uint8)) & 1
         self.colours = [self.inside & (parity.ravel() == 0), self.inside & (parity.ravel() == 1)]
-        # a pixel whose 4 neighbours all share its label cannot change
-        self.dirty = self.inside & ~self._uniform()
+        self.movable = self._movable(len(codebook))
+        self.first_look = [True, True]
+        self.slot = np.empty(self.current.size, dtype=np.int32)  # scratch for _once
 
-    def _uniform(self) -> np.ndarray:
-        flat, s = self.current, self.stride
-        same = np.zeros_like(flat, dtype=bool)
-        same[s:-s] = (flat[s:-s] == flat[s - 1 : -s - 1]) & (flat[s:-s] == flat[s + 1 : -s + 1])
-        same[s:-s] &= (flat[s:-s] == flat[: -2 * s]) & (flat[s:-s] == flat[2 * s :])
-        return same
+    def _movable(self, padding: int) -> np.ndarray:
+        """The pixels that may move while every label is the nearest one.
 
-    def update(self, colour: int) -> None:
-        """Move every dirty pixel of one checkerboard colour to its best
-        candidate (in chunks, which bound memory: pixels of one colour do not
-        see each other)."""
-        index = np.flatnonzero(self.dirty & self.colours[colour])
-        self.dirty[index] = False
-        moved = [self._update(index[start : start + CHUNK]) for start in range(0, index.size, CHUNK)]
-        for part in moved:
-            for step in (-self.stride, self.stride, -1, 1):
-                self.dirty[part + step] = True
-        self.dirty &= self.inside
-
-    def _update(self, index: np.ndarray) -> np.ndarray:
-        """Move the pixels at `index` (flat, one colour); return those that moved."""
-        s = self.stride
-        flat = self.current
-        neighbours = np.stack([flat[index - s], flat[index + s], flat[index - 1], flat[index + 1]]).astype(np.intp)
-        error = None
-        for book, plane in zip(self.book, self.pixels):
-            offset = book.take(neighbours)
-            offset -= plane[index]
-            offset *= offset
-            error = offset if error is None else error + offset
-        pairs = {(i, j): neighbours[i] == neighbours[j] for i in range(4) for j in range(i + 1, 4)}
-        agree = np.empty((4, index.size), dtype=np.float32)
+        No label then has less error than the pixel's own, so another wins
+        only with more of the 4 neighbours agreeing: possible only where at
+        most one neighbour shares the pixel's label, and, if one does, two of
+        the others agree with each other."""
+        height, width = self.shape
+        grid = self.current.reshape(height + 2, width + 2)
+        centre = grid[1:-1, 1:-1]
+        around = [grid[:-2, 1:-1], grid[2:, 1:-1], grid[1:-1, :-2], grid[1:-1, 2:]]
+        same = sum((other == centre).astype(np.uint8) for other in around)
+        pair = np.zeros(centre.shape, dtype=bool)
         for i in range(4):
-            agree[i] = 1
-            for j in range(4):
-                if j != i:
-                    agree[i] += pairs[min(i, j), max(i, j)]
-        nearest_error = self.nearest_error[index]
-        cost = error.astype(np.float32)
-        # the most error a pixel may take on (see the module docstring)
-        cost[cost > nearest_error + np.float32(4) * self.lam] = np.inf
-        cost -= self.lam * agree
-        nearest = self.nearest[index]
+            for j in range(i + 1, 4):
+                pair |= (around[i] == around[j]) & (around[i] != centre) & (around[i] != padding)
+        movable = np.zeros(grid.shape, dtype=bool)
+        movable[1:-1, 1:-1] = (same == 0) | ((same == 1) & pair)
+        return movable.ravel()
+
+    def update(self, colour: int, moved: np.ndarray | None) -> np.ndarray:
+        """Move the pixels of one checkerboard colour that may gain to their
+        best candidates; return the flat indices of those that moved.
+
+        Looked at: the movable pixels of that colour the first time (moved
+        None, or the first pass's other colour), and every neighbour of the
+        pixels `moved` by the other colour's last update. Others have seen
+        no change around them since they were last at their best. In
+        chunks, which bound memory (pixels of one colour do not see each
+        other)."""
+        if self.first_look[colour]:
+            self.first_look[colour] = False
+            mask = self.movable & self.colours[colour]
+            if moved is not None:
+                mask[self._around(moved)] = True
+            index = np.flatnonzero(mask)
+        else:
+            index = self._once(self._around(moved))
+        screened = moved is None  # the movable pixels of the first look
+        parts = [self._update(index[start : start + CHUNK], screened) for start in range(0, index.size, CHUNK)]
+        return np.concatenate(parts) if parts else index[:0]
+
+    def _once(self, index: np.ndarray) -> np.ndarray:
+        """index without repeats (in no particular order: pixels of one
+        colour are independent), without sorting."""
+        self.slot[index] = np.arange(index.size, dtype=np.int32)
+        return index[self.slot[index] == np.arange(index.size, dtype=np.int32)]
+
+    def _around(self, moved: np.ndarray) -> np.ndarray:
+        """The 4 neighbours of each of `moved` that are in the image."""
+        around = (moved[None] + np.array([-self.stride, self.stride, -1, 1])[:, None]).ravel()
+        return around[self.inside[around]]
+
+    def _update(self, index: np.ndarray, screened: bool) -> np.ndarray:
+        """Move the pixels at `index` (flat, one colour); return those that moved.
+
+        Row by row over the 4 neighbours (contiguous elementwise work, no
+        reductions across candidates): a neighbour's label replaces the best
+        so far only when strictly cheaper, so ties keep the earlier one.
+        Unless `screened`, pixels that cannot move are dropped first."""
+        flat, lam = self.current, self.lam
+        neighbours = [flat[index + step] for step in (-self.stride, self.stride, -1, 1)]
         current = flat[index]
-        nearest_cost = nearest_error - self.lam * (neighbours == nearest).sum(axis=0)
-        current_cost = self.current_error[index] - self.lam * (neighbours == current).sum(axis=0)
-        best = cost.argmin(axis=0)
-        span = np.arange(index.size)
-        best_cost = cost[best, span]
-        chosen = neighbours[best, span]
-        chosen_error = error[best, span]
-        # the nearest label wins ties with a neighbour's; the current one every tie
-        use_nearest = nearest_cost <= best_cost
-        chosen[use_nearest] = nearest[use_nearest]
-        best_cost[use_nearest] = nearest_cost[use_nearest]
+        nearest = self.nearest[index]
+        agree = {(i, j): neighbours[i] == neighbours[j] for i in range(4) for j in range(i + 1, 4)}
+        if not screened:
+            keep = np.flatnonzero(_may_move(neighbours, agree, current, nearest))
+            index, current, nearest = index.take(keep), current.take(keep), nearest.take(keep)
+            neighbours = [label.take(keep) for label in neighbours]
+            agree = {pair: same.take(keep) for pair, same in agree.items()}
+        neighbours = [label.astype(np.intp) for label in neighbours]
+        planes = [plane.take(index).astype(np.float32) for plane in self.pixels]
+        nearest_error = self.nearest_error.take(index)
+        limit = nearest_error + np.float32(4) * lam
+        # cost = error - lam * (neighbours agreeing); the nearest label first
+        best_cost = nearest_error - lam * _agreeing(neighbours, nearest)
+        best_error = nearest_error.copy()
+        chosen = nearest.astype(np.intp)
+        for i, label in enumerate(neighbours):
+            error = None
+            for book, plane in zip(self.book, planes):
+                offset = book.take(label)
+                offset -= plane
+                offset *= offset
+                error = offset if error is None else error + offset
+            others = [agree[min(i, j), max(i, j)] for j in range(4) if j != i]
+            cost = error - lam * (np.float32(1) + others[0] + others[1] + others[2])
+            better = (cost < best_cost) & (error <= limit)
+            np.copyto(best_cost, cost, where=better)
+            np.copyto(best_error, error, where=better)
+            np.copyto(chosen, label, where=better)
+        current_cost = self.current_error.take(index) - lam * _agreeing(neighbours, current)
         changed = (best_cost < current_cost) & (chosen != current)
         moved = index[changed]
         flat[moved] = chosen[changed]
-        self.current_error[moved] = np.where(use_nearest, nearest_error, chosen_error)[changed]
+        self.current_error[moved] = best_error[changed]
         return moved
 
     def labels(self) -> np.ndarray:
         height, width = self.shape
         grid = self.current.reshape(height + 2, width + 2)[1:-1, 1:-1]
         return grid.astype(np.uint8)
+
+
+def _agreeing(neighbours: list[np.ndarray], label: np.ndarray) -> np.ndarray:
+    """How many of the 4 neighbours have `label` (float32)."""
+    count = (neighbours[0] == label).astype(np.float32)
+    for other in neighbours[1:]:
+        count += other == label
+    return count
+
+
+def _may_move(neighbours: list[np.ndarray], agree: dict, current: np.ndarray, nearest: np.ndarray) -> np.ndarray:
+    """False where no candidate can beat the current label: it is the
+    nearest (no candidate has less error) and no other label has more
+    neighbours agreeing (see _Grid._movable). agree[i, j]: neighbours i
+    and j have the same label."""
+    same = (neighbours[0] == current).astype(np.uint8)
+    for label in neighbours[1:]:
+        same += label == current
+    pair = np.zeros(len(current), dtype=bool)
+    for (i, _), equal in agree.items():
+        pair |= equal & (neighbours[i] != current)
+    return (current != nearest) | (same == 0) | ((same == 1) & pair)
