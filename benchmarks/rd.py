@@ -21,7 +21,8 @@ PSNR-target curve against the others, and draws them into --out.
 Per-image results are kept in --cache (JSON) so an interrupted run resumes.
 
 --timing instead compares, per image and K, a plain im.save(colors=K) with
-the remap alone (best of 3 each, one process) at the --smooth values.
+the remap alone (best of 3 each, CPU time of one process; run it with
+OPENBLAS_NUM_THREADS=1) at the --smooth values.
 """
 
 from __future__ import annotations
@@ -202,7 +203,7 @@ def draw(named: dict[str, list[tuple[float, float]]], path: Path, title: str) ->
 
 
 def timing(paths: list[Path], args: argparse.Namespace) -> None:
-    """Plain save vs the remap alone, best of 3, side by side per image."""
+    """Plain save vs the remap alone, best of 3 CPU times, side by side per image."""
     print(f"{'image':<12}{'K':>4}{'plain save s':>14}" + "".join(f"{'remap s=' + str(s):>14}" for s in args.smooth))
     worst: dict[int, float] = {}
     for path in paths:
@@ -218,9 +219,11 @@ def timing(paths: list[Path], args: argparse.Namespace) -> None:
 
 
 def _seconds(work) -> float:
-    start = time.perf_counter()
+    """CPU seconds of this process: steadier than wall time on a shared
+    machine (run with OPENBLAS_NUM_THREADS=1 so that no other thread works)."""
+    start = time.process_time()
     work()
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def numbers(text: str, kind=float) -> list:
