@@ -8,7 +8,8 @@ total pixels; whole files):
 
 - kmq colors=K, optimize=True (nearest labels), K = --k;
 - kmq colors=K, smooth=s, optimize=True, for each s of --smooth (K = --k-smooth);
-- kmq quality=T (the PSNR target: K and smoothing searched), optimize=True,
+- kmq psnr=T (quality=T before the option's rename: the PSNR target, K and
+  smoothing searched), optimize=True,
   T = --targets dB; every image must meet T (checked, the run fails if not);
 - libimagequant at K (C API, speed 4, no dithering), its remapped image
   stored as PNG-8 (Pillow, optimize), WebP lossless (method 6) and JPEG XL
@@ -43,6 +44,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pil_kmq  # noqa: E402  (registers the format)
 from pil_kmq.api import mean_squared_error, psnr_from_mse  # noqa: E402
 from pil_kmq.quantize.remap import remap  # noqa: E402
+
+
+def target_keyword() -> str:
+    """The save option of the PSNR target: psnr= where the encoder has it, else quality=."""
+    try:
+        from pil_kmq.options import Options
+    except ImportError:
+        from pil_kmq.api import Options
+    return "psnr" if "psnr" in Options.__dataclass_fields__ else "quality"
 
 
 def psnr(original: np.ndarray, decoded: np.ndarray) -> float:
@@ -119,7 +129,7 @@ def measure_image(path: Path, args: argparse.Namespace) -> dict:
     def targets() -> dict:
         part = {}
         for target in args.targets:
-            point = kmq_point(image, original, quality=target)
+            point = kmq_point(image, original, **{target_keyword(): target})
             if point["k"] < 256 and point["psnr"] < target:
                 raise SystemExit(f"{path.name}: target {target} dB missed ({point['psnr']:.3f} dB)")
             part[str(target)] = point

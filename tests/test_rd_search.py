@@ -114,3 +114,8 @@ def test_target_with_a_raw_file_ignores_smooth():
     data = save(im, quality=30, smooth=4)
     assert data == save(im, quality=30)
     assert decoded_psnr(im, data)[0] >= 30
+
+
+def test_target_search_is_deterministic():
+    im = Image.open(FIXTURES / "images" / "rgb.png")
+    assert save(im, quality=33, optimize=True) == save(im, quality=33, optimize=True)

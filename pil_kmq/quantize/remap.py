@@ -80,6 +80,7 @@ def remap(
     if lam <= 0:
         return labels
     state = _Grid(pixels, codebook, labels, error.reshape(height, width), lam)
+    del error  # the grid holds a padded copy
     moved = None
     for _ in range(passes):
         for colour in (0, 1):
