@@ -201,8 +201,9 @@ def draw(named: dict[str, list[tuple[float, float]]], path: Path, title: str) ->
     figure, axes = plt.subplots(figsize=(8, 5.5), dpi=110)
     for index, (name, points) in enumerate(named.items()):
         bpp, db = zip(*points)
-        style = "-o" if index == 0 else ("--" if name.startswith("libimagequant") else "-") + "."
-        axes.plot(bpp, db, style, label=name, linewidth=2.2 if index == 0 else 1.2)
+        dashed = name.startswith("libimagequant")
+        axes.plot(bpp, db, linestyle="--" if dashed else "-", marker="o" if index == 0 else ".",
+                  label=name, linewidth=2.2 if index == 0 else 1.2)
     axes.set_xlabel("bits per pixel (whole files)")
     axes.set_ylabel("PSNR (dB, mean over images)")
     axes.set_title(title)
