@@ -252,9 +252,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", type=Path, default=None, help="directory for per-image results (JSON)")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser.add_argument("--reverse", action="store_true",
+                        help="work through the images last first (a second run sharing --cache meets the first)")
     parser.add_argument("--timing", action="store_true", help="time plain saves against the remap alone")
     args = parser.parse_args(argv)
     paths = sorted(args.corpus.glob("*.png"))[: args.limit]
+    if args.reverse:
+        paths.reverse()
     if not paths:
         raise SystemExit(f"no .png files in {args.corpus}")
     if args.timing:

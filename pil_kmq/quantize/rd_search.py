@@ -95,24 +95,43 @@ def smallest_for_psnr(
     labels, codebook = labelling(start)
     if not reaches(start):
         return Choice(labels, codebook, 0.0, estimate(labels, codebook))
-    climbed: list[Choice] = []
-    k = start
-    for _ in range(LADDER_STEPS + 1):
-        labels, codebook = labelling(k)
-        if mse(labels, codebook) <= limit_mse:
-            choice = _best_smoothing(pixels, labels, codebook, limit_mse, mse, estimate, max_smooth)
-            if climbed and choice.estimate > min(c.estimate for c in climbed):
-                climbed.append(choice)
-                break
-            climbed.append(choice)
-        if len(codebook) < k or k >= max_k:
-            break  # no more colours to be had
-        k = min(max_k, int(round(k * LADDER_STEP)))
+
+    def smoothed(labels: np.ndarray, codebook: np.ndarray) -> Choice | None:
+        if mse(labels, codebook) > limit_mse:
+            return None
+        return _best_smoothing(pixels, labels, codebook, limit_mse, mse, estimate, max_smooth)
+
+    climbed = _climb(start, max_k, labelling, smoothed)
     ranked = sorted(climbed, key=lambda c: c.estimate)
     close = [c for c in ranked[:2] if c.estimate <= ranked[0].estimate * (1 + ESTIMATE_SPREAD)]
     if len(close) == 1:
         return close[0]
     return min(close, key=lambda c: exact(c.labels, c.codebook))
+
+
+def _climb(
+    start: int,
+    max_k: int,
+    labelling: Callable[[int], Labelling],
+    smoothed: Callable[[np.ndarray, np.ndarray], Choice | None],
+) -> list[Choice]:
+    """The best smoothing at each K of the ladder from `start` (skipping K
+    whose nearest labels miss the target), until one estimates larger than
+    the best so far."""
+    climbed: list[Choice] = []
+    k = start
+    for _ in range(LADDER_STEPS + 1):
+        labels, codebook = labelling(k)
+        choice = smoothed(labels, codebook)
+        if choice is not None:
+            worse = bool(climbed) and choice.estimate > min(c.estimate for c in climbed)
+            climbed.append(choice)
+            if worse:
+                break
+        if len(codebook) < k or k >= max_k:
+            break  # no more colours to be had
+        k = min(max_k, int(round(k * LADDER_STEP)))
+    return climbed
 
 
 def _smallest_k(reaches: Callable[[int], bool], max_k: int) -> int:
