@@ -1,7 +1,6 @@
 """Rate-distortion curves (bits per pixel vs PSNR) of .kmq against libimagequant + PNG-8 / WebP / JPEG XL.
 
     python benchmarks/rd.py CORPUS_DIR [--out benchmarks/rd.png] [--cache DIR] [--jobs N] [--limit N]
-    python benchmarks/rd.py CORPUS_DIR --timing [--limit N]
 
 Curves, each point aggregated over the images (mean PSNR, total bits over
 total pixels; whole files):
@@ -20,10 +19,7 @@ script prints the curves and the BD-rates (Bjontegaard delta rate: cubic fit
 of log rate against PSNR, mean difference over the shared PSNR range) of the
 PSNR-target curve against the others, and draws them into --out.
 Per-image results are kept in --cache (JSON) so an interrupted run resumes.
-
---timing instead compares, per image and K, a plain im.save(colors=K) with
-the remap alone (best of 3 each, CPU time of one process; run it with
-OPENBLAS_NUM_THREADS=1) at the --smooth values.
+The remap's cost against a plain save: benchmarks/remap_time.py.
 """
 
 from __future__ import annotations
@@ -32,7 +28,6 @@ import argparse
 import io
 import json
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -43,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pil_kmq  # noqa: E402  (registers the format)
 from pil_kmq.api import mean_squared_error, psnr_from_mse  # noqa: E402
-from pil_kmq.quantize.remap import remap  # noqa: E402
 
 
 def target_keyword() -> str:
@@ -213,30 +207,6 @@ def draw(named: dict[str, list[tuple[float, float]]], path: Path, title: str) ->
     figure.savefig(path)
 
 
-def timing(paths: list[Path], args: argparse.Namespace) -> None:
-    """Plain save vs the remap alone, best of 3 CPU times, side by side per image."""
-    print(f"{'image':<12}{'K':>4}{'plain save s':>14}" + "".join(f"{'remap s=' + str(s):>14}" for s in args.smooth))
-    worst: dict[int, float] = {}
-    for path in paths:
-        image = Image.open(path).convert("RGB")
-        original = np.asarray(image)
-        for k in args.k_smooth:
-            plain = min(_seconds(lambda: image.save(io.BytesIO(), "KMQ", colors=k)) for _ in range(3))
-            labels, codebook = pil_kmq.compress(original, k)
-            spent = [min(_seconds(lambda: remap(original, codebook, labels, s)) for _ in range(3)) for s in args.smooth]
-            worst[k] = max(worst.get(k, 0.0), max(spent) / plain)
-            print(f"{path.stem:<12}{k:>4}{plain:>14.3f}" + "".join(f"{t:>14.3f}" for t in spent), flush=True)
-    print("worst remap / plain save per K: " + ", ".join(f"K={k}: {r:.2f}" for k, r in worst.items()))
-
-
-def _seconds(work) -> float:
-    """CPU seconds of this process: steadier than wall time on a shared
-    machine (run with OPENBLAS_NUM_THREADS=1 so that no other thread works)."""
-    start = time.process_time()
-    work()
-    return time.process_time() - start
-
-
 def numbers(text: str, kind=float) -> list:
     return [kind(v) for v in text.split(",")]
 
@@ -254,16 +224,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument("--reverse", action="store_true",
                         help="work through the images last first (a second run sharing --cache meets the first)")
-    parser.add_argument("--timing", action="store_true", help="time plain saves against the remap alone")
     args = parser.parse_args(argv)
     paths = sorted(args.corpus.glob("*.png"))[: args.limit]
     if args.reverse:
         paths.reverse()
     if not paths:
         raise SystemExit(f"no .png files in {args.corpus}")
-    if args.timing:
-        timing(paths, args)
-        return
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(measure_image, paths, [args] * len(paths)))
     named = curves(results, args)
