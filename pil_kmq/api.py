@@ -134,8 +134,8 @@ def compress(
     labels is (h, w) uint8, centroids (K, C) uint8 with K <= k: an image of at
     most k distinct colours comes back losslessly with those colours. Without
     dithering every pixel gets its exactly nearest centroid (ties: lowest
-    index). With `quality`, K is the smallest reaching that PSNR (see
-    quantize).
+    index). With `quality`, K is the smallest reaching that PSNR; with
+    `smooth`, labels are traded for a smoother label map (see quantize).
     """
     options = Options.from_mapping(
         {"colors": k, "max_iter": max_iter, "tol": tol, "seed": seed,
