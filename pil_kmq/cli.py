@@ -30,7 +30,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from . import __version__
 from .format import coding, container
-from .api import DEFAULT_COLORS, mean_squared_error, psnr_from_mse, size_report
+from .api import size_report
+from .options import DEFAULT_COLORS
+from .quantize.metrics import mean_squared_error, psnr_from_mse
 from .atomic import format_for_path, save_atomic
 from .pixels import to_array
 

@@ -14,7 +14,7 @@ from pil_kmq.demo import main as demo_main
 
 def test_compress_returns_labels_and_uint8_centroids():
     array = np.asarray(gradient_image(30, 20))
-    labels, centroids = compress(array, 5, seed=1)
+    labels, centroids = compress(array, 5)
     assert labels.shape == (20, 30) and labels.dtype == np.uint8
     assert centroids.shape == (5, 3) and centroids.dtype == np.uint8
     assert labels.max() < 5

@@ -1,0 +1,46 @@
+"""The quantize stage as one call: an image array in, its codebook and label
+map out (histogram, k-means or the quality target, then exact nearest
+labels or dithering)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..options import Options
+from .dither import dither as dither_onto
+from .histogram import histogram, labels_for_pixels
+from .kmeans import kmeans
+from .quality import fewest_colors_reaching
+
+
+def quantize(image: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarray]:
+    """(label map (h, w) uint8, codebook (K, C) uint8) for an (h, w, C)
+    uint8 image, K <= options.colors."""
+    height, width, channels = image.shape
+    pixels = image.reshape(-1, channels)
+    colors, counts = histogram(pixels)
+
+    def cluster(k: int) -> tuple[np.ndarray, np.ndarray]:
+        return _cluster(colors, counts, k, options)
+
+    most = min(options.colors, len(colors))
+    if options.quality is None:
+        codebook, color_labels = cluster(most)
+    else:
+        codebook, color_labels = fewest_colors_reaching(options.quality, most, cluster, colors, counts)
+    if options.dither and len(codebook) < len(colors):
+        labels = dither_onto(image, codebook)
+    else:
+        labels = labels_for_pixels(colors, color_labels, pixels).reshape(height, width)
+    return labels, codebook
+
+
+def _cluster(
+    colors: np.ndarray, counts: np.ndarray, k: int, options: Options
+) -> tuple[np.ndarray, np.ndarray]:
+    """Codebook and a label per distinct colour (uint8) for at most k colours;
+    an image with at most k distinct colours keeps them exactly."""
+    if len(colors) <= k:
+        return colors, np.arange(len(colors), dtype=np.uint8)
+    codebook, labels = kmeans(colors, counts, k, max_iter=options.max_iter, tol=options.tol)
+    return codebook, labels.astype(np.uint8)
