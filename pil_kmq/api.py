@@ -42,7 +42,7 @@ def compress(
     labels is the (h, w) uint8 label map, codebook (K, C) uint8 with K <= k:
     an image of at most k distinct colours comes back losslessly with those
     colours. Without dithering every pixel gets its exactly nearest codebook
-    colour (ties: lowest index). With `quality`, K is the smallest reaching
+    colour (ties: lowest label). With `quality`, K is the smallest reaching
     that PSNR. The keywords are Image.save's options (pil_kmq.options).
     """
     options = Options.from_mapping(
@@ -130,7 +130,7 @@ class SizeReport:
         return self.width * self.height * self.channels * 8
 
     @property
-    def index_bits(self) -> int:
+    def label_bits(self) -> int:
         return self.width * self.height * bitpack.bits_per_index(self.k)
 
     @property
@@ -139,7 +139,7 @@ class SizeReport:
 
     @property
     def total_bits(self) -> int:
-        return self.index_bits + self.codebook_bits
+        return self.label_bits + self.codebook_bits
 
     @property
     def ratio(self) -> float:
@@ -149,7 +149,7 @@ class SizeReport:
     def table(self) -> str:
         rows = [
             ("original", self.original_bits),
-            ("index", self.index_bits),
+            ("label", self.label_bits),
             ("codebook", self.codebook_bits),
             ("total", self.total_bits),
         ]

@@ -297,7 +297,7 @@ def test_info_shows_the_header_and_the_size_table(encoded):
     out = result.stdout
     assert "24 x 16" in out and "RGB" in out and "raw" in out
     assert f"{24 * 16 * 3 * 8:>14,}" in out  # original bits: 24 per pixel
-    assert f"{24 * 16 * 2:>14,}" in out  # index bits: 2 per pixel at K=4
+    assert f"{24 * 16 * 2:>14,}" in out  # label bits: 2 per pixel at K=4
     assert f"{4 * 3 * 8:>14,}" in out  # codebook bits
     assert f"{(encoded / 'one.kmq').stat().st_size:,} bytes" in out
 
@@ -312,7 +312,7 @@ def test_info_json_with_original_has_the_numbers(encoded):
     assert report["header"]["coding_name"] == "raw"
     sizes = report["sizes"]
     assert sizes["original_bits"] == 24 * 16 * 24
-    assert sizes["total_bits"] == sizes["index_bits"] + sizes["codebook_bits"] == 24 * 16 * 2 + 96
+    assert sizes["total_bits"] == sizes["label_bits"] + sizes["codebook_bits"] == 24 * 16 * 2 + 96
     assert sizes["ratio"] == pytest.approx(sizes["total_bits"] / sizes["original_bits"])
     assert report["file_bytes"] == kmq.stat().st_size
     mse = np.mean((pixels(kmq).astype(float) - pixels(original)) ** 2)

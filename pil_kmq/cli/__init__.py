@@ -56,8 +56,8 @@ def _add_codec_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dither", action="store_true",
                         help="dither the colours (default: off)")
     parser.add_argument("--optimize", action="store_true",
-                        help="entropy-code the index stream for a smaller file "
-                             "(default: off, raw indices as in the tutorial)")
+                        help="compress the label map for a smaller file "
+                             "(default: off, raw labels as in the tutorial)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser(
         "info", help="show a .kmq file's header and size accounting",
         description="Show a .kmq file's header fields and the size table: original bits "
-                    "(8 per channel per pixel), index bits, codebook bits, total, ratio, "
+                    "(8 per channel per pixel), label bits, codebook bits, total, ratio, "
                     "and the actual file size.")
     info.add_argument("file", metavar="FILE.kmq", help="the .kmq file")
     info.add_argument("--original", metavar="IMG",

@@ -39,7 +39,7 @@ def file_report(path: Path, original: Path | None = None) -> dict[str, Any]:
             "channels": header.channels,
             "mode": header.mode,
             "k": header.k,
-            "bits_per_index": header.bits,
+            "bits_per_label": header.bits,
             "coding": header.coding,
             "coding_name": coding_name(header.coding),
             "flags": header.flags,
@@ -48,7 +48,7 @@ def file_report(path: Path, original: Path | None = None) -> dict[str, Any]:
         "metadata": {key: len(value) for key, value in parsed.info.items()},
         "sizes": {
             "original_bits": sizes.original_bits,
-            "index_bits": sizes.index_bits,
+            "label_bits": sizes.label_bits,
             "codebook_bits": sizes.codebook_bits,
             "total_bits": sizes.total_bits,
             "ratio": sizes.ratio,
@@ -90,7 +90,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"{'size':<15}{header['width']} x {header['height']}",
         f"{'mode':<15}{header['mode']} ({header['channels']} {plural(header['channels'], 'channel')})",
         f"{'K':<15}{header['k']} {plural(header['k'], 'colour')}, "
-        f"{header['bits_per_index']} {plural(header['bits_per_index'], 'bit')} per index",
+        f"{header['bits_per_label']} {plural(header['bits_per_label'], 'bit')} per label",
         f"{'coding':<15}{header['coding_name']} ({header['coding']})",
         f"{'flags':<15}0x{header['flags']:02x}",
         f"{'metadata':<15}{metadata or 'none'}",
