@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import gradient_image
+from helpers import gradient_image
 from pil_kmq import cli, compress
 from pil_kmq.options import OptionTypeError, OptionValueError, Options
 
