@@ -37,7 +37,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pil_kmq  # noqa: E402  (registers the format)
-from pil_kmq.api import mean_squared_error, psnr_from_mse  # noqa: E402
+from pil_kmq.quantize.metrics import mean_squared_error, psnr_from_mse  # noqa: E402
 
 
 def target_keyword() -> str:

@@ -14,8 +14,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImagePalette
 
 from .format import bitpack, coding, container
-from .api import Options, encode_array
-from .pixels import to_array
+from .encoder import encode_image
 
 
 def _accept(prefix: bytes) -> bool:
@@ -133,24 +132,8 @@ def _look_up(codebook: np.ndarray, labels: np.ndarray) -> tuple[bytes, str]:
     return pixels.tobytes(), "RGBX" if codebook.shape[1] == 3 else "RGBA"
 
 
-def _metadata(im: Image.Image) -> dict[str, bytes]:
-    """ICC profile and EXIF from the save options, else from im.info."""
-    metadata = {}
-    for key in container.INFO_KEY_CHUNKS:
-        value = im.encoderinfo.get(key, im.info.get(key))
-        if isinstance(value, Image.Exif):
-            value = value.tobytes()
-        if value:
-            metadata[key] = bytes(value)
-    return metadata
-
-
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    # Everything is computed before the first byte is written, so a failure
-    # (bad option, unsupported mode) never leaves a plausible partial file.
-    options = Options.from_mapping(im.encoderinfo)
-    data = encode_array(to_array(im), options, _metadata(im))
-    fp.write(data)
+    fp.write(encode_image(im, im.encoderinfo))
 
 
 Image.register_open(KmqImageFile.format, KmqImageFile, _accept)

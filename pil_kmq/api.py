@@ -1,9 +1,8 @@
-"""The numpy-level API: the tutorial's compress / reconstruct / size report,
-and the whole encoder (image -> .kmq bytes) that the plugin and tools share."""
+"""The numpy-level API of the tutorial: compress an array to (labels,
+codebook), reconstruct it, and account for the size in bits."""
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -11,101 +10,12 @@ from typing import Any
 import numpy as np
 
 from .format import bitpack, coding, container
-from .quantize.dither import dither as dither_onto
-from .quantize.histogram import histogram, labels_for_pixels
-from .quantize.kmeans import kmeans
-from .quantize import rd_search
-from .quantize.remap import remap
-
-DEFAULT_COLORS = 256
-DEFAULT_MAX_ITER = 300
-DEFAULT_TOL = 1e-2
-DEFAULT_SEED = 0
+from .options import DEFAULT_MAX_ITER, DEFAULT_TOL, Options
+from .quantize.quantizer import quantize
 
 
-@dataclass(frozen=True)
-class Options:
-    """Validated encoder options (the names of Image.save's keywords)."""
-
-    colors: int = DEFAULT_COLORS
-    max_iter: int = DEFAULT_MAX_ITER
-    tol: float = DEFAULT_TOL
-    seed: int = DEFAULT_SEED
-    # Floyd-Steinberg error diffusion onto the codebook (see dither.py).
-    dither: bool = False
-    # Target PSNR in dB: use the fewest colours (at most `colors`) reaching it.
-    quality: float | None = None
-    # Write the smallest coding the format has instead of raw.
-    optimize: bool = False
-    # Force one coding (a number of coding.NAMES); None: raw, or the smallest with optimize.
-    coding: int | None = None
-    # Rate-distortion smoothing of the labels (quantize/remap.py); None: 0
-    # (nearest colour), or, with a quality target, chosen by the search.
-    smooth: float | None = None
-
-    @classmethod
-    def from_mapping(cls, params: dict[str, Any]) -> Options:
-        """Read and check options from im.encoderinfo (ValueError if bad)."""
-        colors = _integer(params.get("colors", DEFAULT_COLORS), "colors", 1, 256)
-        max_iter = _integer(params.get("max_iter", DEFAULT_MAX_ITER), "max_iter", 0, None)
-        seed = _integer(params.get("seed", DEFAULT_SEED), "seed", 0, None)
-        tol = params.get("tol", DEFAULT_TOL)
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0 or math.isinf(tol):
-            raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-        dither = params.get("dither", False)
-        if not isinstance(dither, (bool, np.bool_)):
-            raise ValueError(f"dither must be True or False, got {dither!r}")
-        quality = params.get("quality")
-        if quality is not None:
-            if (
-                isinstance(quality, (bool, np.bool_))
-                or not isinstance(quality, (int, float, np.integer, np.floating))
-                or not 0 < quality <= 100
-            ):
-                raise ValueError(f"quality must be a target PSNR in dB, 0 < quality <= 100, got {quality!r}")
-            quality = float(quality)
-        smooth = params.get("smooth")
-        if smooth is not None:
-            if (
-                isinstance(smooth, (bool, np.bool_))
-                or not isinstance(smooth, (int, float, np.integer, np.floating))
-                or not 0 <= smooth < math.inf
-            ):
-                raise ValueError(f"smooth must be a finite number >= 0, got {smooth!r}")
-            smooth = float(smooth)
-            if dither and smooth > 0:
-                raise ValueError("dither and smooth > 0 cannot be combined: dithering adds the noise smoothing removes")
-        return cls(
-            colors, max_iter, float(tol), seed, dither=bool(dither), quality=quality,
-            optimize=bool(params.get("optimize", False)),
-            coding=_coding_number(params.get("coding")), smooth=smooth,
-        )
-
-
-def _coding_number(value: Any) -> int | None:
-    """A coding by number or name ("raw", "zlib", "xz", "bzip2"), or None."""
-    if value is None:
-        return None
-    by_name = {name: number for number, name in coding.NAMES.items()}
-    if isinstance(value, str) and value.lower() in by_name:
-        return by_name[value.lower()]
-    if not isinstance(value, bool) and isinstance(value, (int, np.integer)) and int(value) in coding.NAMES:
-        return int(value)
-    known = ", ".join(f"{number} ({name})" for number, name in coding.NAMES.items())
-    raise ValueError(f"unknown coding {value!r}: known codings are {known}")
-
-
-def _integer(value: Any, name: str, low: int, high: int | None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        bound = f"{low}..{high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return value
-
-
-def _as_pixels(array: np.ndarray) -> np.ndarray:
+def as_image_array(array: np.ndarray) -> np.ndarray:
+    """An (h, w, C) uint8 view of an (h, w) or (h, w, 1|3|4) uint8 array."""
     array = np.asarray(array)
     if array.dtype != np.uint8:
         raise ValueError(f"expected a uint8 array, got {array.dtype}")
@@ -115,7 +25,7 @@ def _as_pixels(array: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected an (h, w) or (h, w, 1|3|4) array, got shape {array.shape}")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"cannot compress an empty image of shape {array.shape}")
-    return array.reshape(-1, array.shape[2])
+    return array
 
 
 def compress(
@@ -124,143 +34,23 @@ def compress(
     *,
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
-    seed: int = DEFAULT_SEED,
     dither: bool = False,
     quality: float | None = None,
     smooth: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster an image's colours into at most k; return (labels, centroids).
+    """Cluster an image's colours into at most k; return (labels, codebook).
 
-    labels is (h, w) uint8, centroids (K, C) uint8 with K <= k: an image of at
-    most k distinct colours comes back losslessly with those colours. Without
-    dithering every pixel gets its exactly nearest centroid (ties: lowest
-    index). With `quality`, K is the smallest reaching that PSNR; with
-    `smooth`, labels are traded for a smoother label map (see quantize).
+    labels is the (h, w) uint8 label map, codebook (K, C) uint8 with K <= k:
+    an image of at most k distinct colours comes back losslessly with those
+    colours. Without dithering every pixel gets its exactly nearest codebook
+    colour (ties: lowest label). With `quality`, K is the smallest reaching
+    that PSNR. The keywords are Image.save's options (pil_kmq.options).
     """
     options = Options.from_mapping(
-        {"colors": k, "max_iter": max_iter, "tol": tol, "seed": seed,
-         "dither": dither, "quality": quality, "smooth": smooth}
+        {"colors": k, "max_iter": max_iter, "tol": tol, "dither": dither, "quality": quality,
+         "smooth": smooth}
     )
-    return quantize(array, options)
-
-
-def quantize(array: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarray]:
-    """compress() with validated options: (labels (h, w) uint8, codebook (K, C) uint8).
-
-    With options.quality the codebook is the one for the smallest K whose
-    PSNR (undithered: over every pixel and channel of the stored image)
-    reaches the target, found by bisection over K on the one histogram. If
-    even options.colors colours miss it, options.colors are used: a target
-    is a request for quality, so falling short still gives the best the
-    file allows rather than an error.
-
-    With options.smooth the labels are smoothed (quantize/remap.py). A
-    quality target written in a compressed coding instead finds the
-    smallest file meeting it, searching K and smoothing together
-    (quantize/rd_search.py; smooth, if given, caps the smoothing and 0
-    turns the search off). A raw file costs the same however smooth its
-    labels, so there the target keeps the fewest colours' nearest labels.
-    """
-    height, width = np.shape(array)[:2]
-    pixels = _as_pixels(array)
-    colors, counts = histogram(pixels)
-    if _searches_smoothing(options):
-        return _smallest_for_quality(pixels.reshape(height, width, -1), colors, counts, options)
-    if options.quality is None:
-        codebook, color_labels = _cluster(colors, counts, options.colors, options)
-    else:
-        codebook, color_labels = _cluster_for_quality(colors, counts, options)
-    if options.dither and len(codebook) < len(colors):
-        labels = dither_onto(pixels.reshape(height, width, -1), codebook)
-    else:
-        labels = labels_for_pixels(colors, color_labels, pixels).reshape(height, width)
-        if options.quality is None:
-            labels = remap(pixels.reshape(height, width, -1), codebook, labels, options.smooth or 0.0)
-    return labels, codebook
-
-
-def _searches_smoothing(options: Options) -> bool:
-    """A quality target written in a compressed coding searches K and
-    smoothing together (raw files cost the same however smooth)."""
-    compressed = options.optimize or options.coding not in (None, coding.RAW)
-    return options.quality is not None and compressed and not options.dither and options.smooth != 0
-
-
-def _smallest_for_quality(
-    image: np.ndarray, colors: np.ndarray, counts: np.ndarray, options: Options
-) -> tuple[np.ndarray, np.ndarray]:
-    """The smallest file meeting options.quality (see rd_search)."""
-
-    def nearest(k: int) -> tuple[np.ndarray, np.ndarray]:
-        codebook, color_labels = _cluster(colors, counts, k, options)
-        labels = labels_for_pixels(colors, color_labels, image.reshape(-1, image.shape[2]))
-        return labels.reshape(image.shape[:2]), codebook
-
-    def exact(labels: np.ndarray, codebook: np.ndarray) -> int:
-        return len(coding.smallest(labels, codebook, options.coding)[2])
-
-    choice = rd_search.smallest_for_psnr(
-        image, options.quality, min(options.colors, len(colors)), nearest, rd_search.quick_size, exact,
-        max_smooth=rd_search.SMOOTH_RANGE[1] if options.smooth is None else options.smooth,
-    )
-    return choice.labels, choice.codebook
-
-
-def _cluster(
-    colors: np.ndarray, counts: np.ndarray, k: int, options: Options
-) -> tuple[np.ndarray, np.ndarray]:
-    """Codebook and a label per distinct colour (uint8) for at most k colours."""
-    if len(colors) <= k:
-        return colors, np.arange(len(colors), dtype=np.uint8)
-    codebook, labels = kmeans(
-        colors, counts, k, max_iter=options.max_iter, tol=options.tol, seed=options.seed
-    )
-    return codebook, labels.astype(np.uint8)
-
-
-def mean_squared_error(a: np.ndarray, b: np.ndarray) -> float:
-    """Over all pixels and channels, in 8-bit units squared."""
-    total = 0.0
-    for row in range(0, a.shape[0], 256):  # bounded float64 temporaries
-        diff = a[row : row + 256].astype(np.float64) - b[row : row + 256]
-        total += float(np.vdot(diff.ravel(), diff.ravel()))
-    return total / a.size
-
-
-def psnr_from_mse(mse: float) -> float:
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
-def psnr(colors: np.ndarray, counts: np.ndarray, codebook: np.ndarray, labels: np.ndarray) -> float:
-    """PSNR in dB of the quantized image, from its histogram (inf if exact)."""
-    offsets = colors.astype(np.int64) - codebook[labels].astype(np.int64)
-    squared_error = float(counts @ (offsets * offsets).sum(axis=1))
-    return psnr_from_mse(squared_error / (float(counts.sum()) * colors.shape[1]))
-
-
-def _cluster_for_quality(
-    colors: np.ndarray, counts: np.ndarray, options: Options
-) -> tuple[np.ndarray, np.ndarray]:
-    """The result for the smallest K reaching options.quality (bisection:
-    K = low always misses the target, K = high always reaches it, so the
-    answer's K - 1 is known to miss even where PSNR is not monotone in K)."""
-    results = {}
-
-    def reaches(k: int) -> bool:
-        results[k] = _cluster(colors, counts, k, options)
-        return psnr(colors, counts, *results[k]) >= options.quality
-
-    high = min(options.colors, len(colors))
-    if not reaches(high):
-        return results[high]
-    low = 0
-    while high - low > 1:
-        middle = (low + high) // 2
-        if reaches(middle):
-            high = middle
-        else:
-            low = middle
-    return results[high]
+    return quantize(as_image_array(array), options)
 
 
 def read_labels(
@@ -317,10 +107,10 @@ def read_labels(
 
 
 def reconstruct(
-    labels: np.ndarray, centroids: np.ndarray, shape: tuple[int, ...] | None = None
+    labels: np.ndarray, codebook: np.ndarray, shape: tuple[int, ...] | None = None
 ) -> np.ndarray:
-    """The quantized image: each label replaced by its centroid colour."""
-    image = np.asarray(centroids, dtype=np.uint8)[np.asarray(labels)]
+    """The quantized image: each label replaced by its codebook colour."""
+    image = np.asarray(codebook, dtype=np.uint8)[np.asarray(labels)]
     if shape is not None:
         image = image.reshape(shape)
     elif image.shape[-1] == 1:
@@ -342,7 +132,7 @@ class SizeReport:
         return self.width * self.height * self.channels * 8
 
     @property
-    def index_bits(self) -> int:
+    def label_bits(self) -> int:
         return self.width * self.height * bitpack.bits_per_index(self.k)
 
     @property
@@ -351,7 +141,7 @@ class SizeReport:
 
     @property
     def total_bits(self) -> int:
-        return self.index_bits + self.codebook_bits
+        return self.label_bits + self.codebook_bits
 
     @property
     def ratio(self) -> float:
@@ -361,7 +151,7 @@ class SizeReport:
     def table(self) -> str:
         rows = [
             ("original", self.original_bits),
-            ("index", self.index_bits),
+            ("label", self.label_bits),
             ("codebook", self.codebook_bits),
             ("total", self.total_bits),
         ]
@@ -374,20 +164,3 @@ def size_report(shape: tuple[int, ...], k: int) -> SizeReport:
     """Size report for an image of `shape` ((h, w) or (h, w, C)) at K colours."""
     channels = shape[2] if len(shape) == 3 else 1
     return SizeReport(width=shape[1], height=shape[0], channels=channels, k=k)
-
-
-def encode_array(
-    array: np.ndarray, options: Options, metadata: dict[str, bytes] | None = None
-) -> bytes:
-    """A complete .kmq file for an (h, w[, C]) uint8 array."""
-    labels, codebook = quantize(array, options)
-    height, width = labels.shape
-    header = container.Header(
-        width=width, height=height, channels=codebook.shape[1], k=len(codebook)
-    )
-    if options.optimize:
-        header.coding, codebook, payload = coding.smallest(labels, codebook, options.coding)
-    else:
-        header.coding = options.coding or coding.RAW
-        payload = coding.encode(labels, header.k, header.coding)
-    return container.build(header, codebook.tobytes(), payload, metadata)

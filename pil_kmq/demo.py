@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .api import mean_squared_error, psnr_from_mse, size_report
+from .api import size_report
+from .quantize.metrics import mean_squared_error, psnr_from_mse
 
 DEFAULT_IMAGE = Path("fixtures/images/parrots.png")
 

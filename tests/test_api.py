@@ -14,7 +14,7 @@ from pil_kmq.demo import main as demo_main
 
 def test_compress_returns_labels_and_uint8_centroids():
     array = np.asarray(gradient_image(30, 20))
-    labels, centroids = compress(array, 5, seed=1)
+    labels, centroids = compress(array, 5)
     assert labels.shape == (20, 30) and labels.dtype == np.uint8
     assert centroids.shape == (5, 3) and centroids.dtype == np.uint8
     assert labels.max() < 5
@@ -70,14 +70,14 @@ def test_compress_rejects_arrays_it_cannot_store(bad):
 
 def test_size_report_for_grey_counts_one_channel():
     report = size_report((10, 10), 4)
-    assert report.original_bits == 800 and report.index_bits == 200 and report.codebook_bits == 32
+    assert report.original_bits == 800 and report.label_bits == 200 and report.codebook_bits == 32
 
 
 def test_demo_encodes_the_bundled_fixture(tmp_path, capsys):
     assert demo_main([str(FIXTURES / "images" / "rgb.png"), "--out", str(tmp_path), "-k", "2,16"]) == 0
     assert (tmp_path / "rgb_k2.kmq").stat().st_size == 22 + 6 + 64 * 48 // 8 + 4
     assert (tmp_path / "rgb_k16.png").exists()
-    assert "index bits" in capsys.readouterr().out
+    assert "label bits" in capsys.readouterr().out
 
 
 def _labels_by_pillow(data: bytes) -> np.ndarray:

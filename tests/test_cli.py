@@ -1,13 +1,12 @@
-"""The `kmq` command, driven as users drive it: in a subprocess.
-
-Tests run `python -m pil_kmq` with the repository on PYTHONPATH, so they
-work from a source tree and from an installed package alike; the console
-script itself is checked through its entry point.
-"""
+"""The `kmq` command, driven through main(argv) in-process (captured output,
+exit codes); a few tests start a real process, for what only a process
+shows: exit statuses, a terminal, the installed console script."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import io
 import json
 import os
 import shutil
@@ -26,12 +25,26 @@ from pil_kmq import cli
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_kmq(*args: object, cwd: Path | None = None, **popen: object) -> subprocess.CompletedProcess:
+def run_kmq(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """cli.main(args) run in `cwd`, with stdout and stderr captured."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    previous = os.getcwd()
+    os.chdir(cwd or REPO)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = cli.main([str(arg) for arg in args])
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
+
+
+def run_kmq_process(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m pil_kmq args` in a real process."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "pil_kmq", *map(str, args)],
-        cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=120, **popen,
+        cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=120,
     )
 
 
@@ -177,7 +190,7 @@ USAGE_ERRORS = [
 
 @pytest.mark.parametrize("args", [USAGE_ERRORS[0], USAGE_ERRORS[4], USAGE_ERRORS[5]])
 def test_usage_errors_exit_2(tmp_path, args):
-    result = run_kmq(*args, cwd=tmp_path)
+    result = run_kmq_process(*args, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "usage" in result.stderr
     assert list(tmp_path.iterdir()) == []
@@ -284,7 +297,7 @@ def test_info_shows_the_header_and_the_size_table(encoded):
     out = result.stdout
     assert "24 x 16" in out and "RGB" in out and "raw" in out
     assert f"{24 * 16 * 3 * 8:>14,}" in out  # original bits: 24 per pixel
-    assert f"{24 * 16 * 2:>14,}" in out  # index bits: 2 per pixel at K=4
+    assert f"{24 * 16 * 2:>14,}" in out  # label bits: 2 per pixel at K=4
     assert f"{4 * 3 * 8:>14,}" in out  # codebook bits
     assert f"{(encoded / 'one.kmq').stat().st_size:,} bytes" in out
 
@@ -299,7 +312,7 @@ def test_info_json_with_original_has_the_numbers(encoded):
     assert report["header"]["coding_name"] == "raw"
     sizes = report["sizes"]
     assert sizes["original_bits"] == 24 * 16 * 24
-    assert sizes["total_bits"] == sizes["index_bits"] + sizes["codebook_bits"] == 24 * 16 * 2 + 96
+    assert sizes["total_bits"] == sizes["label_bits"] + sizes["codebook_bits"] == 24 * 16 * 2 + 96
     assert sizes["ratio"] == pytest.approx(sizes["total_bits"] / sizes["original_bits"])
     assert report["file_bytes"] == kmq.stat().st_size
     mse = np.mean((pixels(kmq).astype(float) - pixels(original)) ** 2)

@@ -46,12 +46,12 @@ def test_spec_example_appears_in_the_spec():
 
 
 @pytest.mark.parametrize(
-    "width, height, k, index_bits, payload, codebook_bits",
+    "width, height, k, label_bits, payload, codebook_bits",
     [(227, 303, 2, 68_781, 8_598, 48), (100, 100, 16, 40_000, 5_000, 384)],
 )
-def test_tutorial_examples_to_the_bit(width, height, k, index_bits, payload, codebook_bits):
+def test_tutorial_examples_to_the_bit(width, height, k, label_bits, payload, codebook_bits):
     report = api.size_report((height, width, 3), k)
-    assert report.index_bits == index_bits
+    assert report.label_bits == label_bits
     assert report.codebook_bits == codebook_bits
     assert report.original_bits == width * height * 24
     buffer = io.BytesIO()

@@ -143,7 +143,7 @@ def test_encoding_from_eight_threads_gives_identical_files(params):
 # --- saving never loses data ----------------------------------------------
 
 FAILURES = {
-    "bad option": ({"colors": 300}, "colors must be 1..256"),
+    "bad option": ({"colors": 300}, "colors must be an integer from 1 to 256"),
     "unsupported mode": ({"mode": "I;16"}, "mode I;16"),
     "failure mid-quantization": ({"explode": True}, "k-means exploded"),
 }
@@ -160,7 +160,7 @@ def test_a_failed_save_leaves_no_plausible_file(case, existing, tmp_path, monkey
             raise RuntimeError("k-means exploded")
 
         im = noise_image(20, 20)
-        monkeypatch.setattr("pil_kmq.api.kmeans", explode)
+        monkeypatch.setattr("pil_kmq.quantize.quantizer.kmeans", explode)
     target = tmp_path / "out.kmq"
     if existing:
         target.write_bytes(b"precious")

@@ -117,7 +117,7 @@ def test_default_is_256_colours():
 
 @pytest.mark.parametrize(
     "params", [{"colors": 0}, {"colors": 257}, {"colors": "abc"}, {"colors": 2.5},
-               {"max_iter": -1}, {"tol": -1.0}, {"tol": "x"}, {"seed": -3},
+               {"max_iter": -1}, {"tol": -1.0}, {"tol": "x"},
                {"coding": "lzw"}, {"coding": 9}, {"coding": True}, {"quality": 0}, {"dither": "yes"}]
 )
 def test_bad_save_options_raise_value_error(params):

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import pil_kmq  # noqa: F401  (registers the format)
-from pil_kmq.api import Options, compress, psnr, reconstruct
+from pil_kmq.api import compress, reconstruct
+from pil_kmq.options import Options
+from pil_kmq.quantize.metrics import histogram_psnr as psnr
 
 
 def smooth_image(height: int = 48, width: int = 64, channels: int = 3, seed: int = 0) -> np.ndarray:
@@ -165,8 +167,9 @@ def test_chosen_k_is_in_the_header_and_im_info():
     "options",
     [
         {"dither": "yes"},
-        {"dither": 1},
-        {"dither": None},
+        {"dither": 1},  # Image.Dither.ORDERED
+        {"dither": Image.Dither.RASTERIZE},
+        {"dither": 7},
         {"quality": 0},
         {"quality": -5.0},
         {"quality": 100.5},

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pil_kmq.api import mean_squared_error, psnr_from_mse
+from pil_kmq.quantize.metrics import mean_squared_error, psnr_from_mse
 from pil_kmq.quantize import rd_search
 
-from conftest import FIXTURES, gradient_image, noise_image
+from helpers import FIXTURES, gradient_image, noise_image
 
 IMAGES = ["kodim23_crop.png", "parrots.png", "rgb.png", "l.png", "rgba.png"]
 

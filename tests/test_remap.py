@@ -9,7 +9,7 @@ from PIL import Image
 import pil_kmq
 from pil_kmq.quantize.remap import remap, smoothing_weight, squared_error
 
-from conftest import FIXTURES, gradient_image, noise_image
+from helpers import FIXTURES, gradient_image, noise_image
 
 
 def photo(name: str = "kodim23_crop.png") -> np.ndarray:

@@ -55,8 +55,8 @@ _RIGHT, _BELOW_LEFT, _BELOW, _BELOW_RIGHT = 7 / 16, 3 / 16, 5 / 16, 1 / 16
 def _dither_wavefront(image: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     height, width, _ = image.shape
     work = image.astype(np.float32)
-    centres = codebook.astype(np.float32)
-    centres_by_channel = [centres[None, :, c] for c in range(centres.shape[1])]
+    codebook_values = codebook.astype(np.float32)
+    codebook_by_channel = [codebook_values[None, :, c] for c in range(codebook_values.shape[1])]
     labels = np.empty((height, width), dtype=np.uint8)
     all_rows = np.arange(height)
     for front in range(width + 2 * (height - 1)):
@@ -70,13 +70,13 @@ def _dither_wavefront(image: np.ndarray, codebook: np.ndarray) -> np.ndarray:
         values = np.clip(work[ys, xs], 0, 255)
         # Elementwise, not a matrix product: BLAS may add in a different
         # order from run to run, and the output must not change.
-        distances = np.zeros((len(ys), len(centres)), dtype=np.float32)
-        for channel in range(centres.shape[1]):
-            offset = values[:, channel, None] - centres_by_channel[channel]
+        distances = np.zeros((len(ys), len(codebook_values)), dtype=np.float32)
+        for channel in range(codebook_values.shape[1]):
+            offset = values[:, channel, None] - codebook_by_channel[channel]
             distances += offset * offset
         chosen = distances.argmin(axis=1)
         labels[ys, xs] = chosen
-        error = values - centres[chosen]
+        error = values - codebook_values[chosen]
         right = xs + 1 < width
         work[ys[right], xs[right] + 1] += error[right] * _RIGHT
         below = ys + 1 < height

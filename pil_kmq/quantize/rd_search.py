@@ -30,6 +30,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..format import coding
+from .histogram import labels_for_pixels
 from .remap import remap, squared_error
 
 # K grows by this factor per step of the ladder.
@@ -57,6 +59,33 @@ class Choice:
     codebook: np.ndarray
     smooth: float
     estimate: int
+
+
+def smallest_file_reaching(
+    image: np.ndarray,
+    options,
+    most: int,
+    cluster: Callable[[int], tuple[np.ndarray, np.ndarray]],
+    colors: np.ndarray,
+) -> Labelling:
+    """The encoder's call: (labels, codebook) of the smallest file in the
+    options' coding meeting options.quality, for an (h, w, C) image whose
+    distinct colours are `colors`; cluster(k) gives a codebook and a label
+    per distinct colour (k-means); options.smooth, if given, caps the
+    smoothing."""
+    height, width, channels = image.shape
+
+    def nearest(k: int) -> Labelling:
+        codebook, color_labels = cluster(k)
+        labels = labels_for_pixels(colors, color_labels, image.reshape(-1, channels))
+        return labels.reshape(height, width), codebook
+
+    def exact(labels: np.ndarray, codebook: np.ndarray) -> int:
+        return len(coding.smallest(labels, codebook, options.coding)[2])
+
+    cap = SMOOTH_RANGE[1] if options.smooth is None else options.smooth
+    choice = smallest_for_psnr(image, options.quality, most, nearest, quick_size, exact, max_smooth=cap)
+    return choice.labels, choice.codebook
 
 
 def smallest_for_psnr(

@@ -1,0 +1,153 @@
+"""The `kmq` command: encode, decode, inspect and compare .kmq images.
+
+Built on the same library calls a program would make (Image.save with the
+KMQ options, Image.open, the container parser), so the command and the
+library cannot drift apart. Every output goes through save_atomic.
+
+Exit codes: 0 all succeeded, 1 some file failed, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..options import DEFAULT_COLORS, command_line_type
+from .convert import DEFAULT_DECODE_FORMAT, LABELS_SUFFIX, codec_params, run_decode, run_encode
+from .info import run_info
+from .sheet import DEFAULT_SHEET_COLORS, parse_colors_list, run_sheet
+from .status import EXIT_INTERRUPTED, EXIT_USAGE, EXIT_OK, UsageError
+
+__all__ = ["build_parser", "codec_params", "main"]
+
+
+def _count(text: str) -> int:
+    """argparse type for -j and --columns: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _add_batch_options(parser: argparse.ArgumentParser, what: str) -> None:
+    outputs = parser.add_mutually_exclusive_group()
+    outputs.add_argument("-o", "--output", metavar="OUT",
+                         help=f"output file, for a single input (default: {what})")
+    outputs.add_argument("--out-dir", metavar="DIR",
+                         help="write the outputs into DIR, created if missing "
+                              "(default: beside each input)")
+    parser.add_argument("-j", "--jobs", type=_count, default=1, metavar="N",
+                        help="process N files at once in separate processes; "
+                             "0 means one per CPU (default: 1)")
+    parser.add_argument("-f", "--force", action="store_true",
+                        help="overwrite existing outputs (default: off, existing files "
+                             "are left alone and reported as failures)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress or summary even on a terminal "
+                             "(default: off; failures are always reported)")
+
+
+def _add_codec_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dither", action="store_true",
+                        help="dither the colours (default: off)")
+    parser.add_argument("--optimize", action="store_true",
+                        help="compress the label map for a smaller file "
+                             "(default: off, raw labels as in the tutorial)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kmq",
+        description="Encode, decode and inspect .kmq (K-means colour-quantized) images.",
+        epilog="Exit status: 0 if every file succeeded, 1 if any failed, 2 for usage errors. "
+               "Run 'kmq COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    encode = commands.add_parser(
+        "encode", help="compress images to .kmq",
+        description="Compress images (any format Pillow reads) to .kmq. "
+                    "A folder argument means the images in it.")
+    encode.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
+    encode.add_argument("-k", "--colors", type=command_line_type("colors", int), metavar="K",
+                        help=f"colours in the codebook, 1..256 (default: {DEFAULT_COLORS}, "
+                             "or the fewest reaching --quality)")
+    encode.add_argument("--quality", type=command_line_type("quality", float), metavar="Q",
+                        help="target PSNR in dB: choose K to reach it "
+                             "(default: off, K comes from -k)")
+    _add_codec_options(encode)
+    _add_batch_options(encode, "IN with its suffix changed to .kmq")
+    encode.set_defaults(run=run_encode, parser=encode)
+
+    decode = commands.add_parser(
+        "decode", help="decode .kmq files to PNG or any format Pillow writes",
+        description="Decode .kmq files to images. A folder argument means the .kmq files in it.")
+    decode.add_argument("inputs", nargs="+", metavar="IN.kmq", help=".kmq files or folders")
+    decode.add_argument("--format", metavar="FMT",
+                        help="output format, a Pillow format name or extension such as png, "
+                             f"webp or jpg (default: from -o's extension, else {DEFAULT_DECODE_FORMAT})")
+    decode.add_argument("--labels", action="store_true",
+                        help="write the label map (the segmentation) as a P image with the "
+                             f"codebook as palette, named IN{LABELS_SUFFIX}.png (default: off, "
+                             "write the colours)")
+    _add_batch_options(decode, "IN with its suffix changed to the format's")
+    decode.set_defaults(run=run_decode, parser=decode)
+
+    info = commands.add_parser(
+        "info", help="show a .kmq file's header and size accounting",
+        description="Show a .kmq file's header fields and the size table: original bits "
+                    "(8 per channel per pixel), label bits, codebook bits, total, ratio, "
+                    "and the actual file size.")
+    info.add_argument("file", metavar="FILE.kmq", help="the .kmq file")
+    info.add_argument("--original", metavar="IMG",
+                      help="also report MSE and PSNR against this image (default: none)")
+    info.add_argument("--json", action="store_true",
+                      help="print machine-readable JSON instead of text; an identical "
+                           "image has psnr_db null (default: off)")
+    info.set_defaults(run=run_info, parser=info)
+
+    sheet = commands.add_parser(
+        "sheet", help="compare an image with its reconstructions at several K",
+        description="Draw the original and its .kmq reconstruction at each K side by side, "
+                    "each labelled with K, PSNR and file size.")
+    sheet.add_argument("image", metavar="IMG", help="the image to compress")
+    sheet.add_argument("-k", "--colors", type=parse_colors_list,
+                       default=list(DEFAULT_SHEET_COLORS), metavar="K,K,...",
+                       help="the K values to show (default: "
+                            f"{','.join(map(str, DEFAULT_SHEET_COLORS))})")
+    sheet.add_argument("-o", "--output", metavar="OUT",
+                       help="the sheet image; its extension picks the format "
+                            "(default: IMG's name with .sheet.png)")
+    sheet.add_argument("--columns", type=_count, metavar="N",
+                       help="panels per row (default: all in one row)")
+    _add_codec_options(sheet)
+    sheet.add_argument("-f", "--force", action="store_true",
+                       help="overwrite an existing sheet (default: off)")
+    sheet.set_defaults(run=run_sheet, parser=sheet)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line `argv` (default sys.argv[1:]); the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        return args.run(args)
+    except SystemExit as exit:  # argparse: --help, --version, usage errors
+        return exit.code if isinstance(exit.code, int) else EXIT_OK if exit.code is None else EXIT_USAGE
+    except UsageError as exc:
+        args.parser.print_usage(sys.stderr)
+        print(f"kmq {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("kmq: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

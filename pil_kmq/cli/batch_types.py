@@ -1,0 +1,22 @@
+"""What a batch works on: a job (one input, one output) and its outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    target: Path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one input: an error message, or the bytes in and out."""
+
+    source: Path
+    error: str | None = None
+    input_bytes: int = 0
+    output_bytes: int = 0

@@ -1,0 +1,115 @@
+"""Batch progress on a terminal: failure lines always, a redrawn progress
+line and a summary only where someone is watching."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import TextIO
+
+from .batch_types import Outcome
+
+
+class Reporter:
+    """Failure lines always; progress and a summary only on a terminal.
+
+    Progress goes to stderr and is redrawn in place at most ten times a
+    second, so stdout stays clean for pipes.
+    """
+
+    REDRAW_INTERVAL = 0.1
+
+    def __init__(self, verb: str, total: int, stream: TextIO, show_progress: bool):
+        self.verb = verb
+        self.total = total
+        self.stream = stream
+        self.show_progress = show_progress
+        self.started = time.monotonic()
+        self.last_drawn = 0.0
+        self.line_shown = False
+        self.done = 0
+        self.failed = 0
+        self.input_bytes = 0
+        self.output_bytes = 0
+
+    def report(self, outcome: Outcome) -> None:
+        self.done += 1
+        if outcome.error is not None:
+            self.failed += 1
+            self.failure(outcome.source, outcome.error)
+        else:
+            self.input_bytes += outcome.input_bytes
+            self.output_bytes += outcome.output_bytes
+        now = time.monotonic()
+        if self.show_progress and (now - self.last_drawn >= self.REDRAW_INTERVAL or self.done == self.total):
+            self.last_drawn = now
+            self._draw(self._progress_line(now))
+
+    def failure(self, source: Path, reason: str) -> None:
+        self._clear()
+        print(f"kmq: {source}: {reason}", file=self.stream, flush=True)
+
+    def finish(self) -> None:
+        self._clear()
+        if self.show_progress:
+            print(self.summary(), file=self.stream, flush=True)
+
+    def summary(self) -> str:
+        succeeded = self.done - self.failed
+        elapsed = time.monotonic() - self.started
+        line = (
+            f"kmq {self.verb}: {succeeded} {plural(succeeded, 'file')}, "
+            f"{human_bytes(self.input_bytes)} -> {human_bytes(self.output_bytes)}"
+        )
+        if self.input_bytes:
+            line += f" ({self.output_bytes / self.input_bytes:.1%})"
+        line += f" in {elapsed:.1f} s"
+        if self.failed:
+            line += f", {self.failed} failed"
+        return line
+
+    def _progress_line(self, now: float) -> str:
+        elapsed = max(now - self.started, 1e-9)
+        rate = self.done / elapsed
+        remaining = (self.total - self.done) / rate if rate else math.inf
+        return (
+            f"{self.verb} {self.done}/{self.total} files, "
+            f"{rate:.1f} files/s, {duration(remaining)} left"
+        )
+
+    def _draw(self, line: str) -> None:
+        self.stream.write("\r" + line + "\x1b[K")
+        self.stream.flush()
+        self.line_shown = True
+
+    def _clear(self) -> None:
+        if self.line_shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.line_shown = False
+
+
+def plural(count: int, word: str) -> str:
+    return word if count == 1 else word + "s"
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:,.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def duration(seconds: float) -> str:
+    if math.isinf(seconds):
+        return "?"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

@@ -1,0 +1,219 @@
+"""Every save option in one place: its type, range, default and error message.
+
+Image.save (through im.encoderinfo), the numpy API and the kmq command all
+read options through Options.from_mapping, so a value is accepted or refused
+with the same words everywhere, and changing what an option means is a
+change to this file alone.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from PIL import Image
+
+from .format import coding
+
+DEFAULT_COLORS = 256
+DEFAULT_MAX_ITER = 300
+DEFAULT_TOL = 1e-2
+
+# Spellings people reach for, and the option they mean.
+NEAR_MISSES = {
+    "k": "colors", "colour": "colors", "colours": "colors", "color": "colors",
+    "n_colors": "colors", "ncolors": "colors", "palette_size": "colors",
+    "dithering": "dither", "optimise": "optimize", "compression": "coding",
+}
+
+
+class OptionValueError(ValueError):
+    """A save option with a value outside its range."""
+
+
+class OptionTypeError(TypeError, OptionValueError):
+    """A save option of the wrong type (also a ValueError, as the README promises)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """Validated encoder options, named like Image.save's keywords."""
+
+    colors: int = DEFAULT_COLORS
+    max_iter: int = DEFAULT_MAX_ITER
+    tol: float = DEFAULT_TOL
+    # Floyd-Steinberg error diffusion onto the codebook (quantize/dither.py).
+    dither: bool = False
+    # Target PSNR in dB: use the fewest colours (at most `colors`) reaching it.
+    quality: float | None = None
+    # Write the smallest coding the format has instead of raw.
+    optimize: bool = False
+    # Force one coding (a number of coding.NAMES); None: raw, or the smallest with optimize.
+    coding: int | None = None
+    # Rate-distortion smoothing of the labels (quantize/remap.py); None: 0
+    # (nearest colour), or, with a quality target, chosen by the search.
+    smooth: float | None = None
+
+    @classmethod
+    def from_mapping(cls, params: dict[str, Any]) -> Options:
+        """Read and check options (im.encoderinfo or keywords); unknown keys
+        are ignored as Pillow does, near-misses of ours draw a warning."""
+        warn_near_misses(params)
+        values = {
+            name: parse(params[name], name) for name, (parse, _) in PARSERS.items()
+            if params.get(name) is not None
+        }
+        if values.get("dither") and values.get("smooth", 0) > 0:
+            raise OptionValueError(
+                "dither and smooth > 0 cannot be combined: dithering adds the noise that smoothing removes"
+            )
+        return cls(**values)
+
+
+def metadata_bytes(value: Any, name: str) -> bytes | None:
+    """icc_profile / exif: bytes-like (exif also Image.Exif), or None."""
+    if value is None or value == b"":
+        return None
+    if isinstance(value, Image.Exif) and name == "exif":
+        return value.tobytes()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    accepted = "bytes or Image.Exif" if name == "exif" else "bytes"
+    raise OptionTypeError(f"{name} must be {accepted}, got {type(value).__name__} {_short(value)}")
+
+
+def warn_near_misses(params: dict[str, Any]) -> None:
+    for key in params:
+        if not isinstance(key, str) or key in PARSERS or key in METADATA_KEYS:
+            continue
+        meant = NEAR_MISSES.get(key.lower())
+        if meant is None:
+            close = difflib.get_close_matches(key.lower(), list(PARSERS), n=1, cutoff=0.8)
+            meant = close[0] if close else None
+        if meant is not None:
+            warnings.warn(
+                f"KMQ save option {key!r} is not known and was ignored: did you mean {meant!r}?",
+                UserWarning, stacklevel=4,
+            )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _integer(low: int, high: int | None) -> Callable[[Any, str], int]:
+    def parse(value: Any, name: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise OptionTypeError(f"{name} must be an integer {_bounds(low, high)}, got {_short(value)}")
+        if value < low or (high is not None and value > high):
+            raise OptionValueError(f"{name} must be an integer {_bounds(low, high)}, got {value}")
+        return int(value)
+
+    return parse
+
+
+def _bounds(low: float, high: float | None) -> str:
+    return f">= {low}" if high is None else f"from {low} to {high}"
+
+
+def _flag(value: Any, name: str) -> bool:
+    """Flags take bool or the ints 0 and 1, as Pillow's own plugins do."""
+    if isinstance(value, numbers.Integral) and value in (0, 1):
+        return bool(value)
+    if hasattr(value, "dtype") and value.dtype == bool:  # numpy.bool_
+        return bool(value)
+    raise OptionTypeError(f"{name} must be True or False (or 1 or 0), got {_short(value)}")
+
+
+def _dither(value: Any, name: str) -> bool:
+    """bool, or an Image.Dither as Image.quantize takes it (plain ints are read
+    as Image.Dither: 0 NONE, 1 ORDERED, 2 RASTERIZE, 3 FLOYDSTEINBERG)."""
+    if isinstance(value, bool) or (hasattr(value, "dtype") and value.dtype == bool):
+        return bool(value)
+    if not isinstance(value, numbers.Integral):
+        raise OptionTypeError(
+            f"{name} must be True, False, Image.Dither.NONE or Image.Dither.FLOYDSTEINBERG, "
+            f"got {_short(value)}"
+        )
+    try:
+        method = Image.Dither(int(value))
+    except ValueError:
+        raise OptionValueError(f"{name} must be True, False or an Image.Dither, got {value!r}") from None
+    if method not in (Image.Dither.NONE, Image.Dither.FLOYDSTEINBERG):
+        raise OptionValueError(
+            f"{name}=Image.Dither.{method.name} is not supported: use "
+            "Image.Dither.FLOYDSTEINBERG (or True) or Image.Dither.NONE (or False)"
+        )
+    return method == Image.Dither.FLOYDSTEINBERG
+
+
+def _real(low: float, high: float, low_open: bool) -> Callable[[Any, str], float]:
+    wanted = f"a number {'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high < math.inf else "")
+
+    def parse(value: Any, name: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise OptionTypeError(f"{name} must be {wanted}, got {_short(value)}")
+        value = float(value)
+        if math.isnan(value) or value < low or (low_open and value == low) or value > high or math.isinf(value):
+            raise OptionValueError(f"{name} must be {wanted}, got {value!r}")
+        return value
+
+    return parse
+
+
+def _quality(value: Any, name: str) -> float:
+    return _real(0.0, 100.0, low_open=True)(value, name)
+
+
+def _coding(value: Any, name: str) -> int:
+    """A coding by number or name ("raw", "zlib", ...)."""
+    known = ", ".join(f"{number} ({label!r})" for number, label in coding.NAMES.items())
+    if isinstance(value, str):
+        by_name = {label: number for number, label in coding.NAMES.items()}
+        if value.lower() in by_name:
+            return by_name[value.lower()]
+        raise OptionValueError(f"unknown {name} {value!r}: known codings are {known}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise OptionTypeError(f"{name} must be a coding name or number: {known}; got {_short(value)}")
+    if int(value) not in coding.NAMES:
+        raise OptionValueError(f"unknown {name} {value!r}: known codings are {known}")
+    return int(value)
+
+
+# name -> (parser, what the README says of its range); the defaults are Options'.
+PARSERS: dict[str, tuple[Callable[[Any, str], Any], str]] = {
+    "colors": (_integer(1, 256), "int, 1 to 256"),
+    "max_iter": (_integer(0, None), "int >= 0"),
+    "tol": (_real(0.0, math.inf, low_open=False), "float >= 0"),
+    "dither": (_dither, "bool or Image.Dither (NONE, FLOYDSTEINBERG)"),
+    "quality": (_quality, "float, 0 < quality <= 100 (dB)"),
+    "optimize": (_flag, "bool"),
+    "coding": (_coding, "str or int: " + ", ".join(coding.NAMES.values())),
+    "smooth": (_real(0.0, math.inf, low_open=False), "float >= 0"),
+}
+METADATA_KEYS = ("icc_profile", "exif")
+
+
+def command_line_type(name: str, convert: Callable[[str], Any]):
+    """An argparse type for option `name`: the text converted, then checked
+    by the same parser as Image.save's keyword (so exit 2 names the range)."""
+    import argparse
+
+    parse, _ = PARSERS[name]
+
+    def check(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = text
+        try:
+            return parse(value, name)
+        except OptionValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return check

@@ -1,0 +1,61 @@
+"""The quantize stage as one call: an image array in, its codebook and label
+map out (histogram, k-means or the quality target, then exact nearest
+labels, smoothed if asked (remap), or dithering)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..format import coding
+from ..options import Options
+from .dither import dither as dither_onto
+from .histogram import histogram, labels_for_pixels
+from .kmeans import kmeans
+from .quality import fewest_colors_reaching
+from .rd_search import smallest_file_reaching
+from .remap import remap
+
+
+def quantize(image: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarray]:
+    """(label map (h, w) uint8, codebook (K, C) uint8) for an (h, w, C)
+    uint8 image, K <= options.colors."""
+    height, width, channels = image.shape
+    pixels = image.reshape(-1, channels)
+    colors, counts = histogram(pixels)
+
+    def cluster(k: int) -> tuple[np.ndarray, np.ndarray]:
+        return _cluster(colors, counts, k, options)
+
+    most = min(options.colors, len(colors))
+    if searches_smoothing(options):
+        return smallest_file_reaching(image, options, most, cluster, colors)
+    if options.quality is None:
+        codebook, color_labels = cluster(most)
+    else:
+        codebook, color_labels = fewest_colors_reaching(options.quality, most, cluster, colors, counts)
+    if options.dither and len(codebook) < len(colors):
+        labels = dither_onto(image, codebook)
+    else:
+        labels = labels_for_pixels(colors, color_labels, pixels).reshape(height, width)
+        if options.quality is None:
+            labels = remap(image, codebook, labels, options.smooth or 0.0)
+    return labels, codebook
+
+
+def searches_smoothing(options: Options) -> bool:
+    """A quality target written in a compressed coding searches K and
+    smoothing together (quantize/rd_search.py); a raw file costs the same
+    however smooth its labels, and dithering excludes smoothing."""
+    compressed = options.optimize or options.coding not in (None, coding.RAW)
+    return options.quality is not None and compressed and not options.dither and options.smooth != 0
+
+
+def _cluster(
+    colors: np.ndarray, counts: np.ndarray, k: int, options: Options
+) -> tuple[np.ndarray, np.ndarray]:
+    """Codebook and a label per distinct colour (uint8) for at most k colours;
+    an image with at most k distinct colours keeps them exactly."""
+    if len(colors) <= k:
+        return colors, np.arange(len(colors), dtype=np.uint8)
+    codebook, labels = kmeans(colors, counts, k, max_iter=options.max_iter, tol=options.tol)
+    return codebook, labels.astype(np.uint8)

@@ -1,0 +1,34 @@
+"""Image makers shared by the tests (imported as `helpers` or via conftest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def noise_image(width: int, height: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
+    """An image with (practically) every pixel a different colour."""
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+    rng = np.random.default_rng(seed)
+    array = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
+    return Image.fromarray(array[:, :, 0] if channels == 1 else array, mode)
+
+
+def gradient_image(width: int, height: int, mode: str = "RGB") -> Image.Image:
+    """A smooth image with many colours, like a photo's sky."""
+    x = np.linspace(0, 255, width)[None, :]
+    y = np.linspace(0, 255, height)[:, None]
+    planes = [x + 0 * y, y + 0 * x, (x + y) / 2, 255 - x / 2 + 0 * y]
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+    array = np.dstack(planes[:channels]).astype(np.uint8)
+    return Image.fromarray(array[:, :, 0] if channels == 1 else array, mode)
+
+
+def flat_pixels(im: Image.Image) -> list:
+    """Pixel values in row-major order (getdata is deprecated in Pillow 13)."""
+    flatten = getattr(im, "get_flattened_data", None)
+    return list(flatten() if flatten else im.getdata())
