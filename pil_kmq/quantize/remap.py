@@ -21,9 +21,9 @@ The smoothing strength `smooth` is unitless: lam = smooth * the image's
 mean squared quantization error per pixel (summed over channels, nearest
 labels). Since lam is measured against the error the codebook already
 makes, one value costs roughly the same PSNR at every K: on the Kodak
-images smooth = 1 costs 0.26 dB at K = 16 and 0.42 dB at K = 256 (for
-optimize=True files 20% and 12% smaller), smooth = 4 1.0 to 1.8 dB (35%
-to 24% smaller). smooth = 0 is the nearest-colour labelling unchanged.
+images smooth = 1 costs 0.24 dB at K = 16 and 0.48 dB at K = 256 (for
+optimize=True files 23% and 15% smaller), smooth = 4 0.9 to 1.8 dB (37%
+to 28% smaller). smooth = 0 is the nearest-colour labelling unchanged.
 
 A pixel's squared error never exceeds its nearest error + 4 * lam: past
 that, its nearest label is better whatever its neighbours (at most 4
