@@ -15,7 +15,7 @@ class UsageError(Exception):
 
 
 def exists_message(target: Path) -> str:
-    return f"{target} exists (use --force to overwrite)"
+    return f"{target} exists (use --force to overwrite, --skip-existing to skip)"
 
 
 def describe_error(exc: BaseException, source: Path | None = None) -> str:
