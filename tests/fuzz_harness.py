@@ -3,7 +3,10 @@ and peak memory, checked against the limits a decoder must keep.
 
     python tests/fuzz_harness.py --seconds 600             # long run, 1 s limit
     python tests/fuzz_harness.py --cases 300 --seed 0      # what the suite runs
-    python tests/fuzz_harness.py --atheris -- -max_total_time=600
+    python tests/fuzz_harness.py --atheris -- -max_total_time=600   # pip install atheris
+
+--ignore-memory still measures memory but does not count the budget as a
+finding (to hunt crashes past a decoder known to be over it).
 
 The inputs are tests/fuzz_kmq.py's seeds and mutations (which repair
 checksums and lengths so they reach the payload decoders). A finding (an
@@ -139,6 +142,8 @@ class Report:
     slow: list[tuple[Case, str]] = field(default_factory=list)
     over_budget: list[tuple[Case, str]] = field(default_factory=list)
 
+    check_memory: bool = True
+
     def add(self, seed: str, data: bytes, time_limit: float) -> None:
         try:
             case = measure(data, seed)
@@ -147,7 +152,10 @@ class Report:
             return
         self.cases.append(case)
         for problem in problems(case, time_limit):
-            (self.slow if problem.startswith("slow") else self.over_budget).append((case, problem))
+            if problem.startswith("slow"):
+                self.slow.append((case, problem))
+            elif self.check_memory:
+                self.over_budget.append((case, problem))
 
     def summary(self) -> str:
         outcomes = Counter((case.seed, case.outcome) for case in self.cases)
@@ -173,8 +181,16 @@ class Report:
         return "\n".join(lines)
 
     def findings(self) -> list[tuple[bytes, str]]:
-        return ([(data, reason) for _, data, reason in self.crashes]
-                + [(case.data, reason) for case, reason in self.slow + self.over_budget])
+        """One input (the shortest) per kind of finding, seed and outcome."""
+        found = [(None, data, reason) for _, data, reason in self.crashes]
+        found += [(case, case.data, reason) for case, reason in self.slow + self.over_budget]
+        kept: dict[tuple[str, str, str], bytes] = {}
+        reasons: dict[tuple[str, str, str], str] = {}
+        for case, data, reason in found:
+            key = (reason.split(":")[0], case.seed if case else "", case.outcome if case else reason)
+            if key not in kept or len(data) < len(kept[key]):
+                kept[key], reasons[key] = data, reason
+        return [(kept[key], reasons[key]) for key in kept]
 
 
 def run(cases: int, seed: int, time_limit: float) -> Report:
@@ -208,8 +224,8 @@ def save_finding(data: bytes, reason: str) -> Path:
     return path
 
 
-def long_run(seconds: float, seed: int) -> int:
-    report = Report()
+def long_run(seconds: float, seed: int, check_memory: bool) -> int:
+    report = Report(check_memory=check_memory)
     all_seeds()
     deadline = time.monotonic() + seconds
     with tracing():
@@ -223,11 +239,11 @@ def long_run(seconds: float, seed: int) -> int:
     return 1 if report.findings() else 0
 
 
-def atheris_run(argv: list[str]) -> int:
+def atheris_run(argv: list[str], check_memory: bool) -> int:
     import atheris  # optional: pip install atheris
 
     def one_input(data: bytes) -> None:
-        report = Report()
+        report = Report(check_memory=check_memory)
         with tracing():
             report.add("atheris", data, LONG_TIME_LIMIT)
         for found, reason in report.findings():
@@ -238,6 +254,8 @@ def atheris_run(argv: list[str]) -> int:
     corpus = Path(tempfile.mkdtemp(prefix="kmq-corpus-"))
     for name, data in all_seeds().items():
         (corpus / f"{name}.kmq").write_bytes(data)
+    if not any(arg.startswith("-artifact_prefix=") for arg in argv):  # findings go to FUZZ_DIR
+        argv = [*argv, f"-artifact_prefix={corpus}/"]
     atheris.Setup([sys.argv[0], *argv, str(corpus)], one_input)
     atheris.Fuzz()
     return 0
@@ -249,12 +267,14 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=300, help="short run: this many mutations (default 300)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--atheris", action="store_true", help="coverage-guided with atheris")
+    parser.add_argument("--ignore-memory", action="store_true",
+                        help="measure memory but do not count the budget as a finding")
     parser.add_argument("rest", nargs="*", help="arguments for libFuzzer (after --)")
     args = parser.parse_args()
     if args.atheris:
-        return atheris_run(args.rest)
+        return atheris_run(args.rest, not args.ignore_memory)
     if args.seconds is not None:
-        return long_run(args.seconds, args.seed)
+        return long_run(args.seconds, args.seed, not args.ignore_memory)
     report = run(args.cases, args.seed, SUITE_TIME_LIMIT)
     print(report.summary())
     return 1 if report.findings() else 0

@@ -77,11 +77,12 @@ def end_by_signal(signum: int) -> int:
 def end_by_broken_pipe() -> int:
     """The reader of our output has gone: end silently, like coreutils
     (SIGPIPE's default action), with no traceback and no flush at exit."""
-    with contextlib.suppress(Exception):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                os.dup2(devnull, stream.fileno())  # Python's final flush finds nowhere to fail
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()  # the stream still open gets what it is owed
+        with contextlib.suppress(Exception):
+            os.dup2(devnull, stream.fileno())  # no later flush can fail
     if hasattr(signal, "SIGPIPE"):
         return end_by_signal(signal.SIGPIPE)
     return 1
