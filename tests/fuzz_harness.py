@@ -1,23 +1,17 @@
-"""Measure the .kmq reader under fuzzing: for every input, its outcome, time
-and peak memory, checked against the limits a decoder must keep.
+"""Measure the .kmq reader under fuzzing: every input's outcome, time and
+peak memory, against the limits a decoder must keep.
 
-    python tests/fuzz_harness.py --seconds 600             # long run, 1 s limit
-    python tests/fuzz_harness.py --cases 300 --seed 0      # what the suite runs
+    python tests/fuzz_harness.py --seconds 600      # long run, 1 s per input
+    python tests/fuzz_harness.py --cases 300        # what the suite runs (5 s)
     python tests/fuzz_harness.py --atheris -- -max_total_time=600   # pip install atheris
 
---ignore-memory still measures memory but does not count the budget as a
-finding (to hunt crashes past a decoder known to be over it).
-
-The inputs are tests/fuzz_kmq.py's seeds and mutations (which repair
-checksums and lengths so they reach the payload decoders). A finding (an
-exception outside Pillow's accepted set, a decode over the time limit, or
-peak memory over the budget) is written to fixtures/fuzz/ as
-finding-<kind>-<hash>.kmq; tests/test_hostile.py replays that folder.
-
-Peak memory is what tracemalloc sees: Python objects and numpy arrays
-(numpy reports its buffers to it), not Pillow's own image buffer, which
-every decoder needs anyway. So the budget is BYTES_PER_PIXEL per claimed
-pixel beyond that image, plus a fixed allowance and the file's own size.
+Inputs: tests/fuzz_kmq.py's seeds and mutate() (which repairs checksums and
+lengths to reach the payload decoders), plus two large seeds. Findings (an
+exception outside Pillow's accepted set, too slow, over the memory budget;
+--ignore-memory measures but lets the budget pass) go to fixtures/fuzz/,
+which tests/test_hostile.py replays. Memory is what tracemalloc sees: Python
+and numpy (which reports its buffers), not Pillow's own image buffer; so the
+budget is BYTES_PER_PIXEL beyond that image, plus fixed and per-file bytes.
 """
 
 from __future__ import annotations
@@ -27,6 +21,7 @@ import contextlib
 import functools
 import hashlib
 import io
+import math
 import random
 import re
 import sys
@@ -47,6 +42,7 @@ ACCEPTED = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombE
 BYTES_PER_PIXEL = 0.5
 FIXED_ALLOWANCE = 64 * 1024
 LARGE_SIZE = (512, 384)  # enough pixels that B/px, not the fixed allowance, decides
+LARGE_PIXELS = 65536  # where B/px means something
 SUITE_TIME_LIMIT = 5.0
 LONG_TIME_LIMIT = 1.0
 
@@ -60,15 +56,19 @@ class Case:
     seconds: float
     peak_bytes: int
     pixels: int  # claimed by the header, 0 if it was not read
-    data: bytes = field(repr=False)
+    file_bytes: int
 
     @property
     def budget(self) -> float:
-        return FIXED_ALLOWANCE + 2 * len(self.data) + BYTES_PER_PIXEL * self.pixels
+        return FIXED_ALLOWANCE + 2 * self.file_bytes + BYTES_PER_PIXEL * self.pixels
 
     @property
     def bytes_per_pixel(self) -> float:
         return self.peak_bytes / self.pixels if self.pixels else 0.0
+
+    def __str__(self) -> str:
+        return (f"{self.seconds * 1000:.1f} ms, {self.peak_bytes:,} bytes = {self.bytes_per_pixel:.2f} B/px "
+                f"over {self.pixels:,} px ({self.seed}, {self.outcome})")
 
 
 def measure(data: bytes, seed: str = "") -> Case:
@@ -91,7 +91,7 @@ def measure(data: bytes, seed: str = "") -> Case:
         outcome = type(error).__name__
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1] - baseline
-    return Case(seed, outcome, seconds, max(peak, 0), pixels, data)
+    return Case(seed, outcome, seconds, max(peak, 0), pixels, len(data))
 
 
 def problems(case: Case, time_limit: float) -> list[str]:
@@ -137,68 +137,71 @@ def generate(cases: int, seed: int):
 
 @dataclass
 class Report:
-    cases: list[Case] = field(default_factory=list)
-    crashes: list[tuple[Case | None, bytes, str]] = field(default_factory=list)
-    slow: list[tuple[Case, str]] = field(default_factory=list)
-    over_budget: list[tuple[Case, str]] = field(default_factory=list)
+    """Aggregates only (a long run sees millions of inputs), plus the
+    shortest input for each kind of finding, seed and outcome."""
 
     check_memory: bool = True
+    inputs: int = 0
+    outcomes: Counter = field(default_factory=Counter)  # (seed, outcome) -> count
+    slowest: Case | None = None
+    largest: Case | None = None  # peak per pixel, over images of LARGE_PIXELS or more
+    findings: dict[tuple[str, str, str], tuple[bytes, str]] = field(default_factory=dict)
+    counts: Counter = field(default_factory=Counter)  # crash / slow / memory -> count
 
     def add(self, seed: str, data: bytes, time_limit: float) -> None:
+        self.inputs += 1
         try:
             case = measure(data, seed)
         except Exception as error:  # outside the accepted set: a finding
-            self.crashes.append((None, data, f"{type(error).__name__}: {error}"))
+            self._found("crash", seed, type(error).__name__, data, f"crash: {type(error).__name__}: {error}")
             return
-        self.cases.append(case)
+        self.outcomes[seed, case.outcome] += 1
+        if self.slowest is None or case.seconds > self.slowest.seconds:
+            self.slowest = case
+        if case.pixels >= LARGE_PIXELS and (
+                self.largest is None or case.bytes_per_pixel > self.largest.bytes_per_pixel):
+            self.largest = case
         for problem in problems(case, time_limit):
-            if problem.startswith("slow"):
-                self.slow.append((case, problem))
-            elif self.check_memory:
-                self.over_budget.append((case, problem))
+            kind = problem.split(":")[0]
+            if kind == "slow" or self.check_memory:
+                self._found(kind, seed, case.outcome, data, problem)
+
+    def _found(self, kind: str, seed: str, outcome: str, data: bytes, reason: str) -> None:
+        self.counts[kind] += 1
+        key = (kind, seed, outcome)
+        if key not in self.findings or len(data) < len(self.findings[key][0]):
+            self.findings[key] = (data, reason)
+
+    def reasons(self, kind: str) -> list[str]:
+        return [reason for (found, _, _), (_, reason) in self.findings.items() if found == kind]
 
     def summary(self) -> str:
-        outcomes = Counter((case.seed, case.outcome) for case in self.cases)
-        slowest = max(self.cases, key=lambda case: case.seconds)
-        # Per pixel means something only where pixels outweigh fixed costs.
-        large = [case for case in self.cases if case.pixels >= 65536] or self.cases
-        largest = max(large, key=lambda case: case.bytes_per_pixel)
         lines = [
-            f"{len(self.cases) + len(self.crashes)} inputs, {len(self.crashes)} crashes, "
-            f"{len(self.slow)} slow, {len(self.over_budget)} over the memory budget",
-            f"distinct outcomes: {len({case.outcome for case in self.cases})} kinds, "
-            f"{len(outcomes)} (seed, kind) pairs",
-            f"slowest: {slowest.seconds * 1000:.1f} ms ({slowest.seed}, {slowest.outcome}, "
-            f"{slowest.pixels:,} px)",
-            f"largest peak per pixel (images of 64K px or more): {largest.bytes_per_pixel:.2f} B/px ({largest.peak_bytes:,} bytes, "
-            f"{largest.pixels:,} px, {largest.seed}, {largest.outcome})",
-            "per seed: " + "; ".join(
-                f"{name} " + ", ".join(f"{kind} {count}" for (seed, kind), count in sorted(outcomes.items())
-                                       if seed == name)
-                for name in sorted(all_seeds())),
+            f"{self.inputs} inputs: {self.counts['crash']} crashes, {self.counts['slow']} slow, "
+            f"{self.counts['memory']} over the memory budget",
+            f"distinct outcomes: {len({kind for _, kind in self.outcomes})} kinds, "
+            f"{len(self.outcomes)} (seed, kind) pairs",
+            f"slowest: {self.slowest}",
+            f"largest peak per pixel: {self.largest}",
         ]
-        lines += [f"  {case.seed}: {reason}" for case, reason in (self.slow + self.over_budget)[:5]]
-        return "\n".join(lines)
-
-    def findings(self) -> list[tuple[bytes, str]]:
-        """One input (the shortest) per kind of finding, seed and outcome."""
-        found = [(None, data, reason) for _, data, reason in self.crashes]
-        found += [(case, case.data, reason) for case, reason in self.slow + self.over_budget]
-        kept: dict[tuple[str, str, str], bytes] = {}
-        reasons: dict[tuple[str, str, str], str] = {}
-        for case, data, reason in found:
-            key = (reason.split(":")[0], case.seed if case else "", case.outcome if case else reason)
-            if key not in kept or len(data) < len(kept[key]):
-                kept[key], reasons[key] = data, reason
-        return [(kept[key], reasons[key]) for key in kept]
+        for name in sorted(all_seeds()):
+            seen = ", ".join(f"{kind} {count}" for (seed, kind), count in sorted(self.outcomes.items())
+                             if seed == name)
+            lines.append(f"  {name}: {seen}")
+        return "\n".join(lines + [f"  finding: {reason}" for _, reason in self.findings.values()])
 
 
-def run(cases: int, seed: int, time_limit: float) -> Report:
-    report = Report()
+def run(cases: int, seed: int, time_limit: float, seconds: float = math.inf,
+        check_memory: bool = True) -> Report:
+    """`cases` inputs or `seconds` of them, whichever ends first."""
+    report = Report(check_memory=check_memory)
     all_seeds()  # made before tracing: K-means is not what is measured
+    deadline = time.monotonic() + seconds
     with tracing():
         for name, data in generate(cases, seed):
             report.add(name, data, time_limit)
+            if time.monotonic() > deadline:
+                break
     return report
 
 
@@ -224,19 +227,6 @@ def save_finding(data: bytes, reason: str) -> Path:
     return path
 
 
-def long_run(seconds: float, seed: int, check_memory: bool) -> int:
-    report = Report(check_memory=check_memory)
-    all_seeds()
-    deadline = time.monotonic() + seconds
-    with tracing():
-        for name, data in generate(sys.maxsize, seed):
-            report.add(name, data, LONG_TIME_LIMIT)
-            if time.monotonic() > deadline:
-                break
-    for data, reason in report.findings():
-        save_finding(data, reason)
-    print(report.summary())
-    return 1 if report.findings() else 0
 
 
 def atheris_run(argv: list[str], check_memory: bool) -> int:
@@ -246,7 +236,7 @@ def atheris_run(argv: list[str], check_memory: bool) -> int:
         report = Report(check_memory=check_memory)
         with tracing():
             report.add("atheris", data, LONG_TIME_LIMIT)
-        for found, reason in report.findings():
+        for found, reason in report.findings.values():
             save_finding(found, reason)
             raise AssertionError(reason)
 
@@ -274,10 +264,13 @@ def main() -> int:
     if args.atheris:
         return atheris_run(args.rest, not args.ignore_memory)
     if args.seconds is not None:
-        return long_run(args.seconds, args.seed, not args.ignore_memory)
-    report = run(args.cases, args.seed, SUITE_TIME_LIMIT)
+        report = run(sys.maxsize, args.seed, LONG_TIME_LIMIT, args.seconds, not args.ignore_memory)
+    else:
+        report = run(args.cases, args.seed, SUITE_TIME_LIMIT, check_memory=not args.ignore_memory)
+    for data, reason in report.findings.values():
+        save_finding(data, reason)
     print(report.summary())
-    return 1 if report.findings() else 0
+    return 1 if report.findings else 0
 
 
 if __name__ == "__main__":
