@@ -58,14 +58,19 @@ def _same_by_hard_link_in_a_folder_batch(tmp_path):
     return ["encode", tmp_path], source, tmp_path / "a.kmq"
 
 
+def _same_sheet_by_name(tmp_path):
+    source = make_image(tmp_path / "a.png")
+    return ["sheet", source, "-o", source], source, source
+
+
 @pytest.mark.parametrize("force", [[], ["--force"]])
 @pytest.mark.parametrize("case", [_same_by_name, _same_kmq_by_name, _same_by_symlink,
-                                  _same_by_hard_link_in_a_folder_batch])
+                                  _same_by_hard_link_in_a_folder_batch, _same_sheet_by_name])
 def test_an_output_that_is_an_input_is_refused_before_anything_is_written(tmp_path, case, force):
     args, source, output = case(tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
-    result = run_kmq(*args, *force, "-k", "2") if args[0] == "encode" else run_kmq(*args, *force)
+    result = run_kmq(*args, *force, *(["-k", "2"] if args[0] != "decode" else []))
 
     assert result.returncode == 2, result.stderr
     assert f"output {output} is the same file as the input {source}" in result.stderr

@@ -26,11 +26,11 @@ def run_job(job: Job, force: bool, write: Callable[[Job], None]) -> Outcome:
         if job.target.is_dir():
             return Outcome(job.source, f"output {job.target} is a folder")
         if not force and job.target.exists():
-            return Outcome(job.source, exists_message(job.target))
+            return Outcome(job.source, exists_message(job.target, can_skip=True))
         write(job)
         return Outcome(job.source, None, job.source.stat().st_size, job.target.stat().st_size)
     except FileExistsError:
-        return Outcome(job.source, exists_message(job.target))
+        return Outcome(job.source, exists_message(job.target, can_skip=True))
     except Exception as exc:  # reported as one line; the batch goes on
         return Outcome(job.source, describe_error(exc, job.source))
 
