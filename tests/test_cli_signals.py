@@ -161,7 +161,6 @@ def test_workers_end_when_their_parent_is_killed(tmp_path, named):
 
 @pytest.mark.parametrize("args, closed", [
     (["info", "{kmq}"], "stdout"),
-    (["info", "{kmq}", "--json"], "stdout"),
     (["decode", "{kmq}", "--out-dir", "{tmp}/out"], "stderr"),  # the summary line
 ])
 def test_writing_to_a_closed_pipe_ends_quietly_by_sigpipe(tmp_path, args, closed):
