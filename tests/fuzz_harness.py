@@ -57,6 +57,7 @@ class Case:
     peak_bytes: int
     pixels: int  # claimed by the header, 0 if it was not read
     file_bytes: int
+    detail: str = ""  # the error message, numbers blanked
 
     @property
     def budget(self) -> float:
@@ -74,7 +75,7 @@ class Case:
 def measure(data: bytes, seed: str = "") -> Case:
     """Open and load `data` as a user would; its outcome, time and peak
     traced memory (within tracing()). Exceptions outside ACCEPTED propagate."""
-    pixels = 0
+    pixels, detail = 0, ""
     baseline = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()
     start = time.perf_counter()
@@ -89,9 +90,10 @@ def measure(data: bytes, seed: str = "") -> Case:
         outcome = "DecompressionBombWarning"
     except ACCEPTED as error:
         outcome = type(error).__name__
+        detail = re.sub(r"[0-9a-fx]*[0-9][0-9a-fx]*", "N", str(error))[:80]  # numbers vary
     seconds = time.perf_counter() - start
     peak = tracemalloc.get_traced_memory()[1] - baseline
-    return Case(seed, outcome, seconds, max(peak, 0), pixels, len(data))
+    return Case(seed, outcome, seconds, max(peak, 0), pixels, len(data), detail)
 
 
 def problems(case: Case, time_limit: float) -> list[str]:
@@ -143,6 +145,7 @@ class Report:
     check_memory: bool = True
     inputs: int = 0
     outcomes: Counter = field(default_factory=Counter)  # (seed, outcome) -> count
+    messages: Counter = field(default_factory=Counter)  # outcome and message -> count
     slowest: Case | None = None
     largest: Case | None = None  # peak per pixel, over images of LARGE_PIXELS or more
     findings: dict[tuple[str, str, str], tuple[bytes, str]] = field(default_factory=dict)
@@ -156,6 +159,7 @@ class Report:
             self._found("crash", seed, type(error).__name__, data, f"crash: {type(error).__name__}: {error}")
             return
         self.outcomes[seed, case.outcome] += 1
+        self.messages[f"{case.outcome}: {case.detail}"] += 1
         if self.slowest is None or case.seconds > self.slowest.seconds:
             self.slowest = case
         if case.pixels >= LARGE_PIXELS and (
@@ -179,8 +183,8 @@ class Report:
         lines = [
             f"{self.inputs} inputs: {self.counts['crash']} crashes, {self.counts['slow']} slow, "
             f"{self.counts['memory']} over the memory budget",
-            f"distinct outcomes: {len({kind for _, kind in self.outcomes})} kinds, "
-            f"{len(self.outcomes)} (seed, kind) pairs",
+            f"distinct outcomes: {len({kind for _, kind in self.outcomes})} exception types, "
+            f"{len(self.messages)} messages, {len(self.outcomes)} (seed, type) pairs",
             f"slowest: {self.slowest}",
             f"largest peak per pixel: {self.largest}",
         ]
