@@ -179,3 +179,6 @@ def test_writing_to_a_closed_pipe_ends_quietly_by_sigpipe(tmp_path, args, closed
     other = result.stderr if closed == "stdout" else result.stdout
     assert result.returncode == -signal.SIGPIPE, other
     assert other == b""  # no traceback, no "Exception ignored" at exit
+    if closed == "stderr":  # the summary comes after the work, which is done
+        with Image.open(tmp_path / "out" / "x.png") as im:
+            assert im.size == (8, 5)
