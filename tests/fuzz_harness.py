@@ -1,42 +1,33 @@
 """Measure the .kmq reader under fuzzing: every input's outcome, time and
-peak memory, against the limits a decoder must keep.
-
-    python tests/fuzz_harness.py --seconds 600      # long run, 1 s per input
-    python tests/fuzz_harness.py --cases 300        # what the suite runs (5 s)
-    python tests/fuzz_harness.py --atheris -- -max_total_time=600   # pip install atheris
+peak memory, against the limits a decoder must keep (the command line is
+tests/fuzz_long.py; tests/test_fuzz_harness.py runs a short fixed run).
 
 Inputs: tests/fuzz_kmq.py's seeds and mutate() (which repairs checksums and
-lengths to reach the payload decoders), plus two large seeds. Findings (an
-exception outside Pillow's accepted set, too slow, over the memory budget;
---ignore-memory measures but lets the budget pass) go to fixtures/fuzz/,
-which tests/test_hostile.py replays. Memory is what tracemalloc sees: Python
-and numpy (which reports its buffers), not Pillow's own image buffer; so the
-budget is BYTES_PER_PIXEL beyond that image, plus fixed and per-file bytes.
+lengths to reach the payload decoders), plus two large seeds. Findings: an
+exception outside Pillow's accepted set, an input over the time limit, peak
+memory over the budget. Memory is what tracemalloc sees: Python and numpy
+(which reports its buffers), not Pillow's own image buffer; so the budget is
+BYTES_PER_PIXEL beyond that image, plus fixed and per-file bytes.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
-import hashlib
 import io
 import math
 import random
 import re
-import sys
-import tempfile
 import time
 import tracemalloc
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from fuzz_kmq import FUZZ_DIR, SEEDS, mutate
+from fuzz_kmq import SEEDS, mutate
 
 ACCEPTED = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 BYTES_PER_PIXEL = 0.5
@@ -212,70 +203,11 @@ def run(cases: int, seed: int, time_limit: float, seconds: float = math.inf,
 @contextlib.contextmanager
 def tracing():
     """tracemalloc on for the block (it slows every allocation)."""
-    started = not tracemalloc.is_tracing()
-    if started:
-        tracemalloc.start()
+    if tracemalloc.is_tracing():
+        yield
+        return
+    tracemalloc.start()
     try:
         yield
     finally:
-        if started:
-            tracemalloc.stop()
-
-
-def save_finding(data: bytes, reason: str) -> Path:
-    FUZZ_DIR.mkdir(exist_ok=True)
-    kind = re.sub(r"[^a-z]+", "-", reason.split(":")[0].lower()).strip("-")
-    path = FUZZ_DIR / f"finding-{kind}-{hashlib.sha1(data).hexdigest()[:12]}.kmq"
-    path.write_bytes(data)
-    print(f"FINDING {path}: {reason}", file=sys.stderr)
-    return path
-
-
-
-
-def atheris_run(argv: list[str], check_memory: bool) -> int:
-    import atheris  # optional: pip install atheris
-
-    def one_input(data: bytes) -> None:
-        report = Report(check_memory=check_memory)
-        with tracing():
-            report.add("atheris", data, LONG_TIME_LIMIT)
-        for found, reason in report.findings.values():
-            save_finding(found, reason)
-            raise AssertionError(reason)
-
-    atheris.instrument_all()
-    corpus = Path(tempfile.mkdtemp(prefix="kmq-corpus-"))
-    for name, data in all_seeds().items():
-        (corpus / f"{name}.kmq").write_bytes(data)
-    if not any(arg.startswith("-artifact_prefix=") for arg in argv):  # findings go to FUZZ_DIR
-        argv = [*argv, f"-artifact_prefix={corpus}/"]
-    atheris.Setup([sys.argv[0], *argv, str(corpus)], one_input)
-    atheris.Fuzz()
-    return 0
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, help="long run for this long (1 s limit per input)")
-    parser.add_argument("--cases", type=int, default=300, help="short run: this many mutations (default 300)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--atheris", action="store_true", help="coverage-guided with atheris")
-    parser.add_argument("--ignore-memory", action="store_true",
-                        help="measure memory but do not count the budget as a finding")
-    parser.add_argument("rest", nargs="*", help="arguments for libFuzzer (after --)")
-    args = parser.parse_args()
-    if args.atheris:
-        return atheris_run(args.rest, not args.ignore_memory)
-    if args.seconds is not None:
-        report = run(sys.maxsize, args.seed, LONG_TIME_LIMIT, args.seconds, not args.ignore_memory)
-    else:
-        report = run(args.cases, args.seed, SUITE_TIME_LIMIT, check_memory=not args.ignore_memory)
-    for data, reason in report.findings.values():
-        save_finding(data, reason)
-    print(report.summary())
-    return 1 if report.findings else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        tracemalloc.stop()
