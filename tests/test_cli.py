@@ -9,6 +9,7 @@ import importlib.metadata
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -65,9 +66,18 @@ def pixels(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+SUMMARY = re.compile(r"kmq (encode|decode): \d+ written, \d+ skipped, \d+ failed; ")
+
+
 def failure_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """stderr's lines but the batch summary (shown unless -q)."""
     assert "Traceback" not in result.stderr
-    return result.stderr.splitlines()
+    return [line for line in result.stderr.splitlines() if not SUMMARY.match(line)]
+
+
+def summary_line(result: subprocess.CompletedProcess) -> str:
+    (line,) = [line for line in result.stderr.splitlines() if SUMMARY.match(line)]
+    return line
 
 
 # --- encode --------------------------------------------------------------
@@ -83,7 +93,9 @@ def test_encode_folder_writes_a_kmq_beside_each_image(tmp_path):
     result = run_kmq("encode", tmp_path, "-k", "4")
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "" and result.stderr == ""  # quiet when not on a terminal
+    # Not on a terminal: no progress line, but the summary (stderr, unless -q).
+    assert result.stdout == "" and failure_lines(result) == []
+    assert summary_line(result).startswith("kmq encode: 2 written, 0 skipped, 0 failed; ")
     assert sorted(p.name for p in tmp_path.glob("*.kmq")) == ["a.kmq", "b.kmq"]
     assert not (tmp_path / "nested" / "c.kmq").exists()
     with Image.open(tmp_path / "a.kmq") as im:
@@ -369,12 +381,13 @@ def test_sheet_default_name_and_no_overwrite(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
-def test_progress_and_summary_only_on_a_terminal(tmp_path):
+def test_progress_on_a_terminal_and_the_summary_unless_quiet(tmp_path):
     make_image(tmp_path / "a.png", 1)
     make_image(tmp_path / "b.png", 2)
 
     shown = _stderr_on_a_terminal(tmp_path, "encode", tmp_path, "-k", "3")
-    assert "kmq encode: 2 files" in shown and "->" in shown
+    assert "encode 2/2 files" in shown  # the progress line
+    assert "kmq encode: 2 written, 0 skipped, 0 failed; " in shown and "->" in shown
 
     quiet = _stderr_on_a_terminal(tmp_path, "encode", tmp_path, "-k", "3", "--force", "-q")
     assert quiet == ""

@@ -4,12 +4,15 @@ Built on the same library calls a program would make (Image.save with the
 KMQ options, Image.open, the container parser), so the command and the
 library cannot drift apart. Every output goes through save_atomic.
 
-Exit codes: 0 all succeeded, 1 some file failed, 2 usage error.
+Exit codes: 0 all succeeded, 1 some file failed, 2 usage error; a stop
+signal or a closed output pipe ends the process by that signal (128+n).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +20,7 @@ from .. import __version__
 from ..options import DEFAULT_COLORS, command_line_type
 from .convert import DEFAULT_DECODE_FORMAT, LABELS_SUFFIX, codec_params, run_decode, run_encode
 from .info import run_info
+from .interrupts import Interrupted, end_by_broken_pipe, end_by_signal, stop_signals_raise
 from .sheet import DEFAULT_SHEET_COLORS, parse_colors_list, run_sheet
 from .status import EXIT_INTERRUPTED, EXIT_USAGE, EXIT_OK, UsageError
 
@@ -44,11 +48,15 @@ def _add_batch_options(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("-j", "--jobs", type=_count, default=1, metavar="N",
                         help="process N files at once in separate processes; "
                              "0 means one per CPU (default: 1)")
-    parser.add_argument("-f", "--force", action="store_true",
-                        help="overwrite existing outputs (default: off, existing files "
-                             "are left alone and reported as failures)")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("-f", "--force", action="store_true",
+                          help="overwrite existing outputs, never an input (default: off, "
+                               "existing files are left alone and reported as failures)")
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="leave existing outputs alone and count them as skipped, "
+                               "not failed (default: off)")
     parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress or summary even on a terminal "
+                        help="no progress or summary line "
                              "(default: off; failures are always reported)")
 
 
@@ -134,7 +142,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line `argv` (default sys.argv[1:]); the exit code."""
+    """Run the command line `argv` (default sys.argv[1:]); the exit code.
+
+    A stop signal (SIGINT, SIGTERM, SIGHUP) ends the workers and removes
+    temporary files, then ends this process by that signal; a closed
+    output pipe ends it quietly by SIGPIPE, as coreutils do.
+    """
+    try:
+        with stop_signals_raise():
+            code = _run(argv)
+            sys.stdout.flush()  # here, where a closed pipe can still be handled
+            return code
+    except Interrupted as stop:
+        with contextlib.suppress(Exception):
+            print(f"kmq: interrupted by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return end_by_signal(stop.signum)
+    except BrokenPipeError:
+        return end_by_broken_pipe()
+    except KeyboardInterrupt:  # no handler could be installed (not the main thread)
+        print("kmq: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -148,6 +178,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.parser.print_usage(sys.stderr)
         print(f"kmq {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("kmq: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED

@@ -19,6 +19,8 @@ from ..atomic import save_atomic
 from ..options import PARSERS, OptionValueError
 from ..pixels import to_array
 from ..quantize.metrics import mean_squared_error, psnr_from_mse
+from .batch import refuse_outputs_that_are_inputs
+from .batch_types import Job
 from .convert import codec_params
 from .progress import human_bytes
 from .status import EXIT_FAILED, EXIT_OK, describe_error, exists_message
@@ -129,6 +131,7 @@ def parse_colors_list(text: str) -> list[int]:
 def run_sheet(args: argparse.Namespace) -> int:
     source = Path(args.image)
     target = Path(args.output) if args.output else source.with_name(source.stem + ".sheet.png")
+    refuse_outputs_that_are_inputs([source], [Job(source, target)])
     if not args.force and target.exists():
         print(f"kmq: {source}: {exists_message(target)}", file=sys.stderr)
         return EXIT_FAILED
