@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from .batch_types import Job, Outcome
@@ -147,11 +148,18 @@ def run_jobs(args: argparse.Namespace, verb: str, task: Callable[[Job], Outcome]
             reporter.failure(Path(args.out_dir), describe_error(exc))
             return EXIT_FAILED
     workers = args.jobs or os.cpu_count() or 1
+    worst = [EXIT_OK] + [problem.exit_code for problem in problems]
+
+    def report(outcome: Outcome) -> None:  # the exit status: the worst failure's
+        if outcome.error is not None:
+            worst.append(outcome.exit_code)
+        reporter.report(outcome)
+
     try:
-        run_batch(task, jobs, workers, reporter)
+        run_batch(task, jobs, workers, SimpleNamespace(report=report))
     finally:
         reporter.finish()
-    return EXIT_FAILED if reporter.failed else EXIT_OK
+    return max(worst) if reporter.failed else EXIT_OK
 
 
 def check_single_output(args: argparse.Namespace) -> None:

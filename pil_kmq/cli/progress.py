@@ -4,6 +4,7 @@ line and a summary only where someone is watching."""
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import TextIO
@@ -79,7 +80,7 @@ class Reporter:
         )
 
     def _draw(self, line: str) -> None:
-        self.stream.write("\r" + line + "\x1b[K")
+        self.stream.write("\r" + fit_to_terminal(line) + "\x1b[K")
         self.stream.flush()
         self.line_shown = True
 
@@ -88,6 +89,15 @@ class Reporter:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
             self.line_shown = False
+
+
+def fit_to_terminal(line: str) -> str:
+    """The line cut to the terminal's width (less one column, so it never
+    wraps: a wrapped line cannot be redrawn in place)."""
+    width = shutil.get_terminal_size().columns - 1
+    if len(line) <= width:
+        return line
+    return line[: width - 3] + "..." if width > 3 else line[: max(width, 0)]
 
 
 def plural(count: int, word: str) -> str:
