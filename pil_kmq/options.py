@@ -237,7 +237,12 @@ METADATA_KEYS = ("icc_profile", "exif")
 def quality_from_text(text: str) -> Any:
     """--quality as pngquant writes it: MAX or MIN-MAX."""
     low, dash, high = text.partition("-")
-    return (int(low), int(high)) if dash else int(text)
+    if dash:
+        return int(low), int(high)
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)  # refused by the parser, pointing a dB value to --psnr
 
 
 def command_line_type(name: str, convert: Callable[[str], Any]):

@@ -105,23 +105,28 @@ def colour_managed(im: Image.Image, profile: bytes, mode: str) -> tuple[Image.Im
     pixels unchanged and no profile, with a warning."""
     try:
         from PIL import ImageCms
-
+    except ImportError as exc:
+        return im, _dropped(im, mode, exc)
+    try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
         srgb = ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile()))
         colour_mode = {"LA": "L", "1": "L"}.get(im.mode, im.mode)
         alpha = im.convert("RGBA").getchannel("A") if mode == "RGBA" else None
         colour = im.convert(colour_mode) if colour_mode != im.mode else im
         converted = ImageCms.profileToProfile(colour, source, srgb, outputMode="RGB")
-    except (ImportError, OSError, ValueError, TypeError) as exc:  # ImageCms.PyCMSError is an OSError
-        warnings.warn(
-            f"the ICC profile of this {im.mode} image was dropped: the pixels are stored as "
-            f"{mode} and could not be converted through it ({exc})",
-            UserWarning, stacklevel=5,
-        )
-        return im, None
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as exc:
+        return im, _dropped(im, mode, exc)
     if alpha is not None:
         converted.putalpha(alpha)
     return converted, srgb_profile()
+
+
+def _dropped(im: Image.Image, mode: str, reason: Exception) -> None:
+    warnings.warn(
+        f"the ICC profile of this {im.mode} image was dropped: the pixels are stored as "
+        f"{mode} and could not be converted through it ({reason or type(reason).__name__})",
+        UserWarning, stacklevel=6,
+    )
 
 
 @functools.cache

@@ -111,7 +111,7 @@ def _fit(im: Image.Image, scale: float) -> Image.Image:
     """A display copy, shrunk (the numbers in the captions are full size)."""
     if scale >= 1:
         return im
-    size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+    size = (max(1, int(im.width * scale)), max(1, int(im.height * scale)))
     return im.convert("RGBA" if "A" in im.getbands() else "RGB").resize(size, Image.Resampling.LANCZOS)
 
 
