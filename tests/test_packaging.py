@@ -77,3 +77,21 @@ def test_the_installed_demo_runs_from_any_folder(installed, tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == [
         "parrots_k16.kmq", "parrots_k16.png", "parrots_k2.kmq", "parrots_k2.png"
     ]
+
+
+def test_ci_runs_the_readme_command_and_the_suite_at_the_stated_minimums():
+    """pyproject's lower bounds are tested, not just written: .ci/run makes a
+    second venv pinned to exactly them (.ci/minimums.py) and runs the suite."""
+    sys.path.insert(0, str(REPO / ".ci"))
+    try:
+        import minimums
+    finally:
+        sys.path.pop(0)
+    pins = dict(pin.split("==") for pin in minimums.minimums())
+    assert set(pins) == {"pillow", "numpy", "bitarray"}
+    assert pins["pillow"] == "10.3" and pins["numpy"] == "1.23.2"  # found by bisection, see pyproject
+    ci = (REPO / ".ci" / "run").read_text()
+    readme = (REPO / "README.md").read_text()
+    command = 'python3 -m venv .venv && .venv/bin/pip install ".[test]" && .venv/bin/python -m pytest -q'
+    assert command in readme and command in ci
+    assert "python3 .ci/minimums.py" in ci and ".venv-min/bin/python -m pytest -q" in ci

@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the sheet image; its extension picks the format "
                             "(default: IMG's name with .sheet.png, in the current folder)")
     sheet.add_argument("--columns", type=_count, metavar="N",
-                       help="panels per row (default: up to 3 per row)")
+                       help="panels per row (default: one row if it fits --width, else 3 per row)")
     sheet.add_argument("--width", type=_count, default=DEFAULT_SHEET_WIDTH, metavar="PX",
                        help=f"fit the sheet to this width, 0 for full size "
                             f"(default: {DEFAULT_SHEET_WIDTH})")

@@ -62,14 +62,17 @@ def sheet_panels(im: Image.Image, colors: Sequence[int], params: dict[str, Any])
 def render_sheet(
     panels: Sequence[Panel], columns: int | None = None, width: int = 0, title: str = ""
 ) -> Image.Image:
-    """Panels in a grid (up to MAX_COLUMNS per row by default), each
+    """Panels in a grid (one row if it fits, else up to MAX_COLUMNS), each
     captioned underneath, under a title; images shrunk so the sheet is at
     most `width` pixels wide (0: full size), captions kept readable."""
-    columns = max(1, min(columns or MAX_COLUMNS, len(panels)))
-    rows = -(-len(panels) // columns)
     image_width = max(panel.image.width for panel in panels)
     font_size = 16 if width else max(11, min(22, image_width // 12))
     gap = max(6, font_size // 2)
+    if not columns:  # one row if it fits at full size, else up to MAX_COLUMNS a row
+        fits = not width or len(panels) * (image_width + gap) + gap <= width
+        columns = len(panels) if fits else MAX_COLUMNS
+    columns = max(1, min(columns, len(panels)))
+    rows = -(-len(panels) // columns)
     scale = 1.0
     if width and columns * image_width + (columns + 1) * gap > width:
         scale = (width - (columns + 1) * gap) / (columns * image_width)
