@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pil_kmq.cli.convert import StageLine, false_colours
+from pil_kmq.cli.convert import StageLine
+from pil_kmq.cli.views import false_colours
 from pil_kmq.cli.progress import fit_to_terminal
 from pil_kmq.cli.sheet import sheet_panels
 from test_cli import failure_lines, make_image, pixels, run_kmq

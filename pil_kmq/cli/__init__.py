@@ -16,9 +16,8 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..options import DEFAULT_COLORS, command_line_type, quality_from_text
-from .convert import (
-    DEFAULT_DECODE_FORMAT, LABELS_RAW_SUFFIX, LABELS_SUFFIX, codec_params, parse_colour, run_decode, run_encode,
-)
+from .convert import DEFAULT_DECODE_FORMAT, LABELS_RAW_SUFFIX, LABELS_SUFFIX, codec_params, run_decode, run_encode
+from .views import parse_colour
 from .info import run_info
 from .sheet import DEFAULT_SHEET_COLORS, DEFAULT_SHEET_WIDTH, parse_colors_list, run_sheet
 from .status import EXIT_INTERRUPTED, EXIT_USAGE, EXIT_OK, UsageError
