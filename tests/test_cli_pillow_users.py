@@ -197,6 +197,7 @@ def test_the_stage_line_shows_each_stage_and_clears_itself(capsys, monkeypatch):
     line = StageLine("big.png")
     for call in [("pixels", 0, 1), ("quantize", 0, 1), ("search", 2, 9), ("code", 0, 1), ("code", 1, 1)]:
         line(*call)
+    line.clear()
     written = capsys.readouterr().err
     assert "encode big.png: quantize" in written and "search 2/9" in written
     assert written.endswith("\r\x1b[K")

@@ -52,9 +52,13 @@ def decode_file(job: Job, format: str, view: str, force: bool, background: tuple
 
 def _encode(job: Job, params: dict[str, Any], force: bool) -> None:
     check_output_folder(job.target)
-    with Image.open(job.source) as im:
-        im.load()
-        save_atomic(upright(im), job.target, "KMQ", overwrite=force, **params)
+    try:
+        with Image.open(job.source) as im:
+            im.load()
+            save_atomic(upright(im), job.target, "KMQ", overwrite=force, **params)
+    finally:
+        if isinstance(params.get("progress"), StageLine):
+            params["progress"].clear()  # before a failure line or the summary
 
 
 def upright(im: Image.Image) -> Image.Image:
@@ -198,9 +202,16 @@ class StageLine:
 
     def __init__(self, name: str):
         self.name = name
+        self.shown = False
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         line = f"encode {self.name}: {stage}" + (f" {done}/{total}" if total > 1 else "")
-        end = "\r\x1b[K" if stage == "code" and done == total else ""
-        sys.stderr.write("\r" + fit_to_terminal(line) + "\x1b[K" + end)
+        sys.stderr.write("\r" + fit_to_terminal(line) + "\x1b[K")
         sys.stderr.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.shown = False
