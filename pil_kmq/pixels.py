@@ -77,7 +77,11 @@ def to_array_with_profile(im: Image.Image, profile: bytes | None) -> tuple[np.nd
         raise ValueError(f"cannot save an empty image ({im.width}x{im.height}) as KMQ")
     mode = stored_mode(im)
     if im.mode in SIXTEEN_BIT:
-        return _sixteen_bit(im, mode), profile
+        scaled = _sixteen_bit(im, mode)
+        if mode == "L":
+            return scaled, profile
+        # Grey with a transparency key: 8-bit grey and alpha, then as LA.
+        im = Image.merge("LA", [Image.fromarray(np.ascontiguousarray(scaled[:, :, c])) for c in (0, 3)])
     if im.mode == "La":  # premultiplied: Pillow converts it only to LA
         im = im.convert("LA")
     if profile and _SPACE.get(im.mode, "RGB") != _SPACE.get(mode, "RGB"):

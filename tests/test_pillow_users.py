@@ -183,6 +183,8 @@ def test_16_bit_grey_with_a_transparency_key_gets_alpha():
     im.info["transparency"] = 5000
     out = reopen(save(im))
     assert out.mode == "RGBA" and out.getpixel((1, 0))[3] == 0 and out.getpixel((0, 0)) == (4, 4, 4, 255)
+    im.info["icc_profile"] = grey_profile()  # a grey profile does not describe RGBA: converted
+    assert colour_space(reopen(save(im)).info["icc_profile"]) == "RGB"
 
 
 @pytest.mark.parametrize("mode, stored", [("CMYK", "RGB"), ("LA", "RGBA"), ("PA", "RGBA"), ("1", "L")])
