@@ -2,16 +2,16 @@
 
     python benchmarks/readme_figures.py            # show what the README should say
     python benchmarks/readme_figures.py --write    # rewrite those parts of README.md
-    python benchmarks/readme_figures.py --write --corpus DIR   # also the size table
+    python benchmarks/readme_figures.py --corpus DIR   # also the size and memory tables
 
 Without a corpus it regenerates what needs nothing but the repository: the
 `kmq info` example (fixtures/images/kodim23_crop.png as photos/parrot.png,
 encoded at K = 16), the numpy API example's size table, and the contact sheet
 benchmarks/sheet.png. With --corpus (the Kodak folder) it also runs
-benchmarks/size.py and prints its table for the README's size section (the
-corpus timings and memory figures stay with benchmarks/quantize.py, whose
-outputs are kept in benchmarks/results/). tests/test_readme.py checks the
-README's examples against the same functions.
+benchmarks/size.py and benchmarks/quantize.py --big and prints their tables
+for the README's size and memory paragraphs (copied by hand: timings vary
+from run to run; keep the full outputs in benchmarks/results/).
+tests/test_readme.py checks the README's examples against the same functions.
 """
 
 from __future__ import annotations
@@ -80,10 +80,16 @@ def write_sheet() -> None:
     run_kmq(SHEET_COMMAND, REPO)
 
 
-def size_table(corpus: Path) -> str:
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "size.py"), str(corpus)],
-                            capture_output=True, text=True, check=True)
-    return result.stdout
+def corpus_tables(corpus: Path) -> str:
+    """The size table (benchmarks/size.py) and the 24-megapixel time and
+    memory (benchmarks/quantize.py --big, K = 256: the README's Memory
+    paragraph; needs the bench extra for libimagequant's column)."""
+    outputs = []
+    for script, *extra in (("size.py",), ("quantize.py", "--big", "--k", "256")):
+        result = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), str(corpus), *extra],
+                                capture_output=True, text=True, check=True)
+        outputs.append(result.stdout)
+    return "\n".join(outputs)
 
 
 def readme_info_block(text: str) -> str:
@@ -108,7 +114,8 @@ def updated_readme(text: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="rewrite README.md and benchmarks/sheet.png")
-    parser.add_argument("--corpus", type=Path, help="Kodak folder: also run benchmarks/size.py")
+    parser.add_argument("--corpus", type=Path,
+                        help="Kodak folder: also run benchmarks/size.py and quantize.py --big")
     args = parser.parse_args()
     print(f"$ {INFO_COMMAND}\n{info_example()}")
     print(numpy_example())
@@ -118,7 +125,7 @@ def main() -> int:
         write_sheet()
         print(f"\nwrote {README.relative_to(REPO)} and benchmarks/sheet.png")
     if args.corpus:
-        print(size_table(args.corpus))
+        print(corpus_tables(args.corpus))
     return 0
 
 
