@@ -181,7 +181,7 @@ def _quality_number(value: Any, name: str) -> int:
         raise OptionTypeError(f"{name} must be {QUALITY_WANTED}, got {_short(value)}")
     if not 0 <= value <= 100:
         raise OptionValueError(
-            f"{name} must be {QUALITY_WANTED}, got {value}; for a target PSNR in dB use psnr="
+            f"{name} must be {QUALITY_WANTED}, got {value} (a target PSNR in dB is the psnr option)"
         )
     return int(value)
 
@@ -260,6 +260,7 @@ def command_line_type(name: str, convert: Callable[[str], Any]):
         try:
             return parse(value, name)
         except OptionValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc).replace("use psnr=", "use --psnr ")) from None
+            text = str(exc).replace("use psnr=", "use --psnr ").replace("the psnr option", "--psnr")
+            raise argparse.ArgumentTypeError(text) from None
 
     return check
