@@ -16,7 +16,7 @@ from ..atomic import remove_stale_temporaries
 from .batch_types import Job, Outcome
 from .interrupts import guard_worker
 from .progress import Reporter
-from .status import EXIT_FAILED, EXIT_OK, UsageError, describe_error, exists_message
+from .status import EXIT_FAILED, UsageError, describe_error, exists_message
 
 WORKER_GRACE_SECONDS = 5
 
@@ -165,7 +165,7 @@ def run_jobs(args: argparse.Namespace, verb: str, task: Callable[[Job], Outcome]
         run_batch(task, jobs, workers, reporter)
     finally:
         reporter.finish()
-    return EXIT_FAILED if reporter.failed else EXIT_OK
+    return reporter.exit_status
 
 
 def _skipped(job: Job, reporter: Reporter) -> bool:

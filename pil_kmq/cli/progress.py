@@ -4,6 +4,7 @@ where someone is watching, and a summary line unless -q."""
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import TextIO
@@ -34,6 +35,7 @@ class Reporter:
         self.done = 0
         self.failed = 0
         self.skipped = 0
+        self.exit_status = 0  # the worst failure's (1, or 99 below --quality's min)
         self.input_bytes = 0
         self.output_bytes = 0
 
@@ -41,6 +43,7 @@ class Reporter:
         self.done += 1
         if outcome.error is not None:
             self.failed += 1
+            self.exit_status = max(self.exit_status, outcome.exit_code)
             self.failure(outcome.source, outcome.error)
         else:
             self.input_bytes += outcome.input_bytes
@@ -85,7 +88,7 @@ class Reporter:
         )
 
     def _draw(self, line: str) -> None:
-        self.stream.write("\r" + line + "\x1b[K")
+        self.stream.write("\r" + fit_to_terminal(line) + "\x1b[K")
         self.stream.flush()
         self.line_shown = True
 
@@ -94,6 +97,15 @@ class Reporter:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
             self.line_shown = False
+
+
+def fit_to_terminal(line: str) -> str:
+    """The line cut to the terminal's width (less one column, so it never
+    wraps: a wrapped line cannot be redrawn in place)."""
+    width = shutil.get_terminal_size().columns - 1
+    if len(line) <= width:
+        return line
+    return line[: width - 3] + "..." if width > 3 else line[: max(width, 0)]
 
 
 def plural(count: int, word: str) -> str:

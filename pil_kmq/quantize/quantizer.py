@@ -10,7 +10,7 @@ from ..options import Options
 from .dither import dither as dither_onto
 from .histogram import histogram, labels_for_pixels
 from .kmeans import kmeans
-from .quality import fewest_colors_reaching
+from .quality import target_search
 
 
 def quantize(image: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarray]:
@@ -24,10 +24,10 @@ def quantize(image: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarra
         return _cluster(colors, counts, k, options)
 
     most = min(options.colors, len(colors))
-    if options.quality is None:
+    if options.quality is None and options.psnr is None:
         codebook, color_labels = cluster(most)
     else:
-        codebook, color_labels = fewest_colors_reaching(options.quality, most, cluster, colors, counts)
+        codebook, color_labels = target_search(options, most, cluster, colors, counts)
     if options.dither and len(codebook) < len(colors):
         labels = dither_onto(image, codebook)
     else:
