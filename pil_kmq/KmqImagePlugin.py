@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImagePalette
 
 from .format import bitpack, coding, container
-from .encoder import encode_image
+from .encoder import encode_image, save_all
 
 
 def _accept(prefix: bytes) -> bool:
@@ -139,5 +139,6 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
 Image.register_open(KmqImageFile.format, KmqImageFile, _accept)
 Image.register_decoder("kmq", KmqDecoder)
 Image.register_save(KmqImageFile.format, _save)
+Image.register_save_all(KmqImageFile.format, save_all)  # refuses several frames by name
 Image.register_extension(KmqImageFile.format, ".kmq")
 Image.register_mime(KmqImageFile.format, "image/x-kmq")

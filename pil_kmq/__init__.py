@@ -9,4 +9,4 @@ from . import KmqImagePlugin  # noqa: F401  (registers the format)
 from .api import SizeReport, compress, read_labels, reconstruct, size_report
 
 __all__ = ["compress", "read_labels", "reconstruct", "size_report", "SizeReport"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

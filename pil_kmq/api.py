@@ -9,23 +9,33 @@ from typing import Any
 
 import numpy as np
 
+from .encoder import collapse_transparent
 from .format import bitpack, coding, container
 from .options import DEFAULT_MAX_ITER, DEFAULT_TOL, Options
 from .quantize.quantizer import quantize
 
 
-def as_image_array(array: np.ndarray) -> np.ndarray:
-    """An (h, w, C) uint8 view of an (h, w) or (h, w, 1|3|4) uint8 array."""
+def as_image_array(array: np.ndarray) -> tuple[np.ndarray, bool]:
+    """An (h, w, C) uint8 view of an array compress() accepts, and whether
+    it was a list of colours ((N, 3) or (N, 4), seen as a 1 x N image)."""
     array = np.asarray(array)
     if array.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 array, got {array.dtype}")
-    if array.ndim == 2:
+        hint = " (scale floats in 0..1 with (array * 255).round().astype(np.uint8))" \
+            if array.dtype.kind == "f" else ""
+        raise ValueError(f"expected a uint8 array, got {array.dtype}{hint}")
+    colour_list = array.ndim == 2 and array.shape[1] in (3, 4)
+    if colour_list:
+        array = array[None, :, :]
+    elif array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise ValueError(f"expected an (h, w) or (h, w, 1|3|4) array, got shape {array.shape}")
+        raise ValueError(
+            f"expected an (h, w) grey, (h, w, 1|3|4) image or an (n, 3|4) list of colours, "
+            f"got shape {array.shape}"
+        )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"cannot compress an empty image of shape {array.shape}")
-    return array
+    return array, colour_list
 
 
 def compress(
@@ -35,22 +45,31 @@ def compress(
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
     dither: bool = False,
-    quality: float | None = None,
+    quality: int | tuple[int, int] | None = None,
+    psnr: float | None = None,
     smooth: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cluster an image's colours into at most k; return (labels, codebook).
 
-    labels is the (h, w) uint8 label map, codebook (K, C) uint8 with K <= k:
-    an image of at most k distinct colours comes back losslessly with those
-    colours. Without dithering every pixel gets its exactly nearest codebook
-    colour (ties: lowest label). With `quality`, K is the smallest reaching
-    that PSNR. The keywords are Image.save's options (pil_kmq.options).
+    Accepted, as uint8: an (h, w) grey image, an (h, w, 1), (h, w, 3) RGB or
+    (h, w, 4) RGBA image (labels: the (h, w) label map), or an (n, 3) or
+    (n, 4) list of colours, as the tutorial reshapes an image (labels: (n,));
+    a grey image 3 or 4 pixels wide must then be passed as (h, w, 1).
+    codebook is (K, C) uint8 with K <= k: an image of at most k distinct
+    colours comes back losslessly with those colours (fully transparent
+    pixels all count as (0, 0, 0, 0), as in Image.save). Without dithering
+    every pixel gets its exactly nearest codebook colour (ties: lowest
+    label). With `psnr` or `quality`, K is the smallest reaching it; with
+    `smooth`, labels are traded for a smoother label map. The
+    keywords are Image.save's options (pil_kmq.options).
     """
     options = Options.from_mapping(
-        {"colors": k, "max_iter": max_iter, "tol": tol, "dither": dither, "quality": quality,
-         "smooth": smooth}
+        {"colors": k, "max_iter": max_iter, "tol": tol, "dither": dither,
+         "quality": quality, "psnr": psnr, "smooth": smooth}
     )
-    return quantize(as_image_array(array), options)
+    image, colour_list = as_image_array(array)
+    labels, codebook = quantize(collapse_transparent(image), options)
+    return (labels.reshape(-1) if colour_list else labels), codebook
 
 
 def read_labels(

@@ -48,15 +48,20 @@ class Options:
     tol: float = DEFAULT_TOL
     # Floyd-Steinberg error diffusion onto the codebook (quantize/dither.py).
     dither: bool = False
+    # pngquant's (min, max) quality, 0-100 (quality_to_mse): the fewest
+    # colours reaching max; refused (QualityNotReached) below min.
+    quality: tuple[int, int] | None = None
     # Target PSNR in dB: use the fewest colours (at most `colors`) reaching it.
-    quality: float | None = None
+    psnr: float | None = None
     # Write the smallest coding the format has instead of raw.
     optimize: bool = False
     # Force one coding (a number of coding.NAMES); None: raw, or the smallest with optimize.
     coding: int | None = None
     # Rate-distortion smoothing of the labels (quantize/remap.py); None: 0
-    # (nearest colour), or, with a quality target, chosen by the search.
+    # (nearest colour), or, with a psnr or quality target, chosen by the search.
     smooth: float | None = None
+    # progress(stage, done, total), called as the encoder goes (see encoder.STAGES).
+    progress: Callable[[str, int, int], Any] | None = None
 
     @classmethod
     def from_mapping(cls, params: dict[str, Any]) -> Options:
@@ -67,6 +72,8 @@ class Options:
             name: parse(params[name], name) for name, (parse, _) in PARSERS.items()
             if params.get(name) is not None
         }
+        if values.get("quality") is not None and values.get("psnr") is not None:
+            raise OptionValueError("give quality (pngquant's 0-100 scale) or psnr (dB), not both")
         if values.get("dither") and values.get("smooth", 0) > 0:
             raise OptionValueError(
                 "dither and smooth > 0 cannot be combined: dithering adds the noise that smoothing removes"
@@ -166,8 +173,42 @@ def _real(low: float, high: float, low_open: bool) -> Callable[[Any, str], float
     return parse
 
 
-def _quality(value: Any, name: str) -> float:
-    return _real(0.0, 100.0, low_open=True)(value, name)
+# quality's meaning as an error bound is quantize/quality.py's quality_to_mse.
+QUALITY_WANTED = "an integer from 0 to 100 or a (min, max) pair of them (pngquant's scale)"
+
+
+def _quality_number(value: Any, name: str) -> int:
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral)):
+        # Before 0.2.0 quality was a PSNR in dB (a float): say so rather than guess.
+        raise OptionTypeError(
+            f"{name} must be {QUALITY_WANTED}, got {_short(value)}; "
+            f"for a target PSNR in dB use psnr={value!r}"
+        )
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise OptionTypeError(f"{name} must be {QUALITY_WANTED}, got {_short(value)}")
+    if not 0 <= value <= 100:
+        raise OptionValueError(
+            f"{name} must be {QUALITY_WANTED}, got {value} (a target PSNR in dB is the psnr option)"
+        )
+    return int(value)
+
+
+def _quality(value: Any, name: str) -> tuple[int, int]:
+    """pngquant's quality: max alone (min 0), or a (min, max) pair."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise OptionValueError(f"{name} must be {QUALITY_WANTED}, got {_short(value)}")
+        low, high = (_quality_number(part, name) for part in value)
+        if low > high:
+            raise OptionValueError(f"{name} (min, max) must have min <= max, got {_short(value)}")
+        return low, high
+    return 0, _quality_number(value, name)
+
+
+def _progress(value: Any, name: str) -> Callable[[str, int, int], Any]:
+    if not callable(value):
+        raise OptionTypeError(f"{name} must be a callable(stage, done, total), got {_short(value)}")
+    return value
 
 
 def _coding(value: Any, name: str) -> int:
@@ -191,12 +232,25 @@ PARSERS: dict[str, tuple[Callable[[Any, str], Any], str]] = {
     "max_iter": (_integer(0, None), "int >= 0"),
     "tol": (_real(0.0, math.inf, low_open=False), "float >= 0"),
     "dither": (_dither, "bool or Image.Dither (NONE, FLOYDSTEINBERG)"),
-    "quality": (_quality, "float, 0 < quality <= 100 (dB)"),
+    "quality": (_quality, "int 0 to 100, or a (min, max) pair"),
+    "psnr": (_real(0.0, 100.0, low_open=True), "float, 0 < psnr <= 100 (dB)"),
+    "smooth": (_real(0.0, math.inf, low_open=False), "float >= 0"),
     "optimize": (_flag, "bool"),
     "coding": (_coding, "str or int: " + ", ".join(coding.NAMES.values())),
-    "smooth": (_real(0.0, math.inf, low_open=False), "float >= 0"),
+    "progress": (_progress, "callable(stage, done, total)"),
 }
 METADATA_KEYS = ("icc_profile", "exif")
+
+
+def quality_from_text(text: str) -> Any:
+    """--quality as pngquant writes it: MAX or MIN-MAX."""
+    low, dash, high = text.partition("-")
+    if dash:
+        return int(low), int(high)
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)  # refused by the parser, pointing a dB value to --psnr
 
 
 def command_line_type(name: str, convert: Callable[[str], Any]):
@@ -214,6 +268,7 @@ def command_line_type(name: str, convert: Callable[[str], Any]):
         try:
             return parse(value, name)
         except OptionValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+            text = str(exc).replace("use psnr=", "use --psnr ").replace("the psnr option", "--psnr")
+            raise argparse.ArgumentTypeError(text) from None
 
     return check

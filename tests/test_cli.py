@@ -9,6 +9,7 @@ import importlib.metadata
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -65,9 +66,18 @@ def pixels(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+SUMMARY = re.compile(r"kmq (encode|decode): \d+ written, \d+ skipped, \d+ failed; ")
+
+
 def failure_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """stderr's lines but the batch summary (shown unless -q)."""
     assert "Traceback" not in result.stderr
-    return result.stderr.splitlines()
+    return [line for line in result.stderr.splitlines() if not SUMMARY.match(line)]
+
+
+def summary_line(result: subprocess.CompletedProcess) -> str:
+    (line,) = [line for line in result.stderr.splitlines() if SUMMARY.match(line)]
+    return line
 
 
 # --- encode --------------------------------------------------------------
@@ -83,7 +93,9 @@ def test_encode_folder_writes_a_kmq_beside_each_image(tmp_path):
     result = run_kmq("encode", tmp_path, "-k", "4")
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "" and result.stderr == ""  # quiet when not on a terminal
+    # Not on a terminal: no progress line, but the summary (stderr, unless -q).
+    assert result.stdout == "" and failure_lines(result) == []
+    assert summary_line(result).startswith("kmq encode: 2 written, 0 skipped, 0 failed; ")
     assert sorted(p.name for p in tmp_path.glob("*.kmq")) == ["a.kmq", "b.kmq"]
     assert not (tmp_path / "nested" / "c.kmq").exists()
     with Image.open(tmp_path / "a.kmq") as im:
@@ -155,17 +167,17 @@ def test_existing_output_is_kept_without_force(tmp_path):
 
 
 def test_failing_encoder_leaves_the_existing_output_untouched(tmp_path):
-    # 16-bit grey opens fine in Pillow but the encoder refuses it: a plain
+    # A float image opens fine in Pillow but the encoder refuses it: a plain
     # open(target, "wb") would already have truncated the old output.
-    Image.fromarray(np.full((8, 8), 40000, dtype=np.uint16)).save(tmp_path / "deep.png")
+    Image.new("F", (8, 8), 0.5).save(tmp_path / "deep.tiff")
     (tmp_path / "deep.kmq").write_bytes(b"the good old file")
     before = sorted(p.name for p in tmp_path.iterdir())
 
-    result = run_kmq("encode", tmp_path / "deep.png", "--force")
+    result = run_kmq("encode", tmp_path / "deep.tiff", "--force")
 
     assert result.returncode == 1
     lines = failure_lines(result)
-    assert len(lines) == 1 and "deep.png" in lines[0] and "mode" in lines[0]
+    assert len(lines) == 1 and "deep.tiff" in lines[0] and "mode" in lines[0]
     assert (tmp_path / "deep.kmq").read_bytes() == b"the good old file"
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temporary files left
 
@@ -262,7 +274,7 @@ def test_decode_format_follows_the_output_name(encoded, tmp_path):
         assert im.format == "TIFF"
 
 
-def test_decode_labels_is_the_label_map_with_the_codebook_palette(encoded):
+def test_decode_labels_is_the_segmentation_in_distinct_false_colours(encoded):
     result = run_kmq("decode", "--labels", encoded / "one.kmq")
 
     assert result.returncode == 0, result.stderr
@@ -270,8 +282,21 @@ def test_decode_labels_is_the_label_map_with_the_codebook_palette(encoded):
         assert labels.mode == "P"
         label_map = np.asarray(labels)
         palette = np.array(labels.getpalette()[: 4 * 3]).reshape(4, 3)
-    assert label_map.max() < 4 and len(np.unique(label_map)) > 1
-    assert np.array_equal(palette[label_map], pixels(encoded / "one.kmq"))
+    with Image.open(encoded / "one.kmq") as im:
+        im.draft("P", None)
+        assert np.array_equal(label_map, np.asarray(im))  # the values are the labels
+    assert len(np.unique(label_map)) > 1
+    assert len(np.unique(palette, axis=0)) == 4  # one colour per label
+    assert not np.array_equal(palette[label_map], pixels(encoded / "one.kmq"))  # not the codebook
+
+
+def test_decode_labels_raw_writes_the_labels_as_grey_values(encoded):
+    result = run_kmq("decode", "--labels-raw", encoded / "one.kmq")
+
+    assert result.returncode == 0, result.stderr
+    with Image.open(encoded / "one.labels-raw.png") as raw, Image.open(encoded / "one.kmq") as im:
+        im.draft("P", None)
+        assert raw.mode == "L" and np.array_equal(np.asarray(raw), np.asarray(im))
 
 
 def test_decode_reports_a_corrupt_kmq_and_goes_on(encoded):
@@ -307,7 +332,7 @@ def test_info_json_with_original_has_the_numbers(encoded):
     result = run_kmq("info", kmq, "--json", "--original", original)
 
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    (report,) = json.loads(result.stdout)  # a list: one report per file
     assert report["header"]["width"] == 24 and report["header"]["k"] == 4
     assert report["header"]["coding_name"] == "raw"
     sizes = report["sizes"]
@@ -327,7 +352,7 @@ def test_info_of_a_lossless_file_has_no_finite_psnr(tmp_path):
 
     result = run_kmq("info", tmp_path / "four.kmq", "--json", "--original", tmp_path / "four.png")
 
-    report = json.loads(result.stdout)  # strict JSON: no Infinity
+    (report,) = json.loads(result.stdout)  # strict JSON: no Infinity
     assert report["comparison"] == {"original": str(tmp_path / "four.png"), "mse": 0.0, "psnr_db": None}
 
 
@@ -351,30 +376,34 @@ def test_sheet_shows_the_original_and_each_k(tmp_path):
         assert sheet.format == "PNG"
         assert sheet.width >= 3 * 64 and sheet.height > 40  # three panels in a row, captions below
         array = np.asarray(sheet.convert("RGB"))
-    # The original panel sits at the top left, untouched.
-    top, left = np.argwhere((array != 255).any(axis=2)).min(axis=0)
-    assert np.array_equal(array[top : top + 40, left : left + 64], pixels(source))
+    # The original panel is there, untouched, first under the title.
+    windows = np.lib.stride_tricks.sliding_window_view(array, (40, 64, 3))[:, :, 0]
+    found = np.argwhere((windows == pixels(source)).all(axis=(2, 3, 4)))
+    assert len(found) == 1 and found[0][1] < 20 and 20 < found[0][0] < 60
 
 
 def test_sheet_default_name_and_no_overwrite(tmp_path):
-    source = make_image(tmp_path / "small.png")
-    assert run_kmq("sheet", source, "-k", "2").returncode == 0
-    first = (tmp_path / "small.sheet.png").read_bytes()
-    again = run_kmq("sheet", source, "-k", "3")
+    source = make_image(tmp_path / "in" / "small.png")
+    (tmp_path / "here").mkdir()
+    assert run_kmq("sheet", source, "-k", "2", cwd=tmp_path / "here").returncode == 0
+    assert not (tmp_path / "in" / "small.sheet.png").exists()  # not where encode would find it
+    first = (tmp_path / "here" / "small.sheet.png").read_bytes()
+    again = run_kmq("sheet", source, "-k", "3", cwd=tmp_path / "here")
     assert again.returncode == 1 and "--force" in again.stderr
-    assert (tmp_path / "small.sheet.png").read_bytes() == first
+    assert (tmp_path / "here" / "small.sheet.png").read_bytes() == first
 
 
 # --- terminal output -----------------------------------------------------
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
-def test_progress_and_summary_only_on_a_terminal(tmp_path):
+def test_progress_on_a_terminal_and_the_summary_unless_quiet(tmp_path):
     make_image(tmp_path / "a.png", 1)
     make_image(tmp_path / "b.png", 2)
 
     shown = _stderr_on_a_terminal(tmp_path, "encode", tmp_path, "-k", "3")
-    assert "kmq encode: 2 files" in shown and "->" in shown
+    assert "encode 2/2 files" in shown  # the progress line
+    assert "kmq encode: 2 written, 0 skipped, 0 failed; " in shown and "->" in shown
 
     quiet = _stderr_on_a_terminal(tmp_path, "encode", tmp_path, "-k", "3", "--force", "-q")
     assert quiet == ""
@@ -443,11 +472,13 @@ def test_installed_console_script_runs():
 
 def test_codec_options_become_the_save_keywords_of_the_same_names():
     args = cli.build_parser().parse_args(
-        ["encode", "a.png", "-k", "8", "--dither", "--optimize", "--quality", "30"]
+        ["encode", "a.png", "-k", "8", "--dither", "--optimize", "--quality", "60-80"]
     )
-    assert cli.codec_params(args.colors, args.quality, args.dither, args.optimize) == {
-        "colors": 8, "dither": True, "optimize": True, "quality": 30.0,
+    assert cli.codec_params(args.colors, args.quality, args.dither, args.optimize, args.psnr) == {
+        "colors": 8, "dither": True, "optimize": True, "quality": (60, 80),
     }
+    args = cli.build_parser().parse_args(["encode", "a.png", "--psnr", "30"])
+    assert cli.codec_params(args.colors, args.quality, psnr=args.psnr) == {"psnr": 30.0}
     plain = cli.build_parser().parse_args(["encode", "a.png"])
     # Nothing given, nothing passed: the library's defaults are the command's.
     assert cli.codec_params(plain.colors, plain.quality, plain.dither, plain.optimize) == {}
@@ -463,20 +494,20 @@ def test_encode_optimize_writes_a_smaller_compressed_file_with_the_same_pixels(t
 
     assert (tmp_path / "small.kmq").stat().st_size < (tmp_path / "raw.kmq").stat().st_size
     assert np.array_equal(pixels(tmp_path / "small.kmq"), pixels(tmp_path / "raw.kmq"))
-    report = json.loads(run_kmq("info", tmp_path / "small.kmq", "--json").stdout)
+    (report,) = json.loads(run_kmq("info", tmp_path / "small.kmq", "--json").stdout)
     assert report["header"]["coding"] != 0
     assert report["header"]["coding_name"] in {"zlib", "xz", "bzip2"}
 
 
-def test_encode_quality_picks_the_smallest_k_reaching_the_target(tmp_path):
+def test_encode_psnr_picks_the_smallest_k_reaching_the_target(tmp_path):
     source = make_image(tmp_path / "photo.png", size=(32, 24))
-    result = run_kmq("encode", source, "--quality", "30", "-o", tmp_path / "q.kmq")
+    result = run_kmq("encode", source, "--psnr", "30", "-o", tmp_path / "q.kmq")
     assert result.returncode == 0, result.stderr
-    report = json.loads(run_kmq("info", tmp_path / "q.kmq", "--json", "--original", source).stdout)
+    (report,) = json.loads(run_kmq("info", tmp_path / "q.kmq", "--json", "--original", source).stdout)
     k = report["header"]["k"]
     assert report["comparison"]["psnr_db"] >= 30
     assert run_kmq("encode", source, "-k", str(k - 1), "-o", tmp_path / "fewer.kmq").returncode == 0
-    fewer = json.loads(run_kmq("info", tmp_path / "fewer.kmq", "--json", "--original", source).stdout)
+    (fewer,) = json.loads(run_kmq("info", tmp_path / "fewer.kmq", "--json", "--original", source).stdout)
     assert fewer["comparison"]["psnr_db"] < 30
 
 

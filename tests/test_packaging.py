@@ -1,13 +1,17 @@
-"""The wheel holds every subpackage: built and installed into a temporary
-folder, each one imports from there (an editable run would not notice a
-subpackage missing from the wheel)."""
+"""The wheel holds every subpackage and the package data: built and
+installed into a temporary folder, each subpackage imports from there and
+the demo runs from an unrelated folder (an editable run would notice
+neither a subpackage nor a data file missing from the wheel)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -19,7 +23,10 @@ def source_packages() -> list[str]:
     )
 
 
-def test_the_built_wheel_installs_every_subpackage(tmp_path):
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The site folder of a wheel built from a copy of the sources."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     # Built from a copy: setuptools reuses a build/ folder left in the tree.
     source = tmp_path / "source"
     shutil.copytree(REPO / "pil_kmq", source / "pil_kmq", ignore=shutil.ignore_patterns("__pycache__"))
@@ -31,15 +38,60 @@ def test_the_built_wheel_installs_every_subpackage(tmp_path):
     (wheel,) = (tmp_path / "wheel").glob("pil_kmq-*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", tmp_path / "site", wheel],
                    check=True, cwd=tmp_path, timeout=300)
+    return tmp_path / "site"
+
+
+def run_installed(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """python -I with only the installed copy (and the venv's dependencies)."""
+    prelude = f"import sys; sys.path.insert(0, {str(site)!r})\n"
+    return subprocess.run([sys.executable, "-I", "-c", prelude + args[0], *args[1:]],
+                          capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_the_built_wheel_installs_every_subpackage(installed, tmp_path):
     packages = source_packages()
     assert {"pil_kmq", "pil_kmq.cli", "pil_kmq.format", "pil_kmq.quantize"} <= set(packages)
     script = (
-        "import importlib, sys\n"
+        "import importlib\n"
         f"for name in {packages!r}:\n"
         "    module = importlib.import_module(name)\n"
-        f"    assert module.__file__.startswith({str(tmp_path / 'site')!r}), module.__file__\n"
+        f"    assert module.__file__.startswith({str(installed)!r}), module.__file__\n"
         "print('ok')\n"
     )
-    result = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path / 'site')!r})\n" + script],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    result = run_installed(installed, tmp_path, script)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_the_installed_demo_runs_from_any_folder(installed, tmp_path):
+    """python -m pil_kmq.demo as the README's first command runs it, from a
+    folder holding nothing of the repository."""
+    script = (
+        "import runpy, pil_kmq\n"
+        f"assert pil_kmq.__file__.startswith({str(installed)!r}), pil_kmq.__file__\n"
+        "sys.argv = ['pil_kmq.demo', '-k', '2,16']\n"
+        "runpy.run_module('pil_kmq.demo', run_name='__main__')\n"
+    )
+    result = run_installed(installed, tmp_path, script)
+    assert result.returncode == 0, result.stderr
+    assert "parrots.png: 256x192 RGB" in result.stdout and "label bits" in result.stdout
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        "parrots_k16.kmq", "parrots_k16.png", "parrots_k2.kmq", "parrots_k2.png"
+    ]
+
+
+def test_ci_runs_the_readme_command_and_the_suite_at_the_stated_minimums():
+    """pyproject's lower bounds are tested, not just written: .ci/run makes a
+    second venv pinned to exactly them (.ci/minimums.py) and runs the suite."""
+    sys.path.insert(0, str(REPO / ".ci"))
+    try:
+        import minimums
+    finally:
+        sys.path.pop(0)
+    pins = dict(pin.split("==") for pin in minimums.minimums())
+    assert set(pins) == {"pillow", "numpy", "bitarray"}
+    assert pins["pillow"] == "10.3" and pins["numpy"] == "1.23.2"  # found by bisection, see pyproject
+    ci = (REPO / ".ci" / "run").read_text()
+    readme = (REPO / "README.md").read_text()
+    command = 'python3 -m venv .venv && .venv/bin/pip install ".[test]" && .venv/bin/python -m pytest -q'
+    assert command in readme and command in ci
+    assert "python3 .ci/minimums.py" in ci and ".venv-min/bin/python -m pytest -q" in ci

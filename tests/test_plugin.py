@@ -92,6 +92,8 @@ def test_round_trip_is_a_k_colour_approximation(mode):
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
 def test_at_most_k_colours_is_lossless(mode):
     array = noise_image(16, 8, mode).resize((64, 32), Image.Resampling.NEAREST)
+    if mode == "RGBA":  # no fully transparent pixel: those all become (0, 0, 0, 0)
+        array.putalpha(array.getchannel("A").point(lambda a: max(a, 1)))
     out = reopen(save_to_bytes(array, colors=256))
     assert out.info["colors"] == len(array.getcolors())
     assert out.tobytes() == array.tobytes()
@@ -118,7 +120,7 @@ def test_default_is_256_colours():
 @pytest.mark.parametrize(
     "params", [{"colors": 0}, {"colors": 257}, {"colors": "abc"}, {"colors": 2.5},
                {"max_iter": -1}, {"tol": -1.0}, {"tol": "x"},
-               {"coding": "lzw"}, {"coding": 9}, {"coding": True}, {"quality": 0}, {"dither": "yes"}]
+               {"coding": "lzw"}, {"coding": 9}, {"coding": True}, {"psnr": 0}, {"quality": 30.5}, {"dither": "yes"}]
 )
 def test_bad_save_options_raise_value_error(params):
     with pytest.raises(ValueError):
@@ -154,10 +156,10 @@ def test_palette_image_with_transparency_keeps_it_as_alpha():
     assert out.getpixel((1, 0)) == (255, 0, 0, 255)
 
 
-@pytest.mark.parametrize("mode", ["I;16", "I", "F", "I;16B"])
-def test_unrepresentable_modes_are_refused_naming_the_mode(mode):
-    im = Image.new(mode, (4, 4))
-    with pytest.raises(ValueError, match=mode.replace(";", ";")):
+@pytest.mark.parametrize("mode", ["I", "F"])
+def test_modes_of_unknown_range_are_refused_with_how_to_scale(mode):
+    im = Image.new(mode, (4, 4), 1000)
+    with pytest.raises(ValueError, match=rf"mode {mode} .*0 to 1000.*im\.point\(lambda v: "):
         save_to_bytes(im)
 
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import pil_kmq  # noqa: F401  (registers the format)
+from pil_kmq.encoder import collapse_transparent
 from pil_kmq.api import compress, reconstruct
 from pil_kmq.options import Options
 from pil_kmq.quantize.metrics import histogram_psnr as psnr
@@ -123,12 +124,12 @@ def test_dithered_output_is_deterministic_across_threads(channels):
     assert all(result == expected for result in results)
 
 
-def test_quality_picks_the_smallest_k_reaching_the_target():
+def test_psnr_picks_the_smallest_k_reaching_the_target():
     image = smooth_image()
     pixels = image.reshape(-1, 3)
     ones = np.ones(len(pixels), dtype=np.int64)
     for target in (22.0, 26.0, 30.0):
-        labels, codebook = compress(image, 256, quality=target)
+        labels, codebook = compress(image, 256, psnr=target)
         k = len(codebook)
         assert psnr(pixels, ones, codebook, labels.ravel()) >= target
         assert 1 < k < 256
@@ -136,29 +137,29 @@ def test_quality_picks_the_smallest_k_reaching_the_target():
         assert psnr(pixels, ones, fewer, fewer_labels.ravel()) < target
 
 
-def test_unreachable_quality_uses_the_most_colours_allowed():
+def test_unreachable_psnr_uses_the_most_colours_allowed():
     image = smooth_image()
-    labels, codebook = compress(image, 8, quality=99.0)
+    labels, codebook = compress(image, 8, psnr=99.0)
     assert len(codebook) == 8
     np.testing.assert_array_equal(
         (labels, codebook)[1], compress(image, 8)[1]
     )
 
 
-def test_quality_on_a_few_colour_image_is_lossless_when_needed():
+def test_psnr_100_on_a_few_colour_image_is_lossless_when_needed():
     rng = np.random.default_rng(3)
     palette = rng.integers(0, 256, (5, 3), dtype=np.uint8)
     image = palette[rng.integers(0, 5, (16, 16))]
-    labels, codebook = compress(image, 256, quality=100.0)
+    labels, codebook = compress(image, 256, psnr=100.0)
     assert len(codebook) == 5
     np.testing.assert_array_equal(reconstruct(labels, codebook, image.shape), image)
 
 
 def test_chosen_k_is_in_the_header_and_im_info():
     image = Image.fromarray(smooth_image())
-    data = save_bytes(image, quality=30.0)
+    data = save_bytes(image, psnr=30.0)
     reopened = Image.open(io.BytesIO(data))
-    labels, codebook = compress(np.asarray(image), 256, quality=30.0)
+    labels, codebook = compress(np.asarray(image), 256, psnr=30.0)
     assert reopened.info["colors"] == len(codebook) < 256
     np.testing.assert_array_equal(np.asarray(reopened), reconstruct(labels, codebook, (48, 64, 3)))
 
@@ -170,13 +171,16 @@ def test_chosen_k_is_in_the_header_and_im_info():
         {"dither": 1},  # Image.Dither.ORDERED
         {"dither": Image.Dither.RASTERIZE},
         {"dither": 7},
-        {"quality": 0},
-        {"quality": -5.0},
-        {"quality": 100.5},
-        {"quality": "high"},
-        {"quality": True},
-        {"quality": math.nan},
-        {"quality": math.inf},
+        {"psnr": 0},
+        {"psnr": -5.0},
+        {"psnr": 100.5},
+        {"psnr": "high"},
+        {"psnr": True},
+        {"psnr": math.nan},
+        {"psnr": math.inf},
+        {"quality": 35.0},  # a PSNR in dB before 0.2.0: refused, pointing to psnr=
+        {"quality": 101},
+        {"quality": (80, 60)},
         {"colors": 0},
         {"colors": 257},
         {"tol": -1.0},
@@ -192,8 +196,10 @@ def test_bad_options_raise_value_error_before_any_output(options):
 
 
 def test_good_options_are_read():
-    options = Options.from_mapping({"dither": True, "quality": 35, "colors": 64})
-    assert options.dither is True and options.quality == 35.0 and options.colors == 64
+    options = Options.from_mapping({"dither": True, "psnr": 35, "colors": 64})
+    assert options.dither is True and options.psnr == 35.0 and options.colors == 64
+    assert Options.from_mapping({"quality": 80}).quality == (0, 80)
+    assert Options.from_mapping({"quality": (65, 80)}).quality == (65, 80)
     assert Options.from_mapping({}).dither is False and Options.from_mapping({}).quality is None
 
 
@@ -211,6 +217,7 @@ def test_exact_nearest_for_arbitrary_images(data, channels, k):
     rng = np.random.default_rng(seed)
     image = (rng.integers(0, levels, (height, width, channels)) * (255 // (levels - 1))).astype(np.uint8)
     labels, codebook = compress(image, k)
+    image = collapse_transparent(image)  # what compress clusters: clear pixels as (0, 0, 0, 0)
     pixels = image.reshape(-1, channels)
     assert len(codebook) <= k and labels.max() < len(codebook)
     np.testing.assert_array_equal(labels.ravel(), brute_force_nearest(pixels, codebook))

@@ -59,7 +59,7 @@ def test_error_per_pixel_stays_within_what_lambda_allows(k, smooth):
 @pytest.mark.parametrize("k", [8, 64])
 @pytest.mark.parametrize("smooth", [0.5, 4.0])
 def test_energy_never_rises_and_the_map_gets_smoother(k, smooth):
-    array = photo("parrots.png")
+    array = photo("kodim23_crop.png")
     labels, codebook = nearest(array, k)
     lam = smoothing_weight(array, codebook, labels, smooth)
     smoothed = remap(array, codebook, labels, smooth)
@@ -80,7 +80,7 @@ def test_more_smoothing_trades_error_for_fewer_edges():
 
 
 def test_deterministic():
-    array = photo("parrots.png")
+    array = photo("kodim23_crop.png")
     labels, codebook = nearest(array, 48)
     first = remap(array, codebook, labels, 3.0)
     assert np.array_equal(first, remap(array, codebook, labels.copy(), 3.0))

@@ -4,20 +4,26 @@ Built on the same library calls a program would make (Image.save with the
 KMQ options, Image.open, the container parser), so the command and the
 library cannot drift apart. Every output goes through save_atomic.
 
-Exit codes: 0 all succeeded, 1 some file failed, 2 usage error.
+Exit codes: 0 all succeeded, 1 some file failed, 2 usage error, 99 an
+image missed --quality's minimum (as pngquant); a stop signal or a closed
+output pipe ends the process by that signal (128+n).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..options import DEFAULT_COLORS, command_line_type
-from .convert import DEFAULT_DECODE_FORMAT, LABELS_SUFFIX, codec_params, run_decode, run_encode
+from ..options import DEFAULT_COLORS, command_line_type, quality_from_text
+from .convert import DEFAULT_DECODE_FORMAT, LABELS_RAW_SUFFIX, LABELS_SUFFIX, codec_params, run_decode, run_encode
+from .views import parse_colour
 from .info import run_info
-from .sheet import DEFAULT_SHEET_COLORS, parse_colors_list, run_sheet
+from .interrupts import Interrupted, end_by_broken_pipe, end_by_signal, stop_signals_raise
+from .sheet import DEFAULT_SHEET_COLORS, DEFAULT_SHEET_WIDTH, parse_colors_list, run_sheet
 from .status import EXIT_INTERRUPTED, EXIT_USAGE, EXIT_OK, UsageError
 
 __all__ = ["build_parser", "codec_params", "main"]
@@ -44,11 +50,15 @@ def _add_batch_options(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("-j", "--jobs", type=_count, default=1, metavar="N",
                         help="process N files at once in separate processes; "
                              "0 means one per CPU (default: 1)")
-    parser.add_argument("-f", "--force", action="store_true",
-                        help="overwrite existing outputs (default: off, existing files "
-                             "are left alone and reported as failures)")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("-f", "--force", action="store_true",
+                          help="overwrite existing outputs, never an input (default: off, "
+                               "existing files are left alone and reported as failures)")
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="leave existing outputs alone and count them as skipped, "
+                               "not failed (default: off)")
     parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress or summary even on a terminal "
+                        help="no progress or summary line "
                              "(default: off; failures are always reported)")
 
 
@@ -64,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kmq",
         description="Encode, decode and inspect .kmq (K-means colour-quantized) images.",
-        epilog="Exit status: 0 if every file succeeded, 1 if any failed, 2 for usage errors. "
+        epilog="Exit status: 0 if every file succeeded, 1 if any failed, 2 for usage errors, "
+               "99 if an image missed --quality's minimum. "
                "Run 'kmq COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -77,10 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
     encode.add_argument("-k", "--colors", type=command_line_type("colors", int), metavar="K",
                         help=f"colours in the codebook, 1..256 (default: {DEFAULT_COLORS}, "
-                             "or the fewest reaching --quality)")
-    encode.add_argument("--quality", type=command_line_type("quality", float), metavar="Q",
-                        help="target PSNR in dB: choose K to reach it "
-                             "(default: off, K comes from -k)")
+                             "or the fewest reaching --quality or --psnr)")
+    targets = encode.add_mutually_exclusive_group()
+    targets.add_argument("--quality", type=command_line_type("quality", quality_from_text),
+                         metavar="MIN-MAX",
+                         help="pngquant's quality, 0-100: the fewest colours reaching MAX; "
+                              "an image below MIN is not written and the exit status is 99 "
+                              "(MAX alone: MIN 0; default: off, K comes from -k)")
+    targets.add_argument("--psnr", type=command_line_type("psnr", float), metavar="DB",
+                         help="target PSNR in dB: the fewest colours reaching it "
+                              "(default: off, K comes from -k)")
     _add_codec_options(encode)
     _add_batch_options(encode, "IN with its suffix changed to .kmq")
     encode.set_defaults(run=run_encode, parser=encode)
@@ -92,10 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("--format", metavar="FMT",
                         help="output format, a Pillow format name or extension such as png, "
                              f"webp or jpg (default: from -o's extension, else {DEFAULT_DECODE_FORMAT})")
-    decode.add_argument("--labels", action="store_true",
-                        help="write the label map (the segmentation) as a P image with the "
-                             f"codebook as palette, named IN{LABELS_SUFFIX}.png (default: off, "
-                             "write the colours)")
+    views = decode.add_mutually_exclusive_group()
+    views.add_argument("--labels", action="store_true",
+                       help="write the segmentation: each label in its own distinct false "
+                            f"colour, named IN{LABELS_SUFFIX}.png (default: off, write the colours)")
+    views.add_argument("--labels-raw", action="store_true",
+                       help="write the label map for tools: a mode L image whose values are "
+                            f"the labels, named IN{LABELS_RAW_SUFFIX}.png (default: off)")
+    decode.add_argument("--background", type=parse_colour, metavar="COLOR",
+                        help="flatten transparency onto COLOR (a Pillow colour: white, "
+                             "#rrggbb, ...), needed for formats without alpha such as JPEG "
+                             "(default: keep the alpha channel)")
     _add_batch_options(decode, "IN with its suffix changed to the format's")
     decode.set_defaults(run=run_decode, parser=decode)
 
@@ -104,18 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show a .kmq file's header fields and the size table: original bits "
                     "(8 per channel per pixel), label bits, codebook bits, total, ratio, "
                     "and the actual file size.")
-    info.add_argument("file", metavar="FILE.kmq", help="the .kmq file")
+    info.add_argument("inputs", nargs="+", metavar="FILE.kmq",
+                      help=".kmq files or folders; one file gets the full report, several a "
+                           "table with one row each")
     info.add_argument("--original", metavar="IMG",
-                      help="also report MSE and PSNR against this image (default: none)")
+                      help="also report MSE and PSNR against this image, for a single "
+                           "FILE.kmq (default: none)")
     info.add_argument("--json", action="store_true",
-                      help="print machine-readable JSON instead of text; an identical "
-                           "image has psnr_db null (default: off)")
+                      help="print machine-readable JSON instead of text: a list with one "
+                           "report per file; an identical image has psnr_db null (default: off)")
     info.set_defaults(run=run_info, parser=info)
 
     sheet = commands.add_parser(
         "sheet", help="compare an image with its reconstructions at several K",
         description="Draw the original and its .kmq reconstruction at each K side by side, "
-                    "each labelled with K, PSNR and file size.")
+                    "each labelled with K, PSNR and file size, under the file's name.")
     sheet.add_argument("image", metavar="IMG", help="the image to compress")
     sheet.add_argument("-k", "--colors", type=parse_colors_list,
                        default=list(DEFAULT_SHEET_COLORS), metavar="K,K,...",
@@ -123,9 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
                             f"{','.join(map(str, DEFAULT_SHEET_COLORS))})")
     sheet.add_argument("-o", "--output", metavar="OUT",
                        help="the sheet image; its extension picks the format "
-                            "(default: IMG's name with .sheet.png)")
+                            "(default: IMG's name with .sheet.png, in the current folder)")
     sheet.add_argument("--columns", type=_count, metavar="N",
-                       help="panels per row (default: all in one row)")
+                       help="panels per row (default: one row if it fits --width, else 3 per row)")
+    sheet.add_argument("--width", type=_count, default=DEFAULT_SHEET_WIDTH, metavar="PX",
+                       help=f"fit the sheet to this width, 0 for full size "
+                            f"(default: {DEFAULT_SHEET_WIDTH})")
     _add_codec_options(sheet)
     sheet.add_argument("-f", "--force", action="store_true",
                        help="overwrite an existing sheet (default: off)")
@@ -134,7 +164,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line `argv` (default sys.argv[1:]); the exit code."""
+    """Run the command line `argv` (default sys.argv[1:]); the exit code.
+
+    A stop signal (SIGINT, SIGTERM, SIGHUP) ends the workers and removes
+    temporary files, then ends this process by that signal; a closed
+    output pipe ends it quietly by SIGPIPE, as coreutils do.
+    """
+    try:
+        with stop_signals_raise():
+            code = _run(argv)
+            sys.stdout.flush()  # here, where a closed pipe can still be handled
+            return code
+    except Interrupted as stop:
+        with contextlib.suppress(Exception):
+            print(f"kmq: interrupted by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return end_by_signal(stop.signum)
+    except BrokenPipeError:
+        return end_by_broken_pipe()
+    except KeyboardInterrupt:  # no handler could be installed (not the main thread)
+        print("kmq: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -148,6 +200,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.parser.print_usage(sys.stderr)
         print(f"kmq {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("kmq: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED

@@ -1,21 +1,24 @@
 """Running a batch: one job per input file, in worker processes with -j,
-never overwriting without --force, and stopping cleanly on Ctrl-C."""
+never writing over an input, never overwriting without --force, and
+stopping cleanly on a signal."""
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import contextlib
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
 
+from ..atomic import remove_stale_temporaries
 from .batch_types import Job, Outcome
+from .interrupts import guard_worker
 from .progress import Reporter
-from .status import EXIT_FAILED, EXIT_OK, UsageError, describe_error, exists_message
+from .status import EXIT_FAILED, UsageError, describe_error, exists_message
+
+WORKER_GRACE_SECONDS = 5
 
 
 def run_job(job: Job, force: bool, write: Callable[[Job], None]) -> Outcome:
@@ -23,11 +26,11 @@ def run_job(job: Job, force: bool, write: Callable[[Job], None]) -> Outcome:
         if job.target.is_dir():
             return Outcome(job.source, f"output {job.target} is a folder")
         if not force and job.target.exists():
-            return Outcome(job.source, exists_message(job.target))
+            return Outcome(job.source, exists_message(job.target, can_skip=True))
         write(job)
         return Outcome(job.source, None, job.source.stat().st_size, job.target.stat().st_size)
     except FileExistsError:
-        return Outcome(job.source, exists_message(job.target))
+        return Outcome(job.source, exists_message(job.target, can_skip=True))
     except Exception as exc:  # reported as one line; the batch goes on
         return Outcome(job.source, describe_error(exc, job.source))
 
@@ -37,18 +40,17 @@ def run_batch(
 ) -> None:
     """Run every job, in `workers` processes when more than one.
 
-    On Ctrl-C the workers abandon the file in hand (save_atomic removes its
-    temporary file) and skip the rest, so the command stops promptly and
-    leaves only complete outputs.
+    On a stop signal (Interrupted, raised by the handler main() installs)
+    or any other exception, the workers are ended before it propagates: each
+    removes its temporary file as it goes, and finished outputs stay.
     """
     workers = min(workers, len(jobs))
     if workers <= 1:
         for job in jobs:
             reporter.report(task(job))
         return
-    stop = multiprocessing.Event()
-    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(stop,)) as pool:
-        futures = {pool.submit(_run_in_worker, task, job): job for job in jobs}
+    with ProcessPoolExecutor(workers, initializer=guard_worker) as pool:
+        futures = {pool.submit(task, job): job for job in jobs}
         try:
             for future in as_completed(futures):
                 try:
@@ -57,40 +59,23 @@ def run_batch(
                     outcome = Outcome(futures[future].source, f"worker failed: {describe_error(exc)}")
                 reporter.report(outcome)
         except BaseException:
-            stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)
+            _end_workers(pool)
             raise
 
 
-# Worker-process state: a Ctrl-C interrupts a job but not an idle worker
-# (which would die with a traceback), and after one no further job starts.
-_stop_event: Any = None
-_in_job = False
-
-
-def _start_worker(stop: Any) -> None:
-    global _stop_event
-    _stop_event = stop
-    signal.signal(signal.SIGINT, _interrupt_job)
-
-
-def _interrupt_job(signum: int, frame: Any) -> None:
-    if _in_job:
-        raise KeyboardInterrupt
-
-
-def _run_in_worker(task: Callable[[Job], Outcome], job: Job) -> Outcome:
-    global _in_job
-    if _stop_event is not None and _stop_event.is_set():
-        return Outcome(job.source, "interrupted")
-    _in_job = True
-    try:
-        return task(job)
-    except KeyboardInterrupt:
-        _stop_event.set()
-        return Outcome(job.source, "interrupted")
-    finally:
-        _in_job = False
+def _end_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGTERM to every worker (each ends by it, removing its temporary
+    file), SIGKILL to any still there after a few seconds."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(WORKER_GRACE_SECONDS)
+            if process.is_alive():
+                process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def expand_inputs(
@@ -119,7 +104,8 @@ def plan_jobs(
     sources: Sequence[Path], target_for: Callable[[Path], Path]
 ) -> tuple[list[Job], list[Outcome]]:
     """One job per source; two sources aiming at one output is a failure
-    for the second rather than a silent overwrite."""
+    for the second rather than a silent overwrite. An output that is an
+    input (by name, symlink or hard link) stops the whole batch: UsageError."""
     jobs: list[Job] = []
     problems: list[Outcome] = []
     claimed: dict[str, Path] = {}
@@ -131,31 +117,64 @@ def plan_jobs(
             continue
         claimed[key] = source
         jobs.append(Job(source, target))
+    refuse_outputs_that_are_inputs(sources, jobs)
     return jobs, problems
+
+
+def refuse_outputs_that_are_inputs(sources: Sequence[Path], jobs: Sequence[Job]) -> None:
+    """UsageError naming both paths if any output is the same file as any
+    input (os.path.samefile's test), before anything is written, --force or not."""
+    inputs: dict[tuple[int, int], Path] = {}
+    for source in sources:
+        with contextlib.suppress(OSError, ValueError):
+            status = os.stat(source)
+            inputs.setdefault((status.st_dev, status.st_ino), source)
+    for job in jobs:
+        try:
+            status = os.stat(job.target)
+        except (OSError, ValueError):
+            continue  # not there yet, so not an input
+        source = inputs.get((status.st_dev, status.st_ino))
+        if source is not None:
+            raise UsageError(
+                f"output {job.target} is the same file as the input {source}; "
+                "choose another output (--force never writes over an input)"
+            )
 
 
 def run_jobs(args: argparse.Namespace, verb: str, task: Callable[[Job], Outcome],
            jobs: list[Job], problems: list[Outcome]) -> int:
     show_progress = not args.quiet and sys.stderr.isatty()
-    reporter = Reporter(verb, len(jobs) + len(problems), sys.stderr, show_progress)
+    reporter = Reporter(verb, len(jobs) + len(problems), sys.stderr, show_progress,
+                        show_summary=not args.quiet)
     for problem in problems:
         reporter.report(problem)
+    if getattr(args, "skip_existing", False):
+        jobs = [job for job in jobs if not _skipped(job, reporter)]
     if args.out_dir is not None and jobs:
         try:
             Path(args.out_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             reporter.failure(Path(args.out_dir), describe_error(exc))
             return EXIT_FAILED
+    for folder in {job.target.parent for job in jobs}:
+        with contextlib.suppress(OSError):
+            remove_stale_temporaries(folder)  # of earlier runs killed mid-write
     workers = args.jobs or os.cpu_count() or 1
     try:
         run_batch(task, jobs, workers, reporter)
     finally:
         reporter.finish()
-    return EXIT_FAILED if reporter.failed else EXIT_OK
+    return reporter.exit_status
+
+
+def _skipped(job: Job, reporter: Reporter) -> bool:
+    if os.path.lexists(job.target):
+        reporter.skip(job.source)
+        return True
+    return False
 
 
 def check_single_output(args: argparse.Namespace) -> None:
     if args.output is not None and (len(args.inputs) != 1 or Path(args.inputs[0]).is_dir()):
         raise UsageError("-o/--output takes a single input file; use --out-dir for several")
-
-

@@ -20,3 +20,4 @@ class Outcome:
     error: str | None = None
     input_bytes: int = 0
     output_bytes: int = 0
+    exit_code: int = 1  # the command's status when this file failed (99: below --quality's min)

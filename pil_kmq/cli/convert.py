@@ -8,42 +8,95 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+import errno
+import sys
+from dataclasses import replace
+
+from PIL import Image, ImageOps
 
 from ..atomic import format_for_path, save_atomic
+from ..quantize.quality import QualityNotReached
 from .batch import check_single_output, expand_inputs, plan_jobs, run_job, run_jobs
 from .batch_types import Job, Outcome
+from .progress import fit_to_terminal
+from .views import flatten, label_image
 from .status import UsageError
 
 DEFAULT_DECODE_FORMAT = "png"
 LABELS_SUFFIX = ".labels"
+LABELS_RAW_SUFFIX = ".labels-raw"
+EXIT_QUALITY = 99  # pngquant's status for an image below --quality's minimum
+ORIENTATION = 0x0112
 
 
 def encode_file(job: Job, params: dict[str, Any], force: bool) -> Outcome:
     """Encode one image to .kmq; never raises, so a batch can go on."""
-    return run_job(job, force, partial(_encode, params=params, force=force))
+    missed: list[QualityNotReached] = []
+
+    def write(job: Job) -> None:
+        try:
+            _encode(job, params, force)
+        except QualityNotReached as exc:
+            missed.append(exc)
+            raise
+
+    outcome = run_job(job, force, write)
+    return replace(outcome, exit_code=EXIT_QUALITY) if missed else outcome
 
 
-def decode_file(job: Job, format: str, labels: bool, force: bool) -> Outcome:
-    """Decode one .kmq file (or its label map) to an image file."""
-    return run_job(job, force, partial(_decode, format=format, labels=labels, force=force))
+def decode_file(job: Job, format: str, view: str, force: bool, background: tuple | None = None) -> Outcome:
+    """Decode one .kmq file (its colours, or its label map: view "labels"
+    or "labels-raw") to an image file."""
+    return run_job(job, force, partial(_decode, format=format, view=view, force=force, background=background))
 
 
 def _encode(job: Job, params: dict[str, Any], force: bool) -> None:
-    with Image.open(job.source) as im:
-        im.load()
-        save_atomic(im, job.target, "KMQ", overwrite=force, **params)
+    check_output_folder(job.target)
+    try:
+        with Image.open(job.source) as im:
+            im.load()
+            save_atomic(upright(im), job.target, "KMQ", overwrite=force, **params)
+    finally:
+        if isinstance(params.get("progress"), StageLine):
+            params["progress"].clear()  # before a failure line or the summary
 
 
-def _decode(job: Job, format: str, labels: bool, force: bool) -> None:
+def upright(im: Image.Image) -> Image.Image:
+    """The image as it is meant to be seen: turned by its EXIF orientation,
+    which is then reset (Image.save itself keeps pixels and EXIF as given)."""
+    if im.getexif().get(ORIENTATION, 1) in (0, 1):
+        return im  # also keeps a multi-frame image's frames, for the encoder to refuse
+    return ImageOps.exif_transpose(im)
+
+
+def check_output_folder(target: Path) -> None:
+    """Name the user's missing folder, not the temporary file inside it."""
+    folder = target.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "output folder does not exist", str(folder))
+
+
+def _decode(job: Job, format: str, view: str, force: bool, background: tuple | None) -> None:
+    check_output_folder(job.target)
     with Image.open(job.source) as im:
         if im.format != "KMQ":
             raise ValueError(f"not a KMQ file (it is {im.format})")
-        if labels:
+        if view:
             im.draft("P", None)
         im.load()
         metadata = {key: im.info[key] for key in ("icc_profile", "exif") if im.info.get(key)}
-        save_atomic(im, job.target, format, overwrite=force, **metadata)
+        out = label_image(im, raw=view == "labels-raw") if view else im
+        if background is not None and "A" in out.getbands():
+            out = flatten(out, background)
+        try:
+            save_atomic(out, job.target, format, overwrite=force, **metadata)
+        except OSError as exc:
+            if "A" not in out.getbands() or "cannot write mode" not in str(exc):
+                raise
+            raise ValueError(
+                f"{format} cannot store the alpha channel of this {out.mode} image: "
+                "give --background COLOR (e.g. --background white) to flatten it"
+            ) from exc
 
 
 def readable_image(path: Path) -> bool:
@@ -60,7 +113,8 @@ def _readable_extensions() -> set[str]:
 
 
 def codec_params(
-    colors: int | None = None, quality: float | None = None, dither: bool = False, optimize: bool = False
+    colors: int | None = None, quality: Any = None, dither: bool = False, optimize: bool = False,
+    psnr: float | None = None,
 ) -> dict[str, Any]:
     """Image.save keywords for the options given (only those given, so the
     library's defaults stay the command's defaults)."""
@@ -69,6 +123,8 @@ def codec_params(
         params["colors"] = colors
     if quality is not None:
         params["quality"] = quality
+    if psnr is not None:
+        params["psnr"] = psnr
     if dither:
         params["dither"] = True
     if optimize:
@@ -88,7 +144,9 @@ def run_encode(args: argparse.Namespace) -> int:
         return source.with_suffix(".kmq")
 
     jobs, clashes = plan_jobs(sources, target_for)
-    params = codec_params(args.colors, args.quality, args.dither, args.optimize)
+    params = codec_params(args.colors, args.quality, args.dither, args.optimize, args.psnr)
+    if len(jobs) == 1 and args.jobs <= 1 and not args.quiet and sys.stderr.isatty():
+        params["progress"] = StageLine(jobs[0].source.name)
     task = partial(encode_file, params=params, force=args.force)
     return run_jobs(args, "encode", task, jobs, problems + clashes)
 
@@ -122,7 +180,8 @@ def run_decode(args: argparse.Namespace) -> int:
             raise UsageError(f"Pillow cannot write {format} files ({args.output}); give --format")
     else:
         format, extension = resolve_format(DEFAULT_DECODE_FORMAT)
-    suffix = (LABELS_SUFFIX if args.labels else "") + extension
+    view = "labels" if args.labels else "labels-raw" if args.labels_raw else ""
+    suffix = {"labels": LABELS_SUFFIX, "labels-raw": LABELS_RAW_SUFFIX}.get(view, "") + extension
     sources, problems = expand_inputs(args.inputs, lambda path: path.suffix.lower() == ".kmq", ".kmq files")
 
     def target_for(source: Path) -> Path:
@@ -133,5 +192,26 @@ def run_decode(args: argparse.Namespace) -> int:
         return source.with_name(source.stem + suffix)
 
     jobs, clashes = plan_jobs(sources, target_for)
-    task = partial(decode_file, format=format, labels=args.labels, force=args.force)
+    task = partial(decode_file, format=format, view=view, force=args.force, background=args.background)
     return run_jobs(args, "decode", task, jobs, problems + clashes)
+
+
+class StageLine:
+    """The encoder's progress(stage, done, total) as one line redrawn on
+    stderr, for a single file on a terminal (a large one takes a while)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.shown = False
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        line = f"encode {self.name}: {stage}" + (f" {done}/{total}" if total > 1 else "")
+        sys.stderr.write("\r" + fit_to_terminal(line) + "\x1b[K")
+        sys.stderr.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self.shown = False

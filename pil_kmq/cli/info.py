@@ -15,8 +15,10 @@ from ..api import size_report
 from ..format import coding, container
 from ..pixels import to_array
 from ..quantize.metrics import mean_squared_error, psnr_from_mse
+from .batch import expand_inputs
+from .batch_types import Outcome
 from .progress import plural
-from .status import EXIT_FAILED, EXIT_OK, describe_error
+from .status import EXIT_FAILED, EXIT_OK, UsageError, describe_error
 
 
 def coding_name(number: int) -> str:
@@ -114,15 +116,43 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_table(reports: list[dict[str, Any]]) -> str:
+    """One row per file: what tells files apart at a glance."""
+    rows = [("file", "size", "mode", "K", "coding", "bytes", "ratio")]
+    for report in reports:
+        header = report["header"]
+        rows.append((
+            report["file"], f"{header['width']} x {header['height']}", header["mode"],
+            str(header["k"]), header["coding_name"], f"{report['file_bytes']:,}",
+            f"{report['sizes']['file_ratio']:.2%}",
+        ))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(width) if column < 3 else cell.rjust(width)
+                 for column, (cell, width) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
 def run_info(args: argparse.Namespace) -> int:
-    path = Path(args.file)
-    try:
-        report = file_report(path, Path(args.original) if args.original else None)
-    except Exception as exc:
-        print(f"kmq: {path}: {describe_error(exc, path)}", file=sys.stderr)
-        return EXIT_FAILED
+    paths, problems = expand_inputs(args.inputs, lambda path: path.suffix.lower() == ".kmq", ".kmq files")
+    single = len(args.inputs) == 1 and len(paths) == 1 and not Path(args.inputs[0]).is_dir()
+    if args.original and not single:
+        raise UsageError("--original compares a single FILE.kmq with its image")
+    for problem in problems:
+        print(f"kmq: {problem.source}: {problem.error}", file=sys.stderr)
+    reports = []
+    for path in paths:
+        try:
+            reports.append(file_report(path, Path(args.original) if args.original else None))
+        except Exception as exc:
+            problems.append(Outcome(path, describe_error(exc, path)))
+            print(f"kmq: {path}: {describe_error(exc, path)}", file=sys.stderr)
     if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(format_report(report))
-    return EXIT_OK
+        print(json.dumps(reports, indent=2))
+    elif single and reports:
+        print(format_report(reports[0]))
+    elif reports:
+        print(format_table(reports))
+    return EXIT_FAILED if problems else EXIT_OK

@@ -1,9 +1,10 @@
-"""Batch progress on a terminal: failure lines always, a redrawn progress
-line and a summary only where someone is watching."""
+"""Batch progress: failure lines always, a redrawn progress line only
+where someone is watching, and a summary line unless -q."""
 
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import TextIO
@@ -12,7 +13,8 @@ from .batch_types import Outcome
 
 
 class Reporter:
-    """Failure lines always; progress and a summary only on a terminal.
+    """Failure lines always; progress only on a terminal; the summary
+    (written / skipped / failed) wherever show_summary says.
 
     Progress goes to stderr and is redrawn in place at most ten times a
     second, so stdout stays clean for pipes.
@@ -20,16 +22,20 @@ class Reporter:
 
     REDRAW_INTERVAL = 0.1
 
-    def __init__(self, verb: str, total: int, stream: TextIO, show_progress: bool):
+    def __init__(self, verb: str, total: int, stream: TextIO, show_progress: bool,
+                 show_summary: bool | None = None):
         self.verb = verb
         self.total = total
         self.stream = stream
         self.show_progress = show_progress
+        self.show_summary = show_progress if show_summary is None else show_summary
         self.started = time.monotonic()
         self.last_drawn = 0.0
         self.line_shown = False
         self.done = 0
         self.failed = 0
+        self.skipped = 0
+        self.exit_status = 0  # the worst failure's (1, or 99 below --quality's min)
         self.input_bytes = 0
         self.output_bytes = 0
 
@@ -37,6 +43,7 @@ class Reporter:
         self.done += 1
         if outcome.error is not None:
             self.failed += 1
+            self.exit_status = max(self.exit_status, outcome.exit_code)
             self.failure(outcome.source, outcome.error)
         else:
             self.input_bytes += outcome.input_bytes
@@ -46,28 +53,30 @@ class Reporter:
             self.last_drawn = now
             self._draw(self._progress_line(now))
 
+    def skip(self, source: Path) -> None:
+        """An input whose output exists already (--skip-existing)."""
+        self.skipped += 1
+        self.report(Outcome(source))
+
     def failure(self, source: Path, reason: str) -> None:
         self._clear()
         print(f"kmq: {source}: {reason}", file=self.stream, flush=True)
 
     def finish(self) -> None:
         self._clear()
-        if self.show_progress:
+        if self.show_summary:
             print(self.summary(), file=self.stream, flush=True)
 
     def summary(self) -> str:
-        succeeded = self.done - self.failed
+        written = self.done - self.failed - self.skipped
         elapsed = time.monotonic() - self.started
         line = (
-            f"kmq {self.verb}: {succeeded} {plural(succeeded, 'file')}, "
+            f"kmq {self.verb}: {written} written, {self.skipped} skipped, {self.failed} failed; "
             f"{human_bytes(self.input_bytes)} -> {human_bytes(self.output_bytes)}"
         )
         if self.input_bytes:
             line += f" ({self.output_bytes / self.input_bytes:.1%})"
-        line += f" in {elapsed:.1f} s"
-        if self.failed:
-            line += f", {self.failed} failed"
-        return line
+        return line + f" in {elapsed:.1f} s"
 
     def _progress_line(self, now: float) -> str:
         elapsed = max(now - self.started, 1e-9)
@@ -79,7 +88,7 @@ class Reporter:
         )
 
     def _draw(self, line: str) -> None:
-        self.stream.write("\r" + line + "\x1b[K")
+        self.stream.write("\r" + fit_to_terminal(line) + "\x1b[K")
         self.stream.flush()
         self.line_shown = True
 
@@ -88,6 +97,15 @@ class Reporter:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
             self.line_shown = False
+
+
+def fit_to_terminal(line: str) -> str:
+    """The line cut to the terminal's width (less one column, so it never
+    wraps: a wrapped line cannot be redrawn in place)."""
+    width = shutil.get_terminal_size().columns - 1
+    if len(line) <= width:
+        return line
+    return line[: width - 3] + "..." if width > 3 else line[: max(width, 0)]
 
 
 def plural(count: int, word: str) -> str:

@@ -14,8 +14,9 @@ class UsageError(Exception):
     """A command line that makes no sense (exit 2), found after parsing."""
 
 
-def exists_message(target: Path) -> str:
-    return f"{target} exists (use --force to overwrite)"
+def exists_message(target: Path, can_skip: bool = False) -> str:
+    """Why an existing output was left alone, and the options that would not."""
+    return f"{target} exists (use --force to overwrite{', --skip-existing to skip' if can_skip else ''})"
 
 
 def describe_error(exc: BaseException, source: Path | None = None) -> str:

@@ -26,11 +26,18 @@ def psnr_from_mse(mse: float) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
+def histogram_mse(
+    colors: np.ndarray, counts: np.ndarray, codebook: np.ndarray, color_labels: np.ndarray
+) -> float:
+    """MSE of the quantized image from its histogram: the same number as
+    over every pixel, for the cost of the distinct colours."""
+    offsets = colors.astype(np.int64) - codebook[color_labels].astype(np.int64)
+    squared_error = float(counts @ (offsets * offsets).sum(axis=1))
+    return squared_error / (float(counts.sum()) * colors.shape[1])
+
+
 def histogram_psnr(
     colors: np.ndarray, counts: np.ndarray, codebook: np.ndarray, color_labels: np.ndarray
 ) -> float:
-    """PSNR of the quantized image from its histogram (inf if exact): the
-    same number as over every pixel, for the cost of the distinct colours."""
-    offsets = colors.astype(np.int64) - codebook[color_labels].astype(np.int64)
-    squared_error = float(counts @ (offsets * offsets).sum(axis=1))
-    return psnr_from_mse(squared_error / (float(counts.sum()) * colors.shape[1]))
+    """PSNR of the quantized image from its histogram (inf if exact)."""
+    return psnr_from_mse(histogram_mse(colors, counts, codebook, color_labels))

@@ -11,7 +11,7 @@ from ..options import Options
 from .dither import dither as dither_onto
 from .histogram import histogram, labels_for_pixels
 from .kmeans import kmeans
-from .quality import fewest_colors_reaching
+from .quality import target_search
 from .rd_search import smallest_file_reaching
 from .remap import remap
 
@@ -29,25 +29,26 @@ def quantize(image: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarra
     most = min(options.colors, len(colors))
     if searches_smoothing(options):
         return smallest_file_reaching(image, options, most, cluster, colors)
-    if options.quality is None:
+    if options.quality is None and options.psnr is None:
         codebook, color_labels = cluster(most)
     else:
-        codebook, color_labels = fewest_colors_reaching(options.quality, most, cluster, colors, counts)
+        codebook, color_labels = target_search(options, most, cluster, colors, counts)
     if options.dither and len(codebook) < len(colors):
         labels = dither_onto(image, codebook)
     else:
         labels = labels_for_pixels(colors, color_labels, pixels).reshape(height, width)
-        if options.quality is None:
+        if options.quality is None and options.psnr is None:
             labels = remap(image, codebook, labels, options.smooth or 0.0)
     return labels, codebook
 
 
 def searches_smoothing(options: Options) -> bool:
-    """A quality target written in a compressed coding searches K and
-    smoothing together (quantize/rd_search.py); a raw file costs the same
-    however smooth its labels, and dithering excludes smoothing."""
+    """A psnr or quality target written in a compressed coding searches K
+    and smoothing together (quantize/rd_search.py); a raw file costs the
+    same however smooth its labels, and dithering excludes smoothing."""
+    targeted = options.quality is not None or options.psnr is not None
     compressed = options.optimize or options.coding not in (None, coding.RAW)
-    return options.quality is not None and compressed and not options.dither and options.smooth != 0
+    return targeted and compressed and not options.dither and options.smooth != 0
 
 
 def _cluster(

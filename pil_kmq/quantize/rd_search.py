@@ -32,6 +32,7 @@ import numpy as np
 
 from ..format import coding
 from .histogram import labels_for_pixels
+from .quality import QualityNotReached, mse_to_quality, quality_to_mse
 from .remap import remap, squared_error
 
 # K grows by this factor per step of the ladder.
@@ -69,10 +70,10 @@ def smallest_file_reaching(
     colors: np.ndarray,
 ) -> Labelling:
     """The encoder's call: (labels, codebook) of the smallest file in the
-    options' coding meeting options.quality, for an (h, w, C) image whose
-    distinct colours are `colors`; cluster(k) gives a codebook and a label
-    per distinct colour (k-means); options.smooth, if given, caps the
-    smoothing."""
+    options' coding meeting options.psnr or options.quality's max, for an
+    (h, w, C) image whose distinct colours are `colors`; cluster(k) gives a
+    codebook and a label per distinct colour (k-means). options.smooth, if
+    given, caps the smoothing. Below quality's min: QualityNotReached."""
     height, width, channels = image.shape
 
     def nearest(k: int) -> Labelling:
@@ -83,21 +84,31 @@ def smallest_file_reaching(
     def exact(labels: np.ndarray, codebook: np.ndarray) -> int:
         return len(coding.smallest(labels, codebook, options.coding)[2])
 
+    if options.psnr is not None:
+        max_mse = 255.0**2 / 10 ** (options.psnr / 10)
+    else:
+        max_mse = quality_to_mse(options.quality[1])
     cap = SMOOTH_RANGE[1] if options.smooth is None else options.smooth
-    choice = smallest_for_psnr(image, options.quality, most, nearest, quick_size, exact, max_smooth=cap)
+    choice = smallest_within(image, max_mse, most, nearest, quick_size, exact, max_smooth=cap)
+    if options.quality is not None:
+        flat = image.reshape(-1, channels)
+        mse = float(squared_error(flat, choice.codebook, choice.labels.ravel()).sum(dtype=np.int64)) / flat.size
+        if mse > quality_to_mse(options.quality[0]):
+            raise QualityNotReached(options.quality[0], mse_to_quality(mse), len(choice.codebook), mse)
     return choice.labels, choice.codebook
 
 
-def smallest_for_psnr(
+def smallest_within(
     pixels: np.ndarray,
-    target_db: float,
+    max_mse: float,
     max_k: int,
     nearest: Callable[[int], Labelling],
     estimate: Callable[[np.ndarray, np.ndarray], int],
     exact: Callable[[np.ndarray, np.ndarray], int],
     max_smooth: float = SMOOTH_RANGE[1],
 ) -> Choice:
-    """The smallest coding of `pixels` (h, w, C) meeting `target_db`.
+    """The smallest coding of `pixels` (h, w, C) whose MSE (over every pixel
+    and channel) is at most max_mse.
 
     nearest(k) is the nearest labelling for at most k colours (k-means);
     its len(codebook) may be below k (few distinct colours). estimate and
@@ -111,7 +122,7 @@ def smallest_for_psnr(
             cache[k] = nearest(k)
         return cache[k]
 
-    limit_mse = 255.0**2 / 10 ** (target_db / 10)
+    limit_mse = max_mse
     flat = pixels.reshape(-1, pixels.shape[-1])
 
     def mse(labels: np.ndarray, codebook: np.ndarray) -> float:
