@@ -134,3 +134,11 @@ def test_pngquant_quality_searches_too_and_keeps_its_minimum():
     assert len(searched) < len(save(im, quality=70, optimize=True, smooth=0))
     with pytest.raises(QualityNotReached):
         save(im, quality=(95, 100), colors=4, optimize=True)
+
+
+def test_the_search_reports_progress():
+    calls = []
+    im = Image.open(FIXTURES / "images" / "rgb.png")
+    save(im, psnr=30, optimize=True, progress=lambda *args: calls.append(args))
+    searches = [c for c in calls if c[0] == "search"]
+    assert searches and all(0 < done <= total for _, done, total in searches)

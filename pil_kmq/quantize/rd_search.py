@@ -1,13 +1,12 @@
-"""PSNR target search over K and the remap's smoothing together: the smallest
-file that meets the target, not merely the fewest colours.
+"""Quality target search over K and the remap's smoothing together: the
+smallest file that meets the target, not merely the fewest colours.
 
-At a given PSNR, a larger K whose spare quality is spent on smoothing the
-label map (remap.py) codes smaller than the fewest colours reaching it.
-The search:
+At a given PSNR (psnr=, or quality='s error bound), a larger K whose spare
+quality is spent on smoothing the label map (remap.py) codes smaller than
+the fewest colours reaching it. The search:
 
 1. the smallest K reaching the target with nearest labels (bisection; K
-   below it miss the target whatever the smoothing, since smoothing only
-   adds error);
+   below it miss the target whatever the smoothing, which only adds error);
 2. K up a ladder of steps of sqrt(2) from there, each with the largest
    smoothing whose PSNR still meets the target (a few remaps, guided by
    a power law of the error rise against `smooth`); the climb stops when
@@ -35,10 +34,8 @@ from .histogram import labels_for_pixels
 from .quality import QualityNotReached, mse_to_quality, quality_to_mse
 from .remap import remap, squared_error
 
-# K grows by this factor per step of the ladder.
-LADDER_STEP = math.sqrt(2)
-# At most this many steps above the smallest K reaching the target.
-LADDER_STEPS = 4
+# K grows by LADDER_STEP per step, at most LADDER_STEPS steps above the start.
+LADDER_STEP, LADDER_STEPS = math.sqrt(2), 4
 # Remaps tried per K, and the range of `smooth` they may use.
 SMOOTH_TRIES = 3
 SMOOTH_RANGE = (1 / 16, 64.0)
@@ -75,10 +72,14 @@ def smallest_file_reaching(
     codebook and a label per distinct colour (k-means). options.smooth, if
     given, caps the smoothing. Below quality's min: QualityNotReached."""
     height, width, channels = image.shape
+    steps = [0, 1 + max(1, math.ceil(math.log2(max(most, 2)))) + LADDER_STEPS]  # done, total
 
     def nearest(k: int) -> Labelling:
         codebook, color_labels = cluster(k)
         labels = labels_for_pixels(colors, color_labels, image.reshape(-1, channels))
+        if options.progress is not None:  # one call per K tried, as the plain search
+            steps[0] = min(steps[0] + 1, steps[1])
+            options.progress("search", *steps)
         return labels.reshape(height, width), codebook
 
     def exact(labels: np.ndarray, codebook: np.ndarray) -> int:
