@@ -4,13 +4,13 @@ and the whole encoder (image -> .kmq bytes) that the plugin and tools share."""
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .format import bitpack, coding, container
+from . import format
+from .format import bitpack, coding
 from .quantize.dither import dither as dither_onto
 from .quantize.histogram import histogram, labels_for_pixels
 from .quantize.kmeans import kmeans
@@ -208,59 +208,6 @@ def _cluster_for_quality(
     return results[high]
 
 
-def read_labels(
-    fp: str | os.PathLike[str] | Any, rows: range | slice | None = None
-) -> np.ndarray:
-    """The label map (segmentation) of a .kmq file, or some of its rows, as
-    an (h, w) uint8 array, without decoding colours.
-
-    Random access: in a raw file row y starts at bit y*W*b, so only the bytes
-    holding the rows asked for are read (from the start of the group of
-    indices that holds the first one, see bitpack.group_shape). The CRC
-    covers the whole file and is not checked then; open the file with Pillow
-    for a checked read. Other codings decode the whole map and slice it.
-    """
-    from PIL import Image
-
-    owned = isinstance(fp, (str, os.PathLike))
-    file = open(fp, "rb") if owned else fp
-    try:
-        start = file.tell()
-        header = container.parse_header(file.read(container.HEADER_SIZE))
-        if rows is None:
-            rows = slice(None)
-        elif isinstance(rows, range):
-            rows = slice(rows.start, rows.stop, rows.step)
-        first_row, end_row, step = rows.indices(header.height)
-        if step != 1:
-            raise ValueError("rows must be contiguous (step 1)")
-        end_row = max(end_row, first_row)
-        if header.coding != coding.RAW:
-            file.seek(start)
-            with Image.open(file, formats=["KMQ"]) as im:
-                im.draft("P", im.size)
-                return np.asarray(im)[first_row:end_row]
-        shape = (end_row - first_row, header.width)
-        if header.bits == 0 or end_row == first_row:
-            return np.zeros(shape, dtype=np.uint8)
-        per_group, group_bytes = bitpack.group_shape(header.bits)
-        first, end = first_row * header.width, end_row * header.width
-        first_group = first // per_group
-        skip = first - first_group * per_group
-        count = min(-(-end // per_group) * per_group, header.pixel_count) - first_group * per_group
-        size = bitpack.packed_size(count, header.bits)
-        file.seek(start + header.payload_offset + first_group * group_bytes)
-        data = file.read(size)
-        if len(data) < size:
-            raise container.KmqFormatError("image file is truncated: the rows asked for are missing")
-        labels = bitpack.unpack(data, count, header.bits)[skip : skip + end - first]
-        coding.check_labels(labels, header.k)
-        return labels.reshape(shape)
-    finally:
-        if owned:
-            file.close()
-
-
 def reconstruct(
     labels: np.ndarray, centroids: np.ndarray, shape: tuple[int, ...] | None = None
 ) -> np.ndarray:
@@ -326,13 +273,6 @@ def encode_array(
 ) -> bytes:
     """A complete .kmq file for an (h, w[, C]) uint8 array."""
     labels, codebook = quantize(array, options)
-    height, width = labels.shape
-    header = container.Header(
-        width=width, height=height, channels=codebook.shape[1], k=len(codebook)
+    return format.write_file(
+        labels, codebook, coding=options.coding, optimize=options.optimize, metadata=metadata
     )
-    if options.optimize:
-        header.coding, codebook, payload = coding.smallest(labels, codebook, options.coding)
-    else:
-        header.coding = options.coding or coding.RAW
-        payload = coding.encode(labels, header.k, header.coding)
-    return container.build(header, codebook.tobytes(), payload, metadata)

@@ -29,7 +29,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import __version__
-from .format import coding, container
+from .format import coding
+from .reader import parse as parse_file
 from .api import DEFAULT_COLORS, mean_squared_error, psnr_from_mse, size_report
 from .atomic import format_for_path, save_atomic
 from .pixels import to_array
@@ -438,7 +439,7 @@ def coding_name(number: int) -> str:
 def file_report(path: Path, original: Path | None = None) -> dict[str, Any]:
     """Everything `kmq info` shows, as plain data (the --json output)."""
     data = path.read_bytes()
-    parsed = container.parse(data)
+    parsed = parse_file(data)
     header = parsed.header
     sizes = size_report((header.height, header.width, header.channels), header.k)
     report: dict[str, Any] = {

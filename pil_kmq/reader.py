@@ -1,0 +1,286 @@
+"""Reading .kmq files: the head, then the labels band by band (raw: a piece
+of rows at a time) into a sink, bands in threads, in bounded memory.
+
+Shared by the Pillow plugin (load, verify, ImageFile.Parser) and by
+read_labels, so that all of them accept and reject the same files.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import zlib
+from dataclasses import dataclass, field
+from typing import IO, Any, Sequence
+
+import numpy as np
+
+from .format import bands, parallel, raw
+from .format.container import (
+    CRC_SIZE, HEADER_SIZE, RAW, Header, KmqFormatError, check_crc, parse_chunks, parse_header,
+)
+from .format.pieces import Sink
+
+
+class Source:
+    """Positional reads from a file object, safe from several threads.
+    Offsets are from the start of the .kmq file, which is at `base`."""
+
+    def __init__(self, fp: IO[bytes], base: int = 0, size: int | None = None):
+        self.fp, self.base = fp, base
+        self.lock = threading.Lock()
+        if size is None:
+            fp.seek(0, os.SEEK_END)
+            size = fp.tell() - base
+        self.size = size
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        size = max(0, min(size, self.size - offset))
+        if size == 0:
+            return b""
+        with self.lock:
+            self.fp.seek(self.base + offset)
+            return self.fp.read(size)
+
+
+@dataclass
+class Layout:
+    """What the head says: enough to decode, verify or read rows."""
+
+    header: Header
+    info: dict[str, bytes] = field(default_factory=dict)
+    codebook: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.uint8))
+    head_crc: int = 0  # CRC-32 of the header, metadata and codebook
+
+
+def read_head(read_at, file_size: int) -> Layout:
+    """Header, metadata and codebook, checked (SyntaxError: not a .kmq file)."""
+    header = parse_header(read_at(0, HEADER_SIZE))
+    minimum = header.payload_offset + (CRC_SIZE if header.coding == RAW else bands.PAYLOAD_HEAD_SIZE)
+    if file_size < minimum:
+        raise KmqFormatError(
+            f"truncated file: {file_size} bytes cannot hold the header, "
+            f"{header.metadata_length} bytes of metadata and a {header.codebook_size}-byte codebook"
+        )
+    head = read_at(0, header.payload_offset)
+    info = parse_chunks(memoryview(head)[HEADER_SIZE : header.codebook_offset])
+    codebook = np.frombuffer(head, np.uint8, header.codebook_size, header.codebook_offset)
+    return Layout(header, info, codebook.reshape(header.k, header.channels), zlib.crc32(head))
+
+
+def band_table(read_at, layout: Layout, file_size: int) -> tuple[list[bands.Band], bool]:
+    """The head CRC and band height checked; the complete bands, and whether
+    the file holds all of them."""
+    header = layout.header
+    start = read_at(header.payload_offset, bands.PAYLOAD_HEAD_SIZE)
+    height_bytes = start[: bands.BAND_HEIGHT.size]
+    check_crc(zlib.crc32(height_bytes, layout.head_crc), start[bands.BAND_HEIGHT.size :], "head")
+    (band_height,) = bands.BAND_HEIGHT.unpack(height_bytes)
+    bands.check_band_height(band_height, header.width, header.height)
+    first = header.payload_offset + bands.PAYLOAD_HEAD_SIZE
+    return bands.walk(read_at, first, file_size, header.width, header.height, band_height)
+
+
+def check_raw_length(layout: Layout, file_size: int) -> bool:
+    """True if a raw file has exactly its length; False if short."""
+    header = layout.header
+    expected = header.payload_offset + header.raw_payload_size + CRC_SIZE
+    if file_size > expected:
+        raise KmqFormatError(
+            f"file is {file_size - expected} bytes longer than its header implies ({expected} bytes)"
+        )
+    return file_size == expected
+
+
+def truncated_error(layout: Layout) -> OSError:
+    return OSError("image file is truncated: shorter than its header implies")
+
+
+def decode(source: Source, layout: Layout, sink: Sink, allow_truncated: bool = False,
+           threads: int | None = None) -> list[tuple[int, int, int, int]]:
+    """Every label to sink, every check made. Returns the boxes (x0, y0, x1,
+    y1) of labels a short file lacks (only with allow_truncated)."""
+    header = layout.header
+    if header.coding == RAW:
+        if not check_raw_length(layout, source.size) and not allow_truncated:
+            raise truncated_error(layout)
+        done = raw.decode_all(source.read_at, header, layout.head_crc, sink)
+        return _boxes_after(done, header.width, header.height)
+    table, complete = band_table(source.read_at, layout, source.size)
+    if not complete and not allow_truncated:
+        raise truncated_error(layout)
+
+    def one(band: bands.Band) -> None:
+        bands.decode_band(source.read_at, band, header.width, header.k, header.coding, sink)
+
+    parallel.ordered_map(one, table, threads)
+    top = table[-1].top + table[-1].rows if table else 0
+    return [] if complete else [(0, top, header.width, header.height)]
+
+
+def _boxes_after(first: int, width: int, height: int) -> list[tuple[int, int, int, int]]:
+    if first >= width * height:
+        return []
+    y, x = divmod(first, width)
+    boxes = []
+    if x:
+        boxes.append((x, y, width, y + 1))
+        y += 1
+    if y < height:
+        boxes.append((0, y, width, height))
+    return boxes
+
+
+def verify(source: Source, layout: Layout) -> None:
+    """Every check but building the image: lengths, every CRC and, for raw,
+    every label < K (compressed bands are checked by their CRCs)."""
+    header = layout.header
+    if header.coding == RAW:
+        if not check_raw_length(layout, source.size):
+            raise truncated_error(layout)
+        raw.decode_all(source.read_at, header, layout.head_crc, lambda x0, y0, block: None)
+        return
+    table, complete = band_table(source.read_at, layout, source.size)
+    if not complete:
+        raise truncated_error(layout)
+    for band in table:
+        bands.check_band_crc(source.read_at, band)
+
+
+def is_complete(data: bytes | memoryview, layout: Layout) -> bool:
+    """Whether `data` (the file from its payload on) holds the whole file:
+    what an incremental parser waits for."""
+    header = layout.header
+    base = header.payload_offset
+    source = Source(io.BytesIO(data), base=-base, size=base + len(data))
+    if header.coding == RAW:
+        return source.size >= base + header.raw_payload_size + CRC_SIZE
+    if source.size < base + bands.PAYLOAD_HEAD_SIZE:
+        return False
+    try:
+        return band_table(source.read_at, layout, source.size)[1]
+    except KmqFormatError:
+        return True  # complete enough to fail: decoding will say why
+
+
+# --------------------------------------------------------------------------
+# read_labels
+
+
+def _wanted_rows(rows: Any, height: int) -> Sequence[int]:
+    """Rows as a range or a list, every one checked to be in the image."""
+    if rows is None:
+        return range(height)
+    if isinstance(rows, slice):
+        if rows.step is not None and rows.step <= 0:
+            raise ValueError("rows: a slice needs a positive step")
+        for end in (rows.start, rows.stop):
+            if end is not None and not 0 <= end <= height:
+                raise IndexError(f"rows {rows}: outside the image's 0..{height}")
+        return range(*rows.indices(height))
+    if isinstance(rows, (int, np.integer)):
+        raise TypeError("rows must be a range, a slice or a sequence of row numbers")
+    rows = range(rows.start, rows.stop, rows.step) if isinstance(rows, range) else list(rows)
+    for row in rows:
+        if isinstance(row, bool) or not isinstance(row, (int, np.integer)):
+            raise ValueError(f"rows: {row!r} is not a row number")
+        if not 0 <= row < height:
+            raise IndexError(f"row {row} is outside the image (0..{height - 1})")
+    return rows
+
+
+def read_labels(fp: str | os.PathLike[str] | IO[bytes], rows: Any = None) -> np.ndarray:
+    """The label map (segmentation) of a .kmq file, or some of its rows, as
+    a (len(rows), W) uint8 array, without decoding colours.
+
+    rows: None (all), a range, a slice or a sequence of row numbers (any
+    order, repeats allowed); a row outside the image raises IndexError.
+    Honours Image.MAX_IMAGE_PIXELS as Image.open does, and rejects what the
+    decoder rejects. Only what the rows need is read: the bands holding
+    them (each CRC checked), or for raw the bytes of those rows (the file
+    CRC covers the whole file, so a partial raw read is unchecked).
+    """
+    from PIL import Image
+
+    owned = isinstance(fp, (str, os.PathLike))
+    file = open(fp, "rb") if owned else fp
+    try:
+        source = Source(file, base=file.tell())
+        layout = read_head(source.read_at, source.size)
+        header = layout.header
+        Image._decompression_bomb_check((header.width, header.height))
+        wanted = _wanted_rows(rows, header.height)
+        out = np.empty((len(wanted), header.width), dtype=np.uint8)
+        if not len(wanted):
+            return out
+        positions: dict[int, list[int]] = {}
+        for i, row in enumerate(wanted):
+            positions.setdefault(int(row), []).append(i)
+
+        def sink(x0: int, y0: int, block: np.ndarray) -> None:
+            for dy in range(block.shape[0]):
+                for i in positions.get(y0 + dy, ()):
+                    out[i, x0 : x0 + block.shape[1]] = block[dy]
+
+        if len(positions) == header.height:
+            decode(source, layout, sink)
+        elif header.coding == RAW:
+            _read_raw_rows(source, layout, sorted(positions), sink)
+        else:
+            table, complete = band_table(source.read_at, layout, source.size)
+            if not complete:
+                raise truncated_error(layout)
+            needed = [band for band in table if _rows_in(positions, band)]
+            parallel.ordered_map(
+                lambda b: bands.decode_band(source.read_at, b, header.width, header.k, header.coding, sink),
+                needed,
+            )
+        return out
+    finally:
+        if owned:
+            file.close()
+
+
+def _rows_in(positions: dict[int, list[int]], band: bands.Band) -> list[int]:
+    return [y for y in positions if band.top <= y < band.top + band.rows]
+
+
+def _read_raw_rows(source: Source, layout: Layout, rows: list[int], sink: Sink) -> None:
+    header = layout.header
+    if not check_raw_length(layout, source.size):
+        raise truncated_error(layout)
+    start = 0
+    while start < len(rows):  # runs of consecutive rows
+        end = start + 1
+        while end < len(rows) and rows[end] == rows[end - 1] + 1:
+            end += 1
+        first, count = rows[start] * header.width, (end - start) * header.width
+        raw.decode_range(source.read_at, header, first, count, sink)
+        start = end
+
+
+@dataclass
+class Parsed:
+    """A whole file read and checked in memory (tools and tests)."""
+
+    header: Header
+    info: dict[str, bytes]
+    codebook: bytes
+    payload: bytes  # everything after the codebook
+    labels: np.ndarray
+
+
+def parse(data: bytes) -> Parsed:
+    """Read and fully check a complete .kmq file held in memory."""
+    source = Source(io.BytesIO(data))
+    layout = read_head(source.read_at, source.size)
+    header = layout.header
+    labels = np.empty((header.height, header.width), dtype=np.uint8)
+
+    def sink(x0: int, y0: int, block: np.ndarray) -> None:
+        labels[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = block
+
+    decode(source, layout, sink)
+    end = len(data) - CRC_SIZE if header.coding == RAW else len(data)
+    return Parsed(header, layout.info, layout.codebook.tobytes(), data[header.payload_offset : end], labels)
