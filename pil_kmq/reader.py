@@ -56,14 +56,15 @@ class Layout:
 
 def read_head(read_at, file_size: int) -> Layout:
     """Header, metadata and codebook, checked (SyntaxError: not a .kmq file)."""
-    header = parse_header(read_at(0, HEADER_SIZE))
+    first = read_at(0, HEADER_SIZE)
+    header = parse_header(first)
     minimum = header.payload_offset + (CRC_SIZE if header.coding == RAW else bands.PAYLOAD_HEAD_SIZE)
     if file_size < minimum:
         raise KmqFormatError(
             f"truncated file: {file_size} bytes cannot hold the header, "
             f"{header.metadata_length} bytes of metadata and a {header.codebook_size}-byte codebook"
         )
-    head = read_at(0, header.payload_offset)
+    head = first + read_at(HEADER_SIZE, header.payload_offset - HEADER_SIZE)
     info = parse_chunks(memoryview(head)[HEADER_SIZE : header.codebook_offset])
     codebook = np.frombuffer(head, np.uint8, header.codebook_size, header.codebook_offset)
     return Layout(header, info, codebook.reshape(header.k, header.channels), zlib.crc32(head))
