@@ -55,6 +55,14 @@ class KmqImageFile(ImageFile.ImageFile):
         self.palette.mode = rawmode
         return self._mode, (0, 0, *self.size)
 
+    def load_prepare(self) -> None:
+        # Check the length before Pillow allocates the (claimed) image. Not
+        # when ImageFile.Parser prepares a prefix it has (its file is closed
+        # then): that decoder waits for the whole file.
+        if self.fp is not None and not self.fp.closed and self.tile:
+            reader.check_length(reader.Source(self.fp), self._layout, ImageFile.LOAD_TRUNCATED_IMAGES)
+        super().load_prepare()
+
     def verify(self) -> None:
         """Check the whole file without building the image: lengths, every
         CRC and (raw) every label < K. Must be called directly after open."""
@@ -81,8 +89,8 @@ class KmqDecoder(ImageFile.PyDecoder):
         else:
             return 0, 0  # ImageFile.Parser: keep feeding
         sink = _Writer(self.im, self.mode, layout.codebook)
-        missing = reader.decode(source, layout, sink, allow_truncated=ImageFile.LOAD_TRUNCATED_IMAGES)
-        for box in missing:  # label 0, like a truncated PNG's first palette entry
+        zero = reader.decode(source, layout, sink, allow_truncated=ImageFile.LOAD_TRUNCATED_IMAGES)
+        for box in zero:  # a one-colour image, or rows a truncated file lacks
             self.im.paste(sink.fill, box)
         return -1, 0
 

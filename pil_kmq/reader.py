@@ -58,8 +58,7 @@ def read_head(read_at, file_size: int) -> Layout:
     """Header, metadata and codebook, checked (SyntaxError: not a .kmq file)."""
     first = read_at(0, HEADER_SIZE)
     header = parse_header(first)
-    minimum = header.payload_offset + (CRC_SIZE if header.coding == RAW else bands.PAYLOAD_HEAD_SIZE)
-    if file_size < minimum:
+    if file_size < header.payload_offset:
         raise KmqFormatError(
             f"truncated file: {file_size} bytes cannot hold the header, "
             f"{header.metadata_length} bytes of metadata and a {header.codebook_size}-byte codebook"
@@ -75,6 +74,8 @@ def band_table(read_at, layout: Layout, file_size: int) -> tuple[list[bands.Band
     the file holds all of them."""
     header = layout.header
     start = read_at(header.payload_offset, bands.PAYLOAD_HEAD_SIZE)
+    if len(start) < bands.PAYLOAD_HEAD_SIZE:
+        return [], False
     height_bytes = start[: bands.BAND_HEIGHT.size]
     check_crc(zlib.crc32(height_bytes, layout.head_crc), start[bands.BAND_HEIGHT.size :], "head")
     (band_height,) = bands.BAND_HEIGHT.unpack(height_bytes)
@@ -94,6 +95,17 @@ def check_raw_length(layout: Layout, file_size: int) -> bool:
     return file_size == expected
 
 
+def check_length(source: Source, layout: Layout, allow_truncated: bool = False) -> None:
+    """The file's length against its head (and band lengths): run before
+    the image is allocated, so a tiny file cannot claim a huge one."""
+    if layout.header.coding == RAW:
+        complete = check_raw_length(layout, source.size)
+    else:
+        complete = band_table(source.read_at, layout, source.size)[1]
+    if not complete and not allow_truncated:
+        raise truncated_error(layout)
+
+
 def truncated_error(layout: Layout) -> OSError:
     return OSError("image file is truncated: shorter than its header implies")
 
@@ -101,7 +113,8 @@ def truncated_error(layout: Layout) -> OSError:
 def decode(source: Source, layout: Layout, sink: Sink, allow_truncated: bool = False,
            threads: int | None = None) -> list[tuple[int, int, int, int]]:
     """Every label to sink, every check made. Returns the boxes (x0, y0, x1,
-    y1) of labels a short file lacks (only with allow_truncated)."""
+    y1) whose labels are 0 without going through sink: a one-colour raw
+    image (no label bits), and with allow_truncated what a short file lacks."""
     header = layout.header
     if header.coding == RAW:
         if not check_raw_length(layout, source.size) and not allow_truncated:
@@ -157,8 +170,6 @@ def is_complete(data: bytes | memoryview, layout: Layout) -> bool:
     source = Source(io.BytesIO(data), base=-base, size=base + len(data))
     if header.coding == RAW:
         return source.size >= base + header.raw_payload_size + CRC_SIZE
-    if source.size < base + bands.PAYLOAD_HEAD_SIZE:
-        return False
     try:
         return band_table(source.read_at, layout, source.size)[1]
     except KmqFormatError:
@@ -212,7 +223,7 @@ def read_labels(fp: str | os.PathLike[str] | IO[bytes], rows: Any = None) -> np.
         header = layout.header
         Image._decompression_bomb_check((header.width, header.height))
         wanted = _wanted_rows(rows, header.height)
-        out = np.empty((len(wanted), header.width), dtype=np.uint8)
+        out = np.zeros((len(wanted), header.width), dtype=np.uint8)
         if not len(wanted):
             return out
         positions: dict[int, list[int]] = {}
@@ -277,7 +288,7 @@ def parse(data: bytes) -> Parsed:
     source = Source(io.BytesIO(data))
     layout = read_head(source.read_at, source.size)
     header = layout.header
-    labels = np.empty((header.height, header.width), dtype=np.uint8)
+    labels = np.zeros((header.height, header.width), dtype=np.uint8)
 
     def sink(x0: int, y0: int, block: np.ndarray) -> None:
         labels[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = block

@@ -55,14 +55,20 @@ def decode_range(
 
 def decode_all(read_at: ReadAt, header: Header, head_crc: int, sink: Sink) -> int:
     """Decode every label and check the file's CRC. Returns how many labels
-    there were: fewer than W*H if the file is short (the CRC is then not
+    went to sink: fewer than W*H if the file is short (the CRC is then not
     checked; what was there went to sink). All labels but no CRC is the
-    caller's to judge (it knows the file's length)."""
+    caller's to judge (it knows the file's length). With K = 1 there are no
+    label bits and none go to sink: the caller fills the image with label 0."""
     crc = [head_crc]
 
     def add(data: bytes) -> None:
         crc[0] = zlib.crc32(data, crc[0])
 
+    if header.bits == 0:  # K = 1: no label bits, every label is 0
+        stored = read_at(header.payload_offset, 4)
+        if len(stored) == 4:
+            check_crc(crc[0], stored)
+        return 0
     done = decode_range(read_at, header, 0, header.pixel_count, sink, add)
     stored = read_at(header.payload_offset + header.raw_payload_size, 4)
     if done == header.pixel_count and len(stored) == 4:
