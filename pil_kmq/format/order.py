@@ -7,6 +7,11 @@ the high bits of a label say which group of colours it is in.
 
 from __future__ import annotations
 
+import ctypes
+import threading
+from contextlib import contextmanager
+from functools import lru_cache
+
 import numpy as np
 
 # Laplacian eigenvalues closer than this count as one repeated eigenvalue.
@@ -23,6 +28,49 @@ def adjacency(labels: np.ndarray, k: int) -> np.ndarray:
     return m + m.T
 
 
+@lru_cache(maxsize=1)
+def _openblas_thread_setters():
+    """(get, set) of the OpenBLAS that numpy loaded, or None."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                get = getattr(library, f"{prefix}_get_num_threads{suffix}", None)
+                put = getattr(library, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    return get, put
+    return None
+
+
+_BLAS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _one_blas_thread():
+    """OpenBLAS threads spin on matrices this small: on a busy machine
+    eigh(256) takes seconds with 2 threads and 10 ms with one."""
+    setters = _openblas_thread_setters()
+    if setters is None:
+        yield
+        return
+    get, put = setters
+    with _BLAS_LOCK:
+        before = get()
+        put(1)
+        try:
+            yield
+        finally:
+            put(before)
+
+
 def _fiedler_split(m: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """idx sorted by the Fiedler vector of the normalized Laplacian of m[idx, idx]."""
     sub = m[np.ix_(idx, idx)].astype(np.float64)
@@ -30,7 +78,8 @@ def _fiedler_split(m: np.ndarray, idx: np.ndarray) -> np.ndarray:
     degree = sub.sum(axis=1) + 1e-9
     scale = 1.0 / np.sqrt(degree)
     laplacian = np.eye(len(idx)) - scale[:, None] * sub * scale[None, :]
-    values, vectors = np.linalg.eigh(laplacian)
+    with _one_blas_thread():
+        values, vectors = np.linalg.eigh(laplacian)
     tied = np.abs(values - values[1]) <= EIGEN_TIE
     if tied.sum() == 1:
         fiedler = vectors[:, 1]
