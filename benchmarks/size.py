@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pil_kmq  # noqa: E402  (registers the format)
 from pil_kmq.format import parallel, write_file  # noqa: E402
-from pil_kmq.format.container import RAW, XZ, ZLIB  # noqa: E402
+from pil_kmq.format.container import XZ, ZLIB  # noqa: E402
 
 try:
     import pillow_jxl  # noqa: F401  (registers JXL)

@@ -12,9 +12,8 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageFile, ImagePalette
 
-from . import reader
 from .api import Options, encode_array
-from .format import container
+from .format import container, decoder
 from .pixels import to_array
 
 
@@ -31,8 +30,8 @@ class KmqImageFile(ImageFile.ImageFile):
         # arrived (ImageFile.Parser), and lengths are checked on load.
         assert self.fp is not None
         self.fp.seek(0)
-        source = reader.Source(self.fp)
-        self._layout = reader.read_head(source.read_at, source.size)
+        source = decoder.Source(self.fp)
+        self._layout = decoder.read_head(source.read_at, source.size)
         header = self._layout.header
         self.info.update(self._layout.info)
         self.info["colors"] = header.k
@@ -60,7 +59,7 @@ class KmqImageFile(ImageFile.ImageFile):
         # when ImageFile.Parser prepares a prefix it has (its file is closed
         # then): that decoder waits for the whole file.
         if self.fp is not None and not self.fp.closed and self.tile:
-            reader.check_length(reader.Source(self.fp), self._layout, ImageFile.LOAD_TRUNCATED_IMAGES)
+            decoder.check_length(decoder.Source(self.fp), self._layout, ImageFile.LOAD_TRUNCATED_IMAGES)
         super().load_prepare()
 
     def verify(self) -> None:
@@ -68,7 +67,7 @@ class KmqImageFile(ImageFile.ImageFile):
         CRC and (raw) every label < K. Must be called directly after open."""
         if self.fp is None:
             raise RuntimeError("verify must be called directly after open")
-        reader.verify(reader.Source(self.fp), self._layout)
+        decoder.verify(decoder.Source(self.fp), self._layout)
         super().verify()
 
 
@@ -82,14 +81,14 @@ class KmqDecoder(ImageFile.PyDecoder):
     def decode(self, buffer: bytes | Image.SupportsArrayInterface) -> tuple[int, int]:
         (layout,) = self.args
         if self.fd is not None:
-            source = reader.Source(self.fd)
-        elif reader.is_complete(buffer, layout):
+            source = decoder.Source(self.fd)
+        elif decoder.is_complete(buffer, layout):
             base = layout.header.payload_offset
-            source = reader.Source(io.BytesIO(bytes(buffer)), base=-base, size=base + len(buffer))
+            source = decoder.Source(io.BytesIO(bytes(buffer)), base=-base, size=base + len(buffer))
         else:
             return 0, 0  # ImageFile.Parser: keep feeding
         sink = _Writer(self.im, self.mode, layout.codebook)
-        zero = reader.decode(source, layout, sink, allow_truncated=ImageFile.LOAD_TRUNCATED_IMAGES)
+        zero = decoder.decode(source, layout, sink, allow_truncated=ImageFile.LOAD_TRUNCATED_IMAGES)
         for box in zero:  # a one-colour image, or rows a truncated file lacks
             self.im.paste(sink.fill, box)
         return -1, 0
@@ -119,10 +118,10 @@ class _Writer:
 
     def __call__(self, x0: int, y0: int, block: np.ndarray) -> None:
         pixels = np.ascontiguousarray(block) if self.table is None else np.take(self.table, block)
-        decoder = Image._getdecoder(self.mode, "raw", self.rawmode)
-        decoder.setimage(self.im, (x0, y0, x0 + block.shape[1], y0 + block.shape[0]))
-        status, error = decoder.decode(pixels.tobytes())
-        decoder.cleanup()
+        writer = Image._getdecoder(self.mode, "raw", self.rawmode)
+        writer.setimage(self.im, (x0, y0, x0 + block.shape[1], y0 + block.shape[0]))
+        status, error = writer.decode(pixels.tobytes())
+        writer.cleanup()
         if status >= 0 or error:
             raise OSError(f"could not write the pixels at ({x0}, {y0})")
 

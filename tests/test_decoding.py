@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from conftest import FIXTURES, gradient_image
+from conftest import FIXTURES
 from pil_kmq.format import container, write_file
 
 GOLDEN = FIXTURES / "golden"

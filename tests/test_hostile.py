@@ -10,7 +10,6 @@ import io
 import os
 import struct
 import threading
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
