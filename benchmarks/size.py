@@ -13,7 +13,7 @@ k-means is slow at K=256). The same labels and codebook are then stored as
   JPEG XL lossless of the P image with that palette,
 
 and the script prints total bytes and bits per pixel (whole files), the
-median over images of the best of 3 decode times (Image.open + load, to RGB
+median over images of the best of --repeat decode times (Image.open + load, to RGB
 for .kmq, to P for PNG-8) with 1 thread and with every core, and what an
 optimize encode costs against a plain one (quantization included: timed
 once per image, it is the same for both).
@@ -47,6 +47,7 @@ except ImportError:
 # pil_kmq 0.1.0 (format version 1), optimize=True, same corpus and labels:
 # the anchors version 2 is held to (benchmarks/results/size-kodak.txt then).
 V1_OPTIMIZE_BPP = {16: 1.321, 64: 2.431, 256: 3.670}
+KMQ_NAMES = ("raw", "zlib", "xz", "optimize")
 
 
 def labels_for(path: Path, k: int, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
@@ -74,22 +75,35 @@ def saved(image: Image.Image, format: str, **params) -> bytes:
     return buffer.getvalue()
 
 
-def decode_time(data: bytes, threads: int, repeat: int = 3) -> float:
+def decode_once(data: bytes, threads: int) -> float:
     parallel.THREADS = threads
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-        best = min(best, time.perf_counter() - start)
+    start = time.perf_counter()
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
     parallel.THREADS = None
+    return time.perf_counter() - start
+
+
+def decode_times(files: dict[str, bytes], cores: int, repeat: int) -> dict[tuple[str, int], float]:
+    """Best of `repeat` decodes of each file at 1 and `cores` threads, the
+    formats interleaved so that a busy spell of the machine hits all alike."""
+    best: dict[tuple[str, int], float] = {}
+    for _ in range(repeat):
+        for name, data in files.items():
+            for threads in (1, cores) if name in KMQ_NAMES and cores > 1 else (1,):
+                seconds = decode_once(data, threads)
+                best[(name, threads)] = min(best.get((name, threads), seconds), seconds)
     return best
 
 
-def timed(function, *args, **kwargs):
-    start = time.perf_counter()
-    result = function(*args, **kwargs)
-    return result, time.perf_counter() - start
+def timed(function, *args, repeat: int = 2, **kwargs):
+    """(result, best seconds of `repeat` runs)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = function(*args, **kwargs)
+        best = min(best, time.perf_counter() - start)
+    return result, best
 
 
 def encode_all(path: Path, labels: np.ndarray, codebook: np.ndarray, k: int) -> tuple[dict, dict]:
@@ -112,13 +126,13 @@ def encode_all(path: Path, labels: np.ndarray, codebook: np.ndarray, k: int) -> 
     return files, {"quantize": quantize_s, "raw": raw_s, "optimize": optimize_s}
 
 
-def run(corpus: Path, ks: list[int], cache: Path | None, limit: int | None) -> None:
+def run(corpus: Path, ks: list[int], cache: Path | None, limit: int | None, repeat: int) -> None:
     paths = sorted(corpus.glob("*.png"))[:limit]
     if not paths:
         raise SystemExit(f"no .png files in {corpus}")
     cores = parallel.thread_count()
     print(f"{len(paths)} images from {corpus}; sizes are whole files; bpp = 8*bytes/pixels; "
-          f"decode: median of best-of-3, 1 thread and {cores} threads")
+          f"decode: median over images of the best of {repeat}, 1 thread and {cores} threads")
     for k in ks:
         sizes: dict[str, int] = {}
         times: dict[tuple[str, int], list[float]] = {}
@@ -132,8 +146,8 @@ def run(corpus: Path, ks: list[int], cache: Path | None, limit: int | None) -> N
                 encode[name] += value
             for name, data in files.items():
                 sizes[name] = sizes.get(name, 0) + len(data)
-                for threads in (1, cores) if name in ("raw", "zlib", "xz", "optimize") else (1,):
-                    times.setdefault((name, threads), []).append(decode_time(data, threads))
+            for key, seconds in decode_times(files, cores, repeat).items():
+                times.setdefault(key, []).append(seconds)
         report(k, sizes, times, encode, pixels, len(paths), cores)
 
 
@@ -168,8 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", default="16,64,256", help="comma-separated K values")
     parser.add_argument("--cache", type=Path, default=None, help="directory for cached labels (.npz)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser.add_argument("--repeat", type=int, default=5, help="decodes per file; the best counts")
     args = parser.parse_args(argv)
-    run(args.corpus, [int(v) for v in args.k.split(",")], args.cache, args.limit)
+    run(args.corpus, [int(v) for v in args.k.split(",")], args.cache, args.limit, args.repeat)
 
 
 if __name__ == "__main__":
