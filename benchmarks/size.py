@@ -1,22 +1,22 @@
-"""File size and decode time of each .kmq coding against PNG-8 and WebP lossless.
+"""File size, decode and encode time of each .kmq coding against PNG-8, WebP
+lossless and (if pillow-jxl-plugin is installed) JPEG XL lossless.
 
     python benchmarks/size.py CORPUS_DIR [--k 16,64,256] [--cache DIR] [--limit N]
 
 For every image in CORPUS_DIR (*.png, sorted) and every K, the labels and
 codebook come from pil_kmq.compress (cached in --cache as .npz, since the
-k-means is slow at K=256). The same labels and palette are then stored as
+k-means is slow at K=256). The same labels and codebook are then stored as
 
-- raw .kmq (coding 0, the default),
-- each compressed coding (its best band height / stream setting, palette
-  reordered as optimize=True does),
-- .kmq with optimize=True (the smallest of all),
-- PNG-8 (Pillow, optimize=True) and WebP lossless (method=6, quality=100)
-  of the P image with that palette,
+- raw .kmq (coding 0, the default), zlib and xz as Image.save(coding=...)
+  writes them, and .kmq with optimize=True (the smallest the format has),
+- PNG-8 (Pillow, optimize=True), WebP lossless (method=6, quality=100) and
+  JPEG XL lossless of the P image with that palette,
 
-and the script prints total bytes and bits per pixel (whole files, headers
-and palettes included), the ratio of optimize to PNG-8 and WebP, and the
-median decode time per image (Image.open + load, to RGB colours for .kmq,
-to P for PNG-8).
+and the script prints total bytes and bits per pixel (whole files), the
+median over images of the best of --repeat decode times (Image.open + load, to RGB
+for .kmq, to P for PNG-8) with 1 thread and with every core, and what an
+optimize encode costs against a plain one (quantization included: timed
+once per image, it is the same for both).
 """
 
 from __future__ import annotations
@@ -34,7 +34,20 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pil_kmq  # noqa: E402  (registers the format)
-from pil_kmq.format import coding, container, entropy  # noqa: E402
+from pil_kmq.format import parallel, write_file  # noqa: E402
+from pil_kmq.format.container import XZ, ZLIB  # noqa: E402
+
+try:
+    import pillow_jxl  # noqa: F401  (registers JXL)
+
+    HAVE_JXL = True
+except ImportError:
+    HAVE_JXL = False
+
+# pil_kmq 0.1.0 (format version 1), optimize=True, same corpus and labels:
+# the anchors version 2 is held to (benchmarks/results/size-kodak.txt then).
+V1_OPTIMIZE_BPP = {16: 1.321, 64: 2.431, 256: 3.670}
+KMQ_NAMES = ("raw", "zlib", "xz", "optimize")
 
 
 def labels_for(path: Path, k: int, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
@@ -43,20 +56,11 @@ def labels_for(path: Path, k: int, cache: Path | None) -> tuple[np.ndarray, np.n
         if cached.exists():
             data = np.load(cached)
             return data["labels"], data["codebook"]
-    array = np.asarray(Image.open(path).convert("RGB"))
-    labels, codebook = pil_kmq.compress(array, k)
+    labels, codebook = pil_kmq.compress(np.asarray(Image.open(path).convert("RGB")), k)
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
         np.savez(cache / f"{path.stem}_k{k}.npz", labels=labels, codebook=codebook)
     return labels, codebook
-
-
-def kmq_file(labels: np.ndarray, codebook: np.ndarray, number: int, payload: bytes) -> bytes:
-    height, width = labels.shape
-    header = container.Header(
-        width=width, height=height, channels=codebook.shape[1], k=len(codebook), coding=number
-    )
-    return container.build(header, codebook.tobytes(), payload)
 
 
 def p_image(labels: np.ndarray, codebook: np.ndarray) -> Image.Image:
@@ -65,69 +69,111 @@ def p_image(labels: np.ndarray, codebook: np.ndarray) -> Image.Image:
     return image
 
 
-def decode_time(data: bytes, repeat: int = 3) -> float:
-    best = float("inf")
+def saved(image: Image.Image, format: str, **params) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format, **params)
+    return buffer.getvalue()
+
+
+def decode_once(data: bytes, threads: int) -> float:
+    parallel.THREADS = threads
+    start = time.perf_counter()
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+    parallel.THREADS = None
+    return time.perf_counter() - start
+
+
+def decode_times(files: dict[str, bytes], cores: int, repeat: int) -> dict[tuple[str, int], float]:
+    """Best of `repeat` decodes of each file at 1 and `cores` threads, the
+    formats interleaved so that a busy spell of the machine hits all alike."""
+    best: dict[tuple[str, int], float] = {}
     for _ in range(repeat):
-        start = time.perf_counter()
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-        best = min(best, time.perf_counter() - start)
+        for name, data in files.items():
+            for threads in (1, cores) if name in KMQ_NAMES and cores > 1 else (1,):
+                seconds = decode_once(data, threads)
+                best[(name, threads)] = min(best.get((name, threads), seconds), seconds)
     return best
 
 
-def run(corpus: Path, ks: list[int], cache: Path | None, limit: int | None) -> None:
+def timed(function, *args, repeat: int = 2, **kwargs):
+    """(result, best seconds of `repeat` runs)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = function(*args, **kwargs)
+        best = min(best, time.perf_counter() - start)
+    return result, best
+
+
+def encode_all(path: Path, labels: np.ndarray, codebook: np.ndarray, k: int) -> tuple[dict, dict]:
+    """The files of every format, and encode seconds (quantize, raw, optimize)."""
+    array = np.asarray(Image.open(path).convert("RGB"))
+    _, quantize_s = timed(pil_kmq.compress, array, k)
+    raw, raw_s = timed(write_file, labels, codebook)
+    best, optimize_s = timed(write_file, labels, codebook, optimize=True)
+    files = {
+        "raw": raw,
+        "zlib": write_file(labels, codebook, coding=ZLIB),
+        "xz": write_file(labels, codebook, coding=XZ),
+        "optimize": best,
+    }
+    image = p_image(labels, codebook)
+    files["PNG-8"] = saved(image, "PNG", optimize=True)
+    files["WebP-LL"] = saved(image, "WEBP", lossless=True, method=6, quality=100)
+    if HAVE_JXL:
+        files["JXL-LL"] = saved(image.convert("RGB"), "JXL", lossless=True)
+    return files, {"quantize": quantize_s, "raw": raw_s, "optimize": optimize_s}
+
+
+def run(corpus: Path, ks: list[int], cache: Path | None, limit: int | None, repeat: int) -> None:
     paths = sorted(corpus.glob("*.png"))[:limit]
     if not paths:
         raise SystemExit(f"no .png files in {corpus}")
-    names = ["raw"] + [coding.NAMES[n] for n in entropy.STREAM_CODINGS] + ["optimize", "PNG-8", "WebP-LL"]
-    print(f"{len(paths)} images from {corpus}; sizes are whole files; bpp = 8*bytes/pixels")
+    cores = parallel.thread_count()
+    print(f"{len(paths)} images from {corpus}; sizes are whole files; bpp = 8*bytes/pixels; "
+          f"decode: median over images of the best of {repeat}, 1 thread and {cores} threads")
     for k in ks:
-        sizes = {name: 0 for name in names}
-        times: dict[str, list[float]] = {name: [] for name in names if name != "optimize"}
+        sizes: dict[str, int] = {}
+        times: dict[tuple[str, int], list[float]] = {}
+        encode = {"quantize": 0.0, "raw": 0.0, "optimize": 0.0}
         pixels = 0
-        encode_seconds = 0.0
         for path in paths:
             labels, codebook = labels_for(path, k, cache)
             pixels += labels.size
-            files = {"raw": kmq_file(labels, codebook, coding.RAW, coding.encode(labels, len(codebook)))}
-            start = time.perf_counter()
-            number, book, payload = coding.smallest(labels, codebook)
-            encode_seconds += time.perf_counter() - start
-            files["optimize"] = kmq_file(labels, book, number, payload)
-            order = entropy.reorder_palette(labels, len(codebook))
-            relabelled, rebook = entropy.apply_order(labels, codebook, order)
-            best: dict[int, bytes] = {}
-            for num, pay in entropy.candidates(relabelled, len(codebook)):
-                if num not in best or len(pay) < len(best[num]):
-                    best[num] = pay
-            for num, pay in best.items():
-                files[coding.NAMES[num]] = kmq_file(relabelled, rebook, num, pay)
-            image = p_image(labels, codebook)
-            buffer = io.BytesIO()
-            image.save(buffer, "PNG", optimize=True)
-            files["PNG-8"] = buffer.getvalue()
-            buffer = io.BytesIO()
-            image.save(buffer, "WEBP", lossless=True, method=6, quality=100)
-            files["WebP-LL"] = buffer.getvalue()
-            for name in names:
-                sizes[name] += len(files[name])
-                if name in times and name != "WebP-LL":
-                    times[name].append(decode_time(files[name]))
-        print(f"\nK={k}  ({len(paths)} images, {pixels:,} pixels; optimize encode "
-              f"{encode_seconds / len(paths):.2f} s/image for the coding)")
-        print(f"{'format':<10}{'bytes':>12}{'bpp':>8}{'decode ms':>11}")
-        for name in names:
-            ms = f"{1000 * statistics.median(times[name]):.1f}" if times.get(name) else "-"
-            print(f"{name:<10}{sizes[name]:>12,}{8 * sizes[name] / pixels:>8.3f}{ms:>11}")
-        opt = sizes["optimize"]
-        print(f"optimize / PNG-8 = {opt / sizes['PNG-8']:.3f} (goal <= 0.8);  "
-              f"optimize / WebP-LL = {opt / sizes['WebP-LL']:.3f} (goal <= 1)")
-        raw_ms = statistics.median(times["raw"])
-        ratios = ", ".join(
-            f"{coding.NAMES[n]} {statistics.median(times[coding.NAMES[n]]) / raw_ms:.2f}x"
-            for n in entropy.STREAM_CODINGS
-        )
-        print(f"decode time vs raw: {ratios}")
+            files, seconds = encode_all(path, labels, codebook, k)
+            for name, value in seconds.items():
+                encode[name] += value
+            for name, data in files.items():
+                sizes[name] = sizes.get(name, 0) + len(data)
+            for key, seconds in decode_times(files, cores, repeat).items():
+                times.setdefault(key, []).append(seconds)
+        report(k, sizes, times, encode, pixels, len(paths), cores, whole=limit is None)
+
+
+def report(k, sizes, times, encode, pixels, count, cores, whole: bool = True) -> None:
+    png_ms = 1000 * statistics.median(times[("PNG-8", 1)])
+    print(f"\nK={k}  ({count} images, {pixels:,} pixels)")
+    print(f"{'format':<10}{'bytes':>12}{'bpp':>8}{'ms 1 thr':>10}{'x PNG-8':>9}"
+          f"{f'ms {cores} thr':>10}{'x PNG-8':>9}")
+    for name, total in sizes.items():
+        one = 1000 * statistics.median(times[(name, 1)])
+        line = f"{name:<10}{total:>12,}{8 * total / pixels:>8.3f}{one:>10.2f}{one / png_ms:>9.2f}"
+        if (name, cores) in times and cores > 1:
+            many = 1000 * statistics.median(times[(name, cores)])
+            line += f"{many:>10.2f}{many / png_ms:>9.2f}"
+        print(line)
+    opt = sizes["optimize"]
+    v1 = V1_OPTIMIZE_BPP.get(k)
+    if v1 and whole:  # the anchors are for the whole Kodak set
+        print(f"optimize bpp / v1 optimize ({v1:.3f}) = {8 * opt / pixels / v1:.4f} (goal <= 1.02)")
+    print(f"optimize / PNG-8 = {opt / sizes['PNG-8']:.3f};  optimize / WebP-LL = "
+          f"{opt / sizes['WebP-LL']:.3f} (goal < 1)")
+    plain = encode["quantize"] + encode["raw"]
+    tuned = encode["quantize"] + encode["optimize"]
+    print(f"encode per image: quantize {encode['quantize'] / count:.3f} s, raw write "
+          f"{encode['raw'] / count:.3f} s, optimize write {encode['optimize'] / count:.3f} s; "
+          f"optimize encode / plain encode = {tuned / plain:.2f} (goal <= 2)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -136,9 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", default="16,64,256", help="comma-separated K values")
     parser.add_argument("--cache", type=Path, default=None, help="directory for cached labels (.npz)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser.add_argument("--repeat", type=int, default=5, help="decodes per file; the best counts")
     args = parser.parse_args(argv)
-    ks = [int(v) for v in args.k.split(",")]
-    run(args.corpus, ks, args.cache, args.limit)
+    run(args.corpus, [int(v) for v in args.k.split(",")], args.cache, args.limit, args.repeat)
 
 
 if __name__ == "__main__":

@@ -6,15 +6,14 @@ Image.open and Image.save handle .kmq files like any built-in format.
 
 from __future__ import annotations
 
-import os
-import zlib
+import io
 from typing import IO
 
 import numpy as np
 from PIL import Image, ImageFile, ImagePalette
 
-from .format import bitpack, coding, container
 from .encoder import encode_image, save_all
+from .format import container, decoder
 
 
 def _accept(prefix: bytes) -> bool:
@@ -26,31 +25,19 @@ class KmqImageFile(ImageFile.ImageFile):
     format_description = "K-means quantized image"
 
     def _open(self) -> None:
+        # Only the head is read: the size is known as soon as it has
+        # arrived (ImageFile.Parser), and lengths are checked on load.
         assert self.fp is not None
-        header = container.parse_header(self.fp.read(container.HEADER_SIZE))
-        self.fp.seek(0, os.SEEK_END)
-        file_size = self.fp.tell()
-        if header.payload_offset + container.CRC_SIZE > file_size:
-            msg = (
-                f"truncated file: {file_size} bytes cannot hold the header, "
-                f"{header.metadata_length} bytes of metadata and a "
-                f"{header.codebook_size}-byte codebook"
-            )
-            raise container.KmqFormatError(msg)
-        payload_size = container.check_length(header, file_size)
-
         self.fp.seek(0)
-        prefix = self.fp.read(header.payload_offset)
-        self.info.update(container.parse_chunks(prefix[container.HEADER_SIZE : header.codebook_offset]))
+        source = decoder.Source(self.fp)
+        self._layout = decoder.read_head(source.read_at, source.size)
+        header = self._layout.header
+        self.info.update(self._layout.info)
         self.info["colors"] = header.k
-        codebook = np.frombuffer(prefix, np.uint8, header.codebook_size, header.codebook_offset)
-        self._codebook = codebook.reshape(header.k, header.channels)
-
+        self._codebook = self._layout.codebook
         self._size = (header.width, header.height)
         self._mode = header.mode
-        self._truncated = payload_size is None
-        args = (header, self._codebook, zlib.crc32(prefix), payload_size)
-        self.tile = [ImageFile._Tile("kmq", (0, 0, *self.size), header.payload_offset, args)]
+        self.tile = [ImageFile._Tile("kmq", (0, 0, *self.size), header.payload_offset, (self._layout,))]
 
     def draft(self, mode: str | None, size: tuple[int, int] | None):
         """draft("P", ...) loads the label map (the segmentation) instead of the
@@ -66,70 +53,76 @@ class KmqImageFile(ImageFile.ImageFile):
         self.palette.mode = rawmode
         return self._mode, (0, 0, *self.size)
 
-
     def load_prepare(self) -> None:
-        # Fail on a short file before Pillow allocates the (claimed) image.
-        if self._truncated and not ImageFile.LOAD_TRUNCATED_IMAGES:
-            msg = "image file is truncated: shorter than its header implies"
-            raise OSError(msg)
+        # Check the length before Pillow allocates the (claimed) image. Not
+        # when ImageFile.Parser prepares a prefix it has (its file is closed
+        # then): that decoder waits for the whole file.
+        if self.fp is not None and not self.fp.closed and self.tile:
+            decoder.check_length(decoder.Source(self.fp), self._layout, ImageFile.LOAD_TRUNCATED_IMAGES)
         super().load_prepare()
+
+    def verify(self) -> None:
+        """Check the whole file without building the image: lengths, every
+        CRC and (raw) every label < K. Must be called directly after open."""
+        if self.fp is None:
+            raise RuntimeError("verify must be called directly after open")
+        decoder.verify(decoder.Source(self.fp), self._layout)
+        super().verify()
 
 
 class KmqDecoder(ImageFile.PyDecoder):
+    """Decodes band by band (raw: a piece of rows at a time) straight into
+    the image, bands in threads. Pulls from the file when Pillow loads; fed
+    by ImageFile.Parser, it waits until the whole file has arrived."""
+
     _pulls_fd = True
 
     def decode(self, buffer: bytes | Image.SupportsArrayInterface) -> tuple[int, int]:
-        header, codebook, prefix_crc, payload_size = self.args
-        labels = self._read_labels(header, prefix_crc, payload_size)
-        if labels is None:
-            # One colour: fill instead of gathering, so a tiny file that
-            # (legitimately) claims a large solid image costs one memset.
-            fill = 0 if self.mode == "P" else tuple(int(v) for v in codebook[0])
-            self.im.paste(fill if self.mode != "L" else fill[0], (0, 0, *self.im.size))
-        elif self.mode == "P":
-            self.set_as_raw(labels.tobytes(), "P")
+        (layout,) = self.args
+        if self.fd is not None:
+            source = decoder.Source(self.fd)
+        elif decoder.is_complete(buffer, layout):
+            base = layout.header.payload_offset
+            source = decoder.Source(io.BytesIO(bytes(buffer)), base=-base, size=base + len(buffer))
         else:
-            self.set_as_raw(*_look_up(codebook, labels))
+            return 0, 0  # ImageFile.Parser: keep feeding
+        sink = _Writer(self.im, self.mode, layout.codebook)
+        zero = decoder.decode(source, layout, sink, allow_truncated=ImageFile.LOAD_TRUNCATED_IMAGES)
+        for box in zero:  # a one-colour image, or rows a truncated file lacks
+            self.im.paste(sink.fill, box)
         return -1, 0
 
-    def _read_labels(
-        self, header: container.Header, prefix_crc: int, payload_size: int | None
-    ) -> np.ndarray | None:
-        """The label map, CRC checked; None for a one-colour (K=1) raw image."""
-        assert self.fd is not None
-        if payload_size is None:
-            return self._decode_truncated(header)
-        data = self.fd.read(payload_size + container.CRC_SIZE)
-        if len(data) < payload_size + container.CRC_SIZE:
-            return self._decode_truncated(header, data)
-        payload = memoryview(data)[:payload_size]
-        container.check_crc(payload, data[payload_size:], prefix_crc)
-        if header.k == 1 and header.coding == coding.RAW:
-            return None
-        return coding.decode(payload, header.width, header.height, header.k, header.coding)
 
-    def _decode_truncated(self, header: container.Header, data: bytes | None = None) -> np.ndarray:
-        if data is None:
-            data = self.fd.read(header.raw_payload_size)
-        if not ImageFile.LOAD_TRUNCATED_IMAGES or header.coding != coding.RAW:
-            msg = f"image file is truncated ({len(data)} payload bytes of {header.raw_payload_size})"
-            raise OSError(msg)
-        # What is there decodes; the missing indices are 0, like a truncated PNG's gray.
-        padded = data[: header.raw_payload_size].ljust(header.raw_payload_size, b"\0")
-        labels = bitpack.unpack(padded, header.pixel_count, header.bits)
-        return np.minimum(labels, header.k - 1).reshape(header.height, header.width)
+class _Writer:
+    """A sink that looks labels up in the codebook and writes the pixels
+    into a region of the image (from any thread: regions never overlap)."""
 
+    def __init__(self, im, mode: str, codebook: np.ndarray):
+        self.im, self.mode = im, mode
+        channels = codebook.shape[1]
+        if mode == "P":
+            self.table, self.rawmode = None, "P"
+            self.fill = 0
+        elif channels == 1:
+            self.table, self.rawmode = codebook[:, 0].copy(), "L"
+            self.fill = int(codebook[0, 0])
+        else:
+            # one 32-bit word per colour: a 1-D take is several times faster
+            # than gathering rows of a (K, 3) table
+            words = np.zeros((len(codebook), 4), dtype=np.uint8)
+            words[:, :channels] = codebook
+            self.table = words.view(np.uint32)[:, 0]
+            self.rawmode = "RGBX" if channels == 3 else "RGBA"
+            self.fill = tuple(int(v) for v in codebook[0])
 
-def _look_up(codebook: np.ndarray, labels: np.ndarray) -> tuple[bytes, str]:
-    """Pixels for the labels and their raw mode. Colours are gathered as one
-    32-bit word per pixel (RGB padded to RGBX): a 1-D take is several times
-    faster than gathering rows of a (K, 3) table."""
-    if codebook.shape[1] == 1:
-        return np.take(codebook[:, 0], labels).tobytes(), "L"
-    words = np.zeros((len(codebook), 4), dtype=np.uint8)
-    words[:, : codebook.shape[1]] = codebook
-    pixels = np.take(words.view(np.uint32)[:, 0], labels)
-    return pixels.tobytes(), "RGBX" if codebook.shape[1] == 3 else "RGBA"
+    def __call__(self, x0: int, y0: int, block: np.ndarray) -> None:
+        pixels = np.ascontiguousarray(block) if self.table is None else np.take(self.table, block)
+        writer = Image._getdecoder(self.mode, "raw", self.rawmode)
+        writer.setimage(self.im, (x0, y0, x0 + block.shape[1], y0 + block.shape[0]))
+        status, error = writer.decode(pixels.tobytes())
+        writer.cleanup()
+        if status >= 0 or error:
+            raise OSError(f"could not write the pixels at ({x0}, {y0})")
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:

@@ -6,7 +6,8 @@ built-in format.
 """
 
 from . import KmqImagePlugin  # noqa: F401  (registers the format)
-from .api import SizeReport, compress, read_labels, reconstruct, size_report
+from .api import SizeReport, compress, reconstruct, size_report
+from .reader import read_labels
 
 __all__ = ["compress", "read_labels", "reconstruct", "size_report", "SizeReport"]
 __version__ = "0.2.0"

@@ -3,14 +3,12 @@ codebook), reconstruct it, and account for the size in bits."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from .encoder import collapse_transparent
-from .format import bitpack, coding, container
+from .format import bitpack
 from .options import DEFAULT_MAX_ITER, DEFAULT_TOL, Options
 from .quantize.quantizer import quantize
 
@@ -72,59 +70,6 @@ def compress(
     return (labels.reshape(-1) if colour_list else labels), codebook
 
 
-def read_labels(
-    fp: str | os.PathLike[str] | Any, rows: range | slice | None = None
-) -> np.ndarray:
-    """The label map (segmentation) of a .kmq file, or some of its rows, as
-    an (h, w) uint8 array, without decoding colours.
-
-    Random access: in a raw file row y starts at bit y*W*b, so only the bytes
-    holding the rows asked for are read (from the start of the group of
-    indices that holds the first one, see bitpack.group_shape). The CRC
-    covers the whole file and is not checked then; open the file with Pillow
-    for a checked read. Other codings decode the whole map and slice it.
-    """
-    from PIL import Image
-
-    owned = isinstance(fp, (str, os.PathLike))
-    file = open(fp, "rb") if owned else fp
-    try:
-        start = file.tell()
-        header = container.parse_header(file.read(container.HEADER_SIZE))
-        if rows is None:
-            rows = slice(None)
-        elif isinstance(rows, range):
-            rows = slice(rows.start, rows.stop, rows.step)
-        first_row, end_row, step = rows.indices(header.height)
-        if step != 1:
-            raise ValueError("rows must be contiguous (step 1)")
-        end_row = max(end_row, first_row)
-        if header.coding != coding.RAW:
-            file.seek(start)
-            with Image.open(file, formats=["KMQ"]) as im:
-                im.draft("P", im.size)
-                return np.asarray(im)[first_row:end_row]
-        shape = (end_row - first_row, header.width)
-        if header.bits == 0 or end_row == first_row:
-            return np.zeros(shape, dtype=np.uint8)
-        per_group, group_bytes = bitpack.group_shape(header.bits)
-        first, end = first_row * header.width, end_row * header.width
-        first_group = first // per_group
-        skip = first - first_group * per_group
-        count = min(-(-end // per_group) * per_group, header.pixel_count) - first_group * per_group
-        size = bitpack.packed_size(count, header.bits)
-        file.seek(start + header.payload_offset + first_group * group_bytes)
-        data = file.read(size)
-        if len(data) < size:
-            raise container.KmqFormatError("image file is truncated: the rows asked for are missing")
-        labels = bitpack.unpack(data, count, header.bits)[skip : skip + end - first]
-        coding.check_labels(labels, header.k)
-        return labels.reshape(shape)
-    finally:
-        if owned:
-            file.close()
-
-
 def reconstruct(
     labels: np.ndarray, codebook: np.ndarray, shape: tuple[int, ...] | None = None
 ) -> np.ndarray:
@@ -152,7 +97,7 @@ class SizeReport:
 
     @property
     def label_bits(self) -> int:
-        return self.width * self.height * bitpack.bits_per_index(self.k)
+        return self.width * self.height * bitpack.bits_per_label(self.k)
 
     @property
     def codebook_bits(self) -> int:

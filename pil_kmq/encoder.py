@@ -9,7 +9,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
-from .format import coding, container
+from . import format
 from .options import METADATA_KEYS, Options, metadata_bytes
 from .pixels import to_array_with_profile
 from .quantize.quantizer import quantize
@@ -45,14 +45,9 @@ def encode_array(
     labels, codebook = quantize(collapse_transparent(image), options)
     progress("quantize", 1, 1)
     progress("code", 0, 1)
-    height, width = labels.shape
-    header = container.Header(width=width, height=height, channels=codebook.shape[1], k=len(codebook))
-    if options.optimize:
-        header.coding, codebook, payload = coding.smallest(labels, codebook, options.coding)
-    else:
-        header.coding = options.coding or coding.RAW
-        payload = coding.encode(labels, header.k, header.coding)
-    data = container.build(header, codebook.tobytes(), payload, metadata)
+    data = format.write_file(
+        labels, codebook, coding=options.coding, optimize=options.optimize, metadata=metadata
+    )
     progress("code", 1, 1)
     return data
 

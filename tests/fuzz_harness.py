@@ -28,10 +28,17 @@ import numpy as np
 from PIL import Image
 
 from fuzz_kmq import SEEDS, mutate
+from pil_kmq.format import parallel
+from pil_kmq.format.pieces import PIECE_LABELS
 
 ACCEPTED = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 BYTES_PER_PIXEL = 0.5
 FIXED_ALLOWANCE = 64 * 1024
+# The decoder's working set, whatever the image size: per thread, a piece of
+# at most PIECE_LABELS labels, its 32-bit pixel words and their bytes for
+# Pillow (format/pieces.py). Large images must stay within 0.5 B/px beyond it
+# (and tests/test_decoding.py measures RSS on an 80 Mpx file).
+WORKING_BUFFERS = parallel.thread_count() * PIECE_LABELS * 12
 LARGE_SIZE = (512, 384)  # enough pixels that B/px, not the fixed allowance, decides
 LARGE_PIXELS = 65536  # where B/px means something
 SUITE_TIME_LIMIT = 5.0
@@ -52,7 +59,7 @@ class Case:
 
     @property
     def budget(self) -> float:
-        return FIXED_ALLOWANCE + 2 * self.file_bytes + BYTES_PER_PIXEL * self.pixels
+        return FIXED_ALLOWANCE + WORKING_BUFFERS + 2 * self.file_bytes + BYTES_PER_PIXEL * self.pixels
 
     @property
     def bytes_per_pixel(self) -> float:

@@ -28,8 +28,12 @@ from pathlib import Path
 
 from PIL import Image
 
+import numpy as np
+
 import pil_kmq  # noqa: F401  (registers KMQ)
-from pil_kmq.format import coding, container
+from pil_kmq import read_labels
+from pil_kmq.format import bands, container, write_file
+from pil_kmq.reader import parse
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FUZZ_DIR = FIXTURES / "fuzz"
@@ -66,18 +70,30 @@ SEEDS["with_metadata"] = _metadata_seed()
 
 
 def _coded_seed(source: str, number: int) -> bytes:
-    """A golden file re-stored with a compressed coding."""
-    parsed = container.parse(SEEDS[source])
-    header = parsed.header
-    labels = coding.decode(parsed.payload, header.width, header.height, header.k, header.coding)
-    header.coding = number
-    return container.build(header, parsed.codebook, coding.encode(labels, header.k, number))
+    """A golden file re-stored with a band coding."""
+    parsed = parse(SEEDS[source])
+    codebook = np.frombuffer(parsed.codebook, np.uint8).reshape(parsed.header.k, -1)
+    return write_file(parsed.labels, codebook, coding=number)
 
 
-for _number, _name in coding.NAMES.items():
-    if _number != coding.RAW:
-        SEEDS[f"rgb_k16_{_name}"] = _coded_seed("rgb_k16", _number)
-        SEEDS[f"l_k3_{_name}"] = _coded_seed("l_k3", _number)
+def _many_bands_seed(number: int) -> bytes:
+    """Three bands (64 rows each, the least a 1024-wide image allows) with
+    strip heights 1, 32 and 7."""
+    y, x = np.indices((160, 1024))
+    labels = ((x // 50 + y // 9) % 5).astype(np.uint8)
+    header = container.Header(width=1024, height=160, channels=3, k=5, coding=number)
+    head = header.pack() + bytes(range(15))
+    start = bands.BAND_HEIGHT.pack(64)
+    parts = [start, container.crc_bytes(head + start)]
+    for (top, rows), strip in zip(bands.band_rows(160, 64), (1, 32, 7)):
+        parts.append(bands.encode_band(labels[top : top + rows], strip, number, 5))
+    return head + b"".join(parts)
+
+
+for _number, _name in ((container.ZLIB, "zlib"), (container.XZ, "xz")):
+    SEEDS[f"rgb_k16_{_name}"] = _coded_seed("rgb_k16", _number)
+    SEEDS[f"l_k3_{_name}"] = _coded_seed("l_k3", _number)
+    SEEDS[f"bands_{_name}"] = _many_bands_seed(_number)
 
 
 def load_bytes(data: bytes) -> Image.Image:
@@ -87,21 +103,66 @@ def load_bytes(data: bytes) -> Image.Image:
     return im
 
 
+def every_reader(data: bytes) -> None:
+    """Load, verify and read_labels: each must accept or refuse cleanly (they
+    need not agree: verify does not decompress bands, read_labels reads row
+    0 only); the first refusal is the outcome."""
+    outcomes = []
+    for attempt in (load_bytes, _verify, lambda d: read_labels(io.BytesIO(d), [0])):
+        try:
+            attempt(data)
+            outcomes.append(None)
+        except ACCEPTED_ERRORS as error:
+            outcomes.append(error)
+    errors = [error for error in outcomes if error is not None]
+    if errors:
+        raise errors[0]
+
+
+def _verify(data: bytes) -> None:
+    with Image.open(io.BytesIO(data), formats=["KMQ"]) as im:
+        im.verify()
+
+
 def with_fixed_crc(data: bytes | bytearray, **fields: int) -> bytes:
-    """Set header fields by name and recompute the CRC, so a mutation gets
-    past the CRC check to the checks behind it."""
+    """Set header fields by name, then repair every length and CRC, so a
+    mutation gets past them to the checks (and the decompressors) behind."""
     data = bytearray(data)
     for name, value in fields.items():
         offset, fmt = _FIELD[name]
         struct.pack_into(fmt, data, offset, value)
-    if len(data) >= 4:
-        data[-4:] = struct.pack(">I", zlib.crc32(bytes(data[:-4])))
+    return repair(data)
+
+
+def repair(data: bytes | bytearray) -> bytes:
+    """Recompute the file CRC (raw), or the head CRC and each band's CRC,
+    clamping a band length that runs past the end (codings 1, 2)."""
+    data = bytearray(data)
+    if len(data) < container.HEADER_SIZE or data[16] not in (container.ZLIB, container.XZ):
+        if len(data) >= 4:
+            data[-4:] = struct.pack(">I", zlib.crc32(bytes(data[:-4])))
+        return bytes(data)
+    channels, k, meta = data[5], struct.unpack_from(">H", data, 14)[0], struct.unpack_from(">I", data, 18)[0]
+    offset = container.HEADER_SIZE + meta + k * channels
+    if offset + 8 > len(data):
+        return bytes(data)
+    data[offset + 4 : offset + 8] = container.crc_bytes(bytes(data[: offset + 4]))
+    position = offset + 8
+    while position + bands.BAND_OVERHEAD + 1 <= len(data):
+        (length,) = struct.unpack_from(">I", data, position + 1)
+        room = len(data) - position - bands.BAND_OVERHEAD
+        if length > room or length == 0:
+            length = room
+            struct.pack_into(">I", data, position + 1, length)
+        end = position + 5 + length
+        data[end : end + 4] = container.crc_bytes(bytes(data[position:end]))
+        position = end + 4
     return bytes(data)
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
     """One random mutation of the kinds an attacker or a bad disk makes."""
-    kind = rng.randrange(7)
+    kind = rng.randrange(8)
     if kind == 0:
         return data[: rng.randrange(len(data))]
     if kind == 1:
@@ -122,6 +183,12 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
         other = rng.choice(list(SEEDS.values()))
         cut = rng.randrange(len(data))
         return with_fixed_crc(data[:cut] + other[cut:])
+    if kind == 7:  # inside the payload, every length and CRC repaired
+        out = bytearray(data)
+        start = min(len(out) - 1, 22 + rng.randrange(max(1, len(out) - 22)))
+        for _ in range(rng.randint(1, 4)):
+            out[rng.randrange(start, len(out))] = rng.randrange(256)
+        return repair(out)
     out = bytearray(data)
     position = rng.randrange(len(out))
     out[position] ^= 1 << rng.randrange(8)
@@ -135,7 +202,7 @@ def judge(data: bytes) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            load_bytes(data)
+            every_reader(data)
         kind = "ok"
     except ACCEPTED_ERRORS as error:
         if not str(error):

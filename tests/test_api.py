@@ -1,13 +1,11 @@
 """The numpy-level API: compress, reconstruct, size_report; and the demo."""
 
-import io
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from conftest import FIXTURES, gradient_image, noise_image
-from pil_kmq import compress, read_labels, reconstruct, size_report
+from pil_kmq import compress, reconstruct, size_report
 from pil_kmq.quantize.nearest import nearest
 from pil_kmq.demo import main as demo_main
 
@@ -78,51 +76,3 @@ def test_demo_encodes_the_bundled_fixture(tmp_path, capsys):
     assert (tmp_path / "rgb_k2.kmq").stat().st_size == 22 + 6 + 64 * 48 // 8 + 4
     assert (tmp_path / "rgb_k16.png").exists()
     assert "label bits" in capsys.readouterr().out
-
-
-def _labels_by_pillow(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as im:
-        im.draft("P", im.size)
-        return np.asarray(im)
-
-
-@pytest.mark.parametrize("k", [1, 2, 3, 5, 16, 33, 64, 100, 256])
-def test_read_labels_reads_any_rows_of_a_raw_file(k):
-    im = noise_image(13, 11, seed=k)  # odd width: rows start mid-byte
-    buffer = io.BytesIO()
-    im.save(buffer, "KMQ", colors=k)
-    data = buffer.getvalue()
-    expected = _labels_by_pillow(data)
-    assert np.array_equal(read_labels(io.BytesIO(data)), expected)
-    for rows in (range(0, 1), range(3, 7), slice(5, None), range(10, 11), slice(4, 4)):
-        assert np.array_equal(read_labels(io.BytesIO(data), rows), expected[rows if isinstance(rows, slice) else slice(rows.start, rows.stop)])
-
-
-def test_read_labels_reads_only_the_bytes_of_the_rows(tmp_path):
-    path = tmp_path / "big.kmq"
-    noise_image(200, 100).save(path, colors=16)
-
-    class Counting(io.FileIO):
-        read_bytes = 0
-
-        def read(self, size=-1):
-            data = super().read(size)
-            Counting.read_bytes += len(data)
-            return data
-
-    with Counting(path) as handle:
-        row = read_labels(handle, range(50, 51))
-    assert row.shape == (1, 200)
-    assert Counting.read_bytes < 22 + 200 // 2 + 8
-
-
-def test_read_labels_of_a_compressed_file_and_from_a_path(tmp_path):
-    path = tmp_path / "x.kmq"
-    gradient_image(40, 30).save(path, colors=16, optimize=True)
-    expected = _labels_by_pillow(path.read_bytes())
-    assert np.array_equal(read_labels(path, range(10, 20)), expected[10:20])
-
-
-def test_read_labels_rejects_an_index_at_or_above_k():
-    with pytest.raises(OSError, match="index 3 >= K=3"):
-        read_labels(FIXTURES / "malformed" / "index_ge_k.kmq")

@@ -1,4 +1,4 @@
-"""The file format against spec/kmq.md: worked examples and sizes to the byte."""
+"""The file format against spec/kmq.md: worked examples, sizes and metadata rules."""
 
 import io
 import re
@@ -10,24 +10,32 @@ import pytest
 from PIL import Image
 
 from pil_kmq import api
-from pil_kmq.format import coding, container
+from pil_kmq.format import container, write_file
+from pil_kmq.reader import parse
 from conftest import FIXTURES, flat_pixels, noise_image
 
-SPEC_EXAMPLE = bytes.fromhex(
-    "4B4D5146 01 03 00000003 00000002 0003 00 00 00000000"
-    "FF0000 00FF00 0000FF 1A40 1D88F3F8".replace(" ", "")
+SPEC = (FIXTURES.parent / "spec" / "kmq.md").read_text()
+RAW_EXAMPLE = bytes.fromhex(
+    "4B4D5146 02 03 00000003 00000002 0003 00 00 00000000"
+    "FF0000 00FF00 0000FF 1A40 B8809894".replace(" ", "")
 )
+EXAMPLE_PIXELS = [(0, 0, 0), (0, 0, 0), (255, 0, 0), (0, 0, 255), (0, 0, 255), (255, 255, 255)]
 
 
-def test_spec_worked_example_is_what_the_encoder_writes():
-    header = container.Header(width=3, height=2, channels=3, k=3)
+def spec_block(title: str) -> bytes:
+    """The hex of a fenced example in the spec (each line's hex, before its note)."""
+    section = SPEC.split(title)[1].split("```")[1]
+    return bytes.fromhex(" ".join(re.split(r"\s{3,}", line.strip())[0] for line in section.strip().splitlines()))
+
+
+def test_spec_raw_example_is_what_the_encoder_writes():
     labels = np.array([[0, 1, 2], [2, 1, 0]], np.uint8)
-    codebook = bytes([255, 0, 0, 0, 255, 0, 0, 0, 255])
-    assert container.build(header, codebook, coding.encode(labels, 3)) == SPEC_EXAMPLE
+    codebook = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+    assert write_file(labels, codebook) == RAW_EXAMPLE
 
 
-def test_spec_worked_example_decodes_to_its_pixels():
-    with Image.open(io.BytesIO(SPEC_EXAMPLE)) as im:
+def test_spec_raw_example_decodes_to_its_pixels():
+    with Image.open(io.BytesIO(RAW_EXAMPLE)) as im:
         assert im.format == "KMQ" and im.mode == "RGB" and im.size == (3, 2)
         assert flat_pixels(im) == [
             (255, 0, 0), (0, 255, 0), (0, 0, 255),
@@ -35,14 +43,24 @@ def test_spec_worked_example_decodes_to_its_pixels():
         ]
 
 
-def test_spec_example_appears_in_the_spec():
-    spec = (FIXTURES.parent / "spec" / "kmq.md").read_text()
+def test_spec_raw_example_appears_in_the_spec():
     hex_lines = " ".join(
         re.split(r"\s{3,}", line.strip())[0]
-        for line in spec.split("The file (37 bytes):")[1].split("\n## ")[0].splitlines()
+        for line in SPEC.split("The file (37 bytes):")[1].split("\n## ")[0].splitlines()
         if line.startswith("    ")
     )
-    assert bytes.fromhex(hex_lines) == SPEC_EXAMPLE
+    assert bytes.fromhex(hex_lines) == RAW_EXAMPLE
+
+
+@pytest.mark.parametrize("coding, title", [(1, "### Coding 1 (zlib), 65-byte file"),
+                                           (2, "### Coding 2 (xz), 61-byte file")])
+def test_spec_band_examples_decode_as_the_spec_says(coding, title):
+    data = spec_block(title)
+    assert data[16] == coding and len(data) == int(re.search(r"(\d+)-byte", title).group(1))
+    with Image.open(io.BytesIO(data)) as im:
+        assert flat_pixels(im) == EXAMPLE_PIXELS
+    with Image.open(io.BytesIO(data)) as im:
+        im.verify()
 
 
 @pytest.mark.parametrize(
@@ -57,8 +75,8 @@ def test_tutorial_examples_to_the_bit(width, height, k, label_bits, payload, cod
     buffer = io.BytesIO()
     noise_image(width, height).save(buffer, "KMQ", colors=k, max_iter=2)
     data = buffer.getvalue()
-    parsed = container.parse(data)
-    assert parsed.header.k == k
+    parsed = parse(data)
+    assert parsed.header.k == k and parsed.header.version == 2
     assert len(parsed.payload) == payload
     assert len(parsed.codebook) * 8 == codebook_bits
     assert len(data) == 22 + codebook_bits // 8 + payload + 4
@@ -71,30 +89,62 @@ def test_tutorial_ratios():
     assert "40,000" in table and "384" in table and "240,000" in table and "16.83%" in table
 
 
-def test_crc_covers_everything_before_it():
+def test_raw_crc_covers_everything_before_it():
     data = (FIXTURES / "golden" / "rgb_k16.kmq").read_bytes()
     assert struct.unpack(">I", data[-4:])[0] == zlib.crc32(data[:-4])
 
 
+def test_every_byte_of_a_banded_file_is_under_a_crc():
+    data = (FIXTURES / "golden" / "rgb_k16_xz.kmq").read_bytes()
+    for position in range(len(data)):
+        damaged = bytearray(data)
+        damaged[position] ^= 0x10
+        with pytest.raises((OSError, SyntaxError)):
+            with Image.open(io.BytesIO(bytes(damaged))) as im:
+                im.load()
+
+
+def _with_chunks(chunks: bytes) -> bytes:
+    header = container.Header(width=1, height=1, channels=1, k=1, metadata_length=len(chunks))
+    body = header.pack() + chunks + b"\x07"
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
 def test_unknown_metadata_chunks_are_skipped():
     chunk = struct.pack(">4sI", b"zzZZ", 3) + b"new" + struct.pack(">4sI", b"iCCP", 2) + b"pr"
-    header = container.Header(width=1, height=1, channels=1, k=1, metadata_length=len(chunk))
-    body = header.pack() + chunk + b"\x07"
-    data = body + struct.pack(">I", zlib.crc32(body))
-    with Image.open(io.BytesIO(data)) as im:
+    with Image.open(io.BytesIO(_with_chunks(chunk))) as im:
         assert im.info["icc_profile"] == b"pr"
         assert im.getpixel((0, 0)) == 7
 
 
-@pytest.mark.parametrize("coding, name", [(1, "zlib"), (2, "xz"), (3, "bzip2")])
-def test_spec_compressed_examples_decode_as_the_spec_says(coding, name):
-    spec = (FIXTURES.parent / "spec" / "kmq.md").read_text()
-    section = spec.split(f"### Coding {coding} ({name}),")[1].split("file:")[1].split("```")[0]
-    hex_text = " ".join(line.split("  ")[0] for line in section.strip().splitlines())
-    data = bytes.fromhex(hex_text)
-    assert data[16] == coding
-    with Image.open(io.BytesIO(data)) as im:
-        assert flat_pixels(im) == [
-            (0, 0, 0), (0, 0, 0), (255, 0, 0),
-            (0, 0, 255), (0, 0, 255), (255, 255, 255),
-        ]
+def test_exif_is_stored_without_the_jpeg_prefix_and_read_with_it():
+    tiff = b"MM\0*\0\0\0\x08\0\0"
+    labels, book = np.zeros((1, 1), np.uint8), np.zeros((1, 1), np.uint8)
+    for given in (tiff, b"Exif\0\0" + tiff):
+        data = write_file(labels, book, metadata={"exif": given})
+        assert struct.pack(">4sI", b"eXIf", len(tiff)) + tiff in data
+        assert parse(data).info["exif"] == b"Exif\0\0" + tiff
+    with pytest.raises(ValueError, match="TIFF"):
+        write_file(labels, book, metadata={"exif": b"not exif"})
+
+
+def test_golden_files_say_version_2():
+    for path in (FIXTURES / "golden").glob("*.kmq"):
+        assert path.read_bytes()[4] == 2, path.name
+
+
+def test_a_version_1_file_names_the_release_that_reads_it():
+    with pytest.raises(OSError, match=r"version 1.*pil_kmq 0\.1\.x"):
+        Image.open(FIXTURES / "v1_rgb_k16.kmq")
+
+
+@pytest.mark.parametrize("name", ["zlib", "xz", "optimize"])
+def test_banded_golden_files_are_what_the_encoder_writes(name):
+    golden = (FIXTURES / "golden" / f"rgb_k16_{name}.kmq").read_bytes()
+    options = {"optimize": True} if name == "optimize" else {"coding": name}
+    buffer = io.BytesIO()
+    with Image.open(FIXTURES / "images" / "rgb.png") as im:
+        im.save(buffer, "KMQ", colors=16, **options)
+    assert buffer.getvalue() == golden
+    raw = Image.open(FIXTURES / "golden" / "rgb_k16.kmq")
+    assert Image.open(io.BytesIO(golden)).tobytes() == raw.tobytes()

@@ -12,7 +12,6 @@ from PIL import Image
 
 import fuzz_harness
 from fuzz_harness import SUITE_TIME_LIMIT, Case, measure, problems, run
-from pil_kmq.format import container
 
 CASES = 300
 
@@ -38,11 +37,6 @@ def test_fuzz_inputs_load_within_the_time_limit(report):
     assert report.reasons("slow") == []
 
 
-@pytest.mark.xfail(
-    getattr(container, "VERSION", 1) == 1, strict=False,
-    reason="format v1's decoder holds ~13 B/px of label arithmetic for the whole image; "
-           "format v2 (bands) decodes within the budget; remove this mark once it merges",
-)
 def test_fuzz_inputs_load_within_the_memory_budget(report):
     assert report.reasons("memory") == []
 

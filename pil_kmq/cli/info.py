@@ -12,7 +12,8 @@ import numpy as np
 from PIL import Image
 
 from ..api import size_report
-from ..format import coding, container
+from ..format import coding
+from ..reader import parse as parse_file
 from ..pixels import to_array
 from ..quantize.metrics import mean_squared_error, psnr_from_mse
 from .batch import expand_inputs
@@ -28,7 +29,7 @@ def coding_name(number: int) -> str:
 def file_report(path: Path, original: Path | None = None) -> dict[str, Any]:
     """Everything `kmq info` shows, as plain data (the --json output)."""
     data = path.read_bytes()
-    parsed = container.parse(data)
+    parsed = parse_file(data)
     header = parsed.header
     sizes = size_report((header.height, header.width, header.channels), header.k)
     report: dict[str, Any] = {

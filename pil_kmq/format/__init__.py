@@ -1,2 +1,49 @@
-"""The .kmq file format: container (header, metadata chunks, codebook, CRC)
-and the payload codings of the label map. Knows nothing of Pillow."""
+"""The .kmq file format, version 2 (spec/kmq.md): container, codings and
+their band layout. Knows nothing of Pillow; pil_kmq.reader reads files,
+write_file is the one entry point the encoder calls."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import coding as _coding
+from .container import MODE_TO_CHANNELS, RAW, XZ, ZLIB, Header, KmqFormatError, build_head
+
+__all__ = ["write_file", "KmqFormatError", "RAW", "ZLIB", "XZ"]
+
+
+def write_file(
+    labels: np.ndarray,
+    codebook: np.ndarray,
+    *,
+    coding: int | None = None,
+    optimize: bool = False,
+    metadata: dict[str, bytes] | None = None,
+) -> bytes:
+    """A complete .kmq file for an (h, w) label map and a (K, C) codebook.
+
+    coding None: raw, or with optimize the smaller of raw and xz. optimize
+    also spends effort inside a coding (codebook order, strip heights); the
+    codebook may then be stored permuted, decoding to the same colours.
+    Deterministic: the same input gives the same bytes.
+    """
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    codebook = np.ascontiguousarray(codebook, dtype=np.uint8)
+    if labels.ndim != 2 or 0 in labels.shape:
+        raise ValueError(f"labels must be a non-empty (h, w) array, got shape {labels.shape}")
+    if codebook.ndim != 2 or codebook.shape[1] not in MODE_TO_CHANNELS.values():
+        raise ValueError(f"codebook must be (K, 1|3|4), got shape {codebook.shape}")
+    k = len(codebook)
+    if not 1 <= k <= 256 or (labels.size and int(labels.max()) >= k):
+        raise ValueError(f"labels must be < K={k} and K 1..256")
+    if optimize and k > 2 and coding != RAW:
+        labels, codebook = _coding.ordered(labels, codebook)
+    best = None
+    for number in _coding.candidates(coding, optimize):
+        header = Header(width=labels.shape[1], height=labels.shape[0],
+                        channels=codebook.shape[1], k=k, coding=number)
+        head = build_head(header, codebook.tobytes(), metadata)
+        data = head + _coding.payload(labels, k, number, head, optimize)
+        if best is None or len(data) < len(best):
+            best = data
+    return best

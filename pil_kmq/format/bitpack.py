@@ -1,8 +1,8 @@
-"""Bit packing: labels <-> the raw index stream (MSB-first, b bits each).
+"""Bit packing: labels <-> the raw label stream (MSB-first, b bits each).
 
-Every 8 indices of b bits fill exactly b bytes, so the stream is handled in
+Every 8 labels of b bits fill exactly b bytes, so the stream is handled in
 groups of 8: a group is one big-endian 64-bit word whose top 8*b bits hold
-the indices. That keeps both directions to a handful of vectorized shifts for
+the labels. That keeps both directions to a handful of vectorized shifts for
 every b from 1 to 8, with no per-pixel Python loop and no 8x bit expansion.
 """
 
@@ -13,20 +13,23 @@ import math
 import numpy as np
 
 
-def bits_per_index(k: int) -> int:
-    """ceil(log2 K): the index width of a codebook of K entries (0 for K=1)."""
+def bits_per_label(k: int) -> int:
+    """ceil(log2 K): the label width of a codebook of K entries (0 for K=1)."""
     if not 1 <= k <= 256:
         raise ValueError(f"K must be 1..256, got {k}")
     return (k - 1).bit_length()
 
 
+bits_per_index = bits_per_label  # the name api.SizeReport uses
+
+
 def packed_size(count: int, bits: int) -> int:
-    """Bytes of a raw stream of `count` indices of `bits` bits."""
+    """Bytes of a raw stream of `count` labels of `bits` bits."""
     return (count * bits + 7) // 8
 
 
 def group_shape(bits: int) -> tuple[int, int]:
-    """(indices, bytes) of the smallest run of indices that fills whole
+    """(labels, bytes) of the smallest run of labels that fills whole
     bytes: every such group starts on a byte, which is what lets a reader
     start anywhere in the stream at a group boundary."""
     common = math.gcd(bits, 8)
@@ -38,7 +41,7 @@ def _shifts(bits: int) -> np.ndarray:
 
 
 def pack(labels: np.ndarray, bits: int) -> bytes:
-    """Pack labels (any shape, values < 2**bits) into the raw index stream."""
+    """Pack labels (any shape, values < 2**bits) into the raw label stream."""
     flat = np.ascontiguousarray(labels, dtype=np.uint8).reshape(-1)
     if bits == 0:
         return b""
@@ -56,7 +59,7 @@ def pack(labels: np.ndarray, bits: int) -> bytes:
 
 
 def unpack(stream: bytes | memoryview, count: int, bits: int) -> np.ndarray:
-    """Unpack `count` indices of `bits` bits from the raw stream (uint8 array).
+    """Unpack `count` labels of `bits` bits from the raw stream (uint8 array).
 
     The stream must hold at least packed_size(count, bits) bytes.
     """
@@ -68,15 +71,15 @@ def unpack(stream: bytes | memoryview, count: int, bits: int) -> np.ndarray:
     if bits == 1:
         return np.unpackbits(raw, count=count)
     if 8 % bits == 0:
-        # Whole indices per byte (b = 2, 4): one shift per position in a byte.
+        # Whole labels per byte (b = 2, 4): one shift per position in a byte.
         per_byte = 8 // bits
         out = np.empty((raw.size, per_byte), dtype=np.uint8)
         mask = (1 << bits) - 1
         for j in range(per_byte):
             np.bitwise_and(raw >> (8 - bits * (j + 1)), mask, out=out[:, j])
         return out.reshape(-1)[:count]
-    # b = 3, 5, 6, 7: a group of g indices fills whole bytes (g = 4 for b = 6,
-    # else 8). Index j of a group starts r bits into byte q of it and ends
+    # b = 3, 5, 6, 7: a group of g labels fills whole bytes (g = 4 for b = 6,
+    # else 8). Label j of a group starts r bits into byte q of it and ends
     # within byte q + 1, so it is read from those two bytes as one 16-bit value.
     per_group, group_bytes = group_shape(bits)
     groups = -(-count // per_group)
@@ -95,7 +98,7 @@ def unpack(stream: bytes | memoryview, count: int, bits: int) -> np.ndarray:
 
 
 def padding_is_zero(stream: bytes | memoryview, count: int, bits: int) -> bool:
-    """True when the bits after the last index in the final byte are zero."""
+    """True when the bits after the last label in the final byte are zero."""
     used = count * bits % 8
     if used == 0 or bits == 0:
         return True

@@ -1,36 +1,41 @@
-"""The .kmq container: header, metadata chunks, codebook, payload, CRC-32.
+"""The .kmq container: header, metadata chunks and codebook (the "head").
 
-This module is the spec (spec/kmq.md) in code and knows nothing of Pillow or
-of how the payload was coded. Every check a decoder must make on the layout
-is here, before anything the size of the image is allocated.
+This module is spec/kmq.md's layout in code and knows nothing of Pillow or
+of how the label map is coded. Every check on the head is here, before
+anything the size of the image is allocated.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .bitpack import bits_per_index, packed_size
-from .coding import DECODERS, RAW as CODING_RAW
+from .bitpack import bits_per_label, packed_size
 
 MAGIC = b"KMQF"
-VERSION = 1
+VERSION = 2
+# The pil_kmq releases that read each older version.
+OLD_VERSION_READERS = {1: "pil_kmq 0.1.x"}
 HEADER = struct.Struct(">4sBBIIHBBI")
 HEADER_SIZE = HEADER.size  # 22
 CHUNK_HEAD = struct.Struct(">4sI")
-CRC_SIZE = 4
+CRC = struct.Struct(">I")
+CRC_SIZE = CRC.size
+
+MAX_SIDE = (1 << 24) - 1  # width and height; every size then fits in 63 bits
+
+RAW, ZLIB, XZ = 0, 1, 2
+CODING_NAMES = {RAW: "raw", ZLIB: "zlib", XZ: "xz"}
 
 CHANNELS_TO_MODE = {1: "L", 3: "RGB", 4: "RGBA"}
 MODE_TO_CHANNELS = {mode: channels for channels, mode in CHANNELS_TO_MODE.items()}
 
-# Codings a reader of this version understands.
-KNOWN_CODINGS = frozenset(DECODERS)
-KNOWN_FLAGS = 0
-
 # Metadata chunk types and the im.info keys they carry.
 CHUNK_INFO_KEYS = {b"iCCP": "icc_profile", b"eXIf": "exif"}
 INFO_KEY_CHUNKS = {key: tag for tag, key in CHUNK_INFO_KEYS.items()}
+EXIF_PREFIX = b"Exif\x00\x00"  # JPEG's APP1 prefix: Pillow's im.info["exif"] has it
+TIFF_HEADERS = (b"II*\x00", b"MM\x00*")
 
 
 class KmqFormatError(OSError):
@@ -43,7 +48,7 @@ class Header:
     height: int
     channels: int
     k: int
-    coding: int = CODING_RAW
+    coding: int = RAW
     flags: int = 0
     metadata_length: int = 0
     version: int = VERSION
@@ -54,7 +59,7 @@ class Header:
 
     @property
     def bits(self) -> int:
-        return bits_per_index(self.k)
+        return bits_per_label(self.k)
 
     @property
     def pixel_count(self) -> int:
@@ -87,122 +92,97 @@ def parse_header(data: bytes) -> Header:
     """Parse and validate the fixed header (SyntaxError if not a .kmq file)."""
     if len(data) < len(MAGIC) or not data.startswith(MAGIC):
         raise SyntaxError("not a KMQ file")
-    if len(data) < HEADER_SIZE:
+    if len(data) >= 5 and data[4] != VERSION:
+        version = data[4]
+        reader = OLD_VERSION_READERS.get(version)
+        where = f"; {reader} reads it" if reader else ""
         raise KmqFormatError(
-            f"truncated header: {len(data)} of {HEADER_SIZE} bytes"
+            f"unsupported version {version}: this reader reads version {VERSION}{where}"
         )
-    _, version, channels, width, height, k, coding, flags, meta = HEADER.unpack(
-        data[:HEADER_SIZE]
-    )
-    if version != VERSION:
-        raise KmqFormatError(f"unsupported version {version} (this reader: {VERSION})")
+    if len(data) < HEADER_SIZE:
+        raise KmqFormatError(f"truncated header: {len(data)} of {HEADER_SIZE} bytes")
+    _, version, channels, width, height, k, coding, flags, meta = HEADER.unpack(data[:HEADER_SIZE])
     if channels not in CHANNELS_TO_MODE:
         raise KmqFormatError(f"bad channels {channels}: must be 1, 3 or 4")
-    if width == 0 or height == 0:
-        raise KmqFormatError(f"bad size {width}x{height}: width and height must be >= 1")
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise KmqFormatError(f"bad size {width}x{height}: width and height must be 1..{MAX_SIDE}")
     if not 1 <= k <= 256:
         raise KmqFormatError(f"bad K {k}: must be 1..256")
-    if coding not in KNOWN_CODINGS:
+    if coding not in CODING_NAMES:
         raise KmqFormatError(f"unknown coding {coding}")
-    if flags & ~KNOWN_FLAGS:
+    if flags:
         raise KmqFormatError(f"unknown flags 0x{flags:02x}")
     return Header(width, height, channels, k, coding, flags, meta, version)
 
 
-def parse_chunks(data: bytes) -> dict[str, bytes]:
-    """Parse the metadata region into im.info entries, skipping unknown chunks."""
+def parse_chunks(data: bytes | memoryview) -> dict[str, bytes]:
+    """The metadata region as im.info entries; unknown chunk types are
+    checked like known ones, then skipped."""
     info: dict[str, bytes] = {}
+    seen: set[bytes] = set()
     pos = 0
     while pos < len(data):
         if len(data) - pos < CHUNK_HEAD.size:
-            raise KmqFormatError("bad metadata: chunk header runs past the region")
+            raise KmqFormatError(
+                f"bad metadata: {len(data) - pos} bytes left over after the last chunk "
+                "(a chunk header runs past the region)"
+            )
         tag, length = CHUNK_HEAD.unpack_from(data, pos)
         pos += CHUNK_HEAD.size
+        if not tag.isalpha() or not tag.isascii():
+            raise KmqFormatError(f"bad metadata: chunk type {tag!r} is not 4 ASCII letters")
+        if tag in seen:
+            raise KmqFormatError(f"bad metadata: a second {tag.decode()} chunk")
+        seen.add(tag)
+        if length == 0:
+            raise KmqFormatError(f"bad metadata: empty {tag.decode()} chunk")
         if length > len(data) - pos:
             raise KmqFormatError(
-                f"bad metadata: chunk {tag!r} of {length} bytes runs past the region"
+                f"bad metadata: chunk {tag.decode()} of {length} bytes runs past the region"
             )
+        body = bytes(data[pos : pos + length])
+        pos += length
+        if tag == b"eXIf":
+            if not body.startswith(TIFF_HEADERS):
+                raise KmqFormatError("bad metadata: eXIf does not start with a TIFF header")
+            body = EXIF_PREFIX + body
         key = CHUNK_INFO_KEYS.get(tag)
         if key is not None:
-            info[key] = bytes(data[pos : pos + length])
-        pos += length
+            info[key] = body
     return info
 
 
 def build_chunks(metadata: dict[str, bytes]) -> bytes:
+    """The metadata region for im.info-style entries (ValueError if bad)."""
     parts = []
     for key, tag in INFO_KEY_CHUNKS.items():
-        value = metadata.get(key)
-        if value:
-            parts.append(CHUNK_HEAD.pack(tag, len(value)) + bytes(value))
+        value = bytes(metadata.get(key) or b"")
+        if tag == b"eXIf" and value.startswith(EXIF_PREFIX):
+            value = value[len(EXIF_PREFIX) :]
+        if not value:
+            continue
+        if tag == b"eXIf" and not value.startswith(TIFF_HEADERS):
+            raise ValueError("exif must be a TIFF-structured block (after an optional Exif\\0\\0)")
+        parts.append(CHUNK_HEAD.pack(tag, len(value)) + value)
     return b"".join(parts)
 
 
-def expected_file_size(header: Header, payload_size: int) -> int:
-    return header.payload_offset + payload_size + CRC_SIZE
+def crc_bytes(data: bytes | memoryview, crc: int = 0) -> bytes:
+    return CRC.pack(zlib.crc32(data, crc))
 
 
-def check_length(header: Header, file_size: int) -> int | None:
-    """Check the file length against the header; return the payload size.
-
-    For the raw coding the payload size follows from the header, so a file of
-    any other length is broken; None means the file is short (truncated),
-    which the caller may tolerate. Other codings take the bytes between the
-    codebook and the CRC.
-    """
-    available = file_size - header.payload_offset - CRC_SIZE
-    if header.coding == CODING_RAW:
-        expected = header.raw_payload_size
-        if available > expected:
-            raise KmqFormatError(
-                f"file is {available - expected} bytes longer than its header implies "
-                f"({expected_file_size(header, expected)} bytes)"
-            )
-        return expected if available == expected else None
-    return available if available >= 0 else None
+def check_crc(computed: int, stored: bytes, what: str = "file") -> None:
+    (expected,) = CRC.unpack(stored)
+    if computed != expected:
+        raise KmqFormatError(
+            f"CRC mismatch ({what}): stored 0x{expected:08x}, computed 0x{computed:08x}"
+        )
 
 
-def build(
-    header: Header, codebook: bytes, payload: bytes, metadata: dict[str, bytes] | None = None
-) -> bytes:
-    """The complete file: header, chunks, codebook, payload and CRC-32."""
+def build_head(header: Header, codebook: bytes, metadata: dict[str, bytes] | None) -> bytes:
+    """Header, metadata chunks and codebook: everything before the payload."""
     chunks = build_chunks(metadata or {})
     header.metadata_length = len(chunks)
     if len(codebook) != header.codebook_size:
         raise ValueError("codebook size does not match K x channels")
-    body = b"".join((header.pack(), chunks, codebook, payload))
-    return body + struct.pack(">I", zlib.crc32(body))
-
-
-@dataclass
-class Parsed:
-    """A whole file parsed in memory (tools and tests; the plugin streams)."""
-
-    header: Header
-    info: dict[str, bytes] = field(default_factory=dict)
-    codebook: bytes = b""
-    payload: bytes = b""
-
-
-def parse(data: bytes) -> Parsed:
-    """Parse and fully validate a complete .kmq file held in memory."""
-    header = parse_header(data[:HEADER_SIZE])
-    if header.payload_offset + CRC_SIZE > len(data):
-        raise KmqFormatError("truncated file: header, metadata and codebook do not fit")
-    info = parse_chunks(data[HEADER_SIZE : header.codebook_offset])
-    payload_size = check_length(header, len(data))
-    if payload_size is None:
-        raise KmqFormatError("image file is truncated")
-    check_crc(data[:-CRC_SIZE], data[-CRC_SIZE:])
-    codebook = data[header.codebook_offset : header.payload_offset]
-    payload = data[header.payload_offset : header.payload_offset + payload_size]
-    return Parsed(header, info, codebook, payload)
-
-
-def check_crc(body: bytes, stored: bytes, crc: int = 0) -> None:
-    actual = zlib.crc32(body, crc)
-    (expected,) = struct.unpack(">I", stored)
-    if actual != expected:
-        raise KmqFormatError(
-            f"CRC mismatch: stored 0x{expected:08x}, computed 0x{actual:08x}"
-        )
+    return b"".join((header.pack(), chunks, codebook))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..format import coding
+from .. import format
 from ..options import Options
 from .dither import dither as dither_onto
 from .histogram import histogram, labels_for_pixels
@@ -47,7 +47,7 @@ def searches_smoothing(options: Options) -> bool:
     and smoothing together (quantize/rd_search.py); a raw file costs the
     same however smooth its labels, and dithering excludes smoothing."""
     targeted = options.quality is not None or options.psnr is not None
-    compressed = options.optimize or options.coding not in (None, coding.RAW)
+    compressed = options.optimize or options.coding not in (None, format.RAW)
     return targeted and compressed and not options.dither and options.smooth != 0
 
 

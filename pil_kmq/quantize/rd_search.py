@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..format import coding
+from .. import format
 from .histogram import labels_for_pixels
 from .quality import QualityNotReached, mse_to_quality, quality_to_mse
 from .remap import remap, squared_error
@@ -83,7 +83,7 @@ def smallest_file_reaching(
         return labels.reshape(height, width), codebook
 
     def exact(labels: np.ndarray, codebook: np.ndarray) -> int:
-        return len(coding.smallest(labels, codebook, options.coding)[2])
+        return len(format.write_file(labels, codebook, coding=options.coding, optimize=True))
 
     if options.psnr is not None:
         max_mse = 255.0**2 / 10 ** (options.psnr / 10)

@@ -1,0 +1,188 @@
+"""Codings 1 (zlib) and 2 (xz): the label map in independent bands of rows.
+
+    payload = B (uint32 band height) || CRC-32 of the head and B
+              || band 0 || band 1 || ...           (ceil(H / B) bands)
+    band    = S (uint8 strip height) || L (uint32) || L bytes of stream
+              || CRC-32 of S, L and the stream
+
+Each band's stream decompresses to its labels, one byte each, in strip
+order: the band's rows are cut into strips of S rows, stored one after the
+other, each column by column (x = 0..W-1, each column top to bottom). S = 1
+is row-major. Bands are independent, so they decode in parallel, in bounded
+memory, and one at a time for random access.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import streams
+from .container import CRC, KmqFormatError, check_crc
+from .pieces import PIECE_LABELS, ReadAt, Sink, check_labels, write_linear
+
+BAND_HEIGHT = struct.Struct(">I")
+BAND_HEAD = struct.Struct(">BI")
+PAYLOAD_HEAD_SIZE = BAND_HEIGHT.size + CRC.size  # B and the head CRC
+BAND_OVERHEAD = BAND_HEAD.size + CRC.size  # S, L and the band CRC
+MIN_BAND_LABELS = 1 << 16  # every band but the last holds at least this many
+TARGET_BAND_LABELS = 1 << 18  # what the encoder aims for
+STRIP_ALIGN = 32  # encoder: band heights are multiples of this (the tall strip)
+
+
+@dataclass(frozen=True)
+class Band:
+    index: int
+    top: int  # first row
+    rows: int
+    offset: int  # of its S byte in the file
+    strip: int
+    length: int  # L
+
+    @property
+    def end(self) -> int:
+        return self.offset + BAND_OVERHEAD + self.length
+
+
+def min_band_height(width: int, height: int) -> int:
+    return min(height, -(-MIN_BAND_LABELS // width))
+
+
+def check_band_height(band_height: int, width: int, height: int) -> None:
+    low = min_band_height(width, height)
+    if not low <= band_height <= (1 << 24) - 1:
+        raise KmqFormatError(
+            f"bad band height {band_height}: must be {low}..{(1 << 24) - 1} for a "
+            f"{width}x{height} image"
+        )
+
+
+def choose_band_height(width: int, height: int) -> int:
+    """About TARGET_BAND_LABELS labels per band, bands of equal height (so
+    that threads get equal work), a multiple of STRIP_ALIGN rows."""
+    count = max(1, round(width * height / TARGET_BAND_LABELS))
+    band = -(-height // count)
+    band = -(-band // STRIP_ALIGN) * STRIP_ALIGN
+    return max(min(band, height), min_band_height(width, height))
+
+
+def band_rows(height: int, band_height: int) -> list[tuple[int, int]]:
+    return [(top, min(band_height, height - top)) for top in range(0, height, band_height)]
+
+
+def walk(read_at: ReadAt, start: int, file_size: int, width: int, height: int, band_height: int):
+    """The bands whose bytes are all in the file, and whether that is all
+    of them (False: the file ends inside the band after the last one)."""
+    bands = []
+    offset = start
+    for index, (top, rows) in enumerate(band_rows(height, band_height)):
+        head = read_at(offset, BAND_HEAD.size)
+        if len(head) < BAND_HEAD.size:
+            return bands, False
+        strip, length = BAND_HEAD.unpack(head)
+        if strip == 0:
+            raise KmqFormatError(f"band {index}: strip height 0")
+        if length == 0:
+            raise KmqFormatError(f"band {index}: empty stream")
+        band = Band(index, top, rows, offset, strip, length)
+        if band.end > file_size:
+            return bands, False
+        bands.append(band)
+        offset = band.end
+    if offset < file_size:
+        raise KmqFormatError(
+            f"file is {file_size - offset} bytes longer than its bands imply ({offset} bytes)"
+        )
+    return bands, True
+
+
+# --------------------------------------------------------------------------
+# strip order
+
+
+def to_strip_order(labels: np.ndarray, strip: int) -> bytes:
+    """A band's (rows, W) labels serialized in strip order."""
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
+    if strip == 1:
+        return labels.tobytes()
+    return b"".join(
+        np.ascontiguousarray(labels[top : top + strip].T).tobytes()
+        for top in range(0, labels.shape[0], strip)
+    )
+
+
+def _pieces(band: Band, width: int):
+    """(label count, place) for each piece of the band in stream order;
+    place(flat, sink) hands the piece's labels to the sink."""
+    if band.strip == 1:
+        total = band.rows * width
+        for first in range(0, total, PIECE_LABELS):
+            count = min(PIECE_LABELS, total - first)
+            yield count, lambda flat, sink, first=first: write_linear(sink, flat, first, width, band.top)
+        return
+    for top in range(band.top, band.top + band.rows, band.strip):
+        rows = min(band.strip, band.top + band.rows - top)
+        columns = max(1, PIECE_LABELS // rows)
+        for x0 in range(0, width, columns):
+            count = min(columns, width - x0) * rows
+            yield count, lambda flat, sink, x0=x0, top=top, rows=rows: sink(
+                x0, top, flat.reshape(-1, rows).T
+            )
+
+
+# --------------------------------------------------------------------------
+# one band
+
+
+def encode_band(labels: np.ndarray, strip: int, coding: int, k: int) -> bytes:
+    """S, L, the stream and the band CRC for a band's (rows, W) labels."""
+    stream = streams.compress(to_strip_order(labels, strip), coding, k)
+    head = BAND_HEAD.pack(strip, len(stream))
+    return head + stream + CRC.pack(zlib.crc32(stream, zlib.crc32(head)))
+
+
+def decode_band(read_at: ReadAt, band: Band, width: int, k: int, coding: int, sink: Sink) -> None:
+    """Decompress a band a piece at a time into sink; check its CRC."""
+    position = band.offset + BAND_HEAD.size
+    end = position + band.length
+    state = {"crc": zlib.crc32(BAND_HEAD.pack(band.strip, band.length)), "at": position}
+
+    def source(size: int) -> bytes:
+        size = min(size, end - state["at"])
+        data = read_at(state["at"], size) if size > 0 else b""
+        state["crc"] = zlib.crc32(data, state["crc"])
+        state["at"] += len(data)
+        return data
+
+    def check() -> None:
+        while source(streams.INPUT_CHUNK):
+            pass
+        check_crc(state["crc"], read_at(end, CRC.size), f"band {band.index}")
+
+    inflater = streams.Inflater(coding, source)
+    try:
+        for count, place in _pieces(band, width):
+            flat = np.frombuffer(inflater.read(count), dtype=np.uint8)
+            check_labels(flat, k)
+            place(flat, sink)
+        inflater.finish()
+    except KmqFormatError:
+        check()  # a bad CRC says more than what the stream made of the bytes
+        raise
+    check()
+
+
+def check_band_crc(read_at: ReadAt, band: Band) -> None:
+    """The band's CRC alone, without decompressing (verify)."""
+    crc = zlib.crc32(BAND_HEAD.pack(band.strip, band.length))
+    position, end = band.offset + BAND_HEAD.size, band.offset + BAND_HEAD.size + band.length
+    while position < end:
+        data = read_at(position, min(streams.INPUT_CHUNK * 16, end - position))
+        if not data:
+            raise KmqFormatError("image file is truncated")
+        crc = zlib.crc32(data, crc)
+        position += len(data)
+    check_crc(crc, read_at(end, CRC.size), f"band {band.index}")
