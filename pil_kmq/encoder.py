@@ -12,7 +12,7 @@ from PIL import Image
 from . import format
 from .options import METADATA_KEYS, Options, metadata_bytes
 from .pixels import to_array_with_profile
-from .quantize.quantizer import quantize
+from .quantize.quantizer import quantize_with_smoothing
 
 # What progress(stage, done, total) hears, in order; "search" (one call per
 # K tried) comes between quantize's 0 and 1 when quality or psnr is given.
@@ -42,7 +42,9 @@ def encode_array(
     """A complete .kmq file for an (h, w, C) uint8 array."""
     progress = options.progress or _silent
     progress("quantize", 0, 1)
-    labels, codebook = quantize(collapse_transparent(image), options)
+    labels, codebook, smooth = quantize_with_smoothing(collapse_transparent(image), options)
+    if smooth > 0:
+        metadata = {**(metadata or {}), "smooth": smooth}
     progress("quantize", 1, 1)
     progress("code", 0, 1)
     data = format.write_file(

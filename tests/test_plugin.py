@@ -276,6 +276,7 @@ REJECTIONS = {
     "empty_chunk": "empty zzZZ chunk",
     "duplicate_chunk": "second iCCP",
     "exif_not_tiff": "TIFF header",
+    "smooth_not_a_number": "not a positive decimal number",
     "truncated_payload": "truncated",
     "trailing_garbage": "longer than its header",
     "bad_crc": "CRC mismatch",

@@ -142,3 +142,28 @@ def test_the_search_reports_progress():
     save(im, psnr=30, optimize=True, progress=lambda *args: calls.append(args))
     searches = [c for c in calls if c[0] == "search"]
     assert searches and all(0 < done <= total for _, done, total in searches)
+
+
+def test_the_smoothing_used_is_recorded_and_reported(tmp_path, capsys):
+    """The file says how its labels were chosen (the smTh chunk): open gives
+    im.info["smooth"], kmq info prints it; nearest-colour files have none."""
+    import json
+
+    from pil_kmq import cli
+
+    image = Image.open(FIXTURES / "images" / "rgb.png")
+    plain, smooth, target = tmp_path / "plain.kmq", tmp_path / "smooth.kmq", tmp_path / "target.kmq"
+    image.save(plain, colors=16, optimize=True)
+    image.save(smooth, colors=16, optimize=True, smooth=2.5)
+    image.save(target, psnr=30, optimize=True)
+    with Image.open(plain) as im:
+        assert "smooth" not in im.info
+    with Image.open(smooth) as im:
+        assert im.info["smooth"] == 2.5
+    with Image.open(target) as im:
+        chosen = im.info.get("smooth", 0.0)
+    assert cli.main(["info", str(smooth)]) == 0
+    assert "smoothed, smooth=2.5" in capsys.readouterr().out
+    assert cli.main(["info", "--json", str(plain), str(target)]) == 0
+    reports = json.loads(capsys.readouterr().out)
+    assert [report["smooth"] for report in reports] == [0.0, chosen]

@@ -48,7 +48,8 @@ def file_report(path: Path, original: Path | None = None) -> dict[str, Any]:
             "flags": header.flags,
             "metadata_length": header.metadata_length,
         },
-        "metadata": {key: len(value) for key, value in parsed.info.items()},
+        "metadata": {key: len(value) for key, value in parsed.info.items() if key != "smooth"},
+        "smooth": parsed.info.get("smooth", 0.0),
         "sizes": {
             "original_bits": sizes.original_bits,
             "label_bits": sizes.label_bits,
@@ -95,6 +96,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"{'K':<15}{header['k']} {plural(header['k'], 'colour')}, "
         f"{header['bits_per_label']} {plural(header['bits_per_label'], 'bit')} per label",
         f"{'coding':<15}{header['coding_name']} ({header['coding']})",
+        f"{'labels':<15}" + (f"smoothed, smooth={report['smooth']:g}" if report["smooth"] else "nearest colour"),
         f"{'flags':<15}0x{header['flags']:02x}",
         f"{'metadata':<15}{metadata or 'none'}",
         "",

@@ -7,6 +7,7 @@ anything the size of the image is allocated.
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -32,10 +33,12 @@ CHANNELS_TO_MODE = {1: "L", 3: "RGB", 4: "RGBA"}
 MODE_TO_CHANNELS = {mode: channels for channels, mode in CHANNELS_TO_MODE.items()}
 
 # Metadata chunk types and the im.info keys they carry.
-CHUNK_INFO_KEYS = {b"iCCP": "icc_profile", b"eXIf": "exif"}
+CHUNK_INFO_KEYS = {b"iCCP": "icc_profile", b"eXIf": "exif", b"smTh": "smooth"}
 INFO_KEY_CHUNKS = {key: tag for tag, key in CHUNK_INFO_KEYS.items()}
 EXIF_PREFIX = b"Exif\x00\x00"  # JPEG's APP1 prefix: Pillow's im.info["exif"] has it
 TIFF_HEADERS = (b"II*\x00", b"MM\x00*")
+# smTh: the encoder's smoothing strength, ASCII digits with at most one "."
+SMOOTH_BODY = re.compile(rb"[0-9]{1,8}(\.[0-9]{1,8})?")
 
 
 class KmqFormatError(OSError):
@@ -147,16 +150,27 @@ def parse_chunks(data: bytes | memoryview) -> dict[str, bytes]:
                 raise KmqFormatError("bad metadata: eXIf does not start with a TIFF header")
             body = EXIF_PREFIX + body
         key = CHUNK_INFO_KEYS.get(tag)
-        if key is not None:
+        if tag == b"smTh":
+            info[key] = _smoothing(body)
+        elif key is not None:
             info[key] = body
     return info
+
+
+def _smoothing(body: bytes) -> float:
+    if SMOOTH_BODY.fullmatch(body) is None or float(body) == 0:
+        raise KmqFormatError(f"bad metadata: smTh {body[:20]!r} is not a positive decimal number")
+    return float(body)
 
 
 def build_chunks(metadata: dict[str, bytes]) -> bytes:
     """The metadata region for im.info-style entries (ValueError if bad)."""
     parts = []
     for key, tag in INFO_KEY_CHUNKS.items():
-        value = bytes(metadata.get(key) or b"")
+        if tag == b"smTh":
+            value = b"" if not metadata.get(key) else f"{float(metadata[key]):.8f}".rstrip("0").rstrip(".").encode()
+        else:
+            value = bytes(metadata.get(key) or b"")
         if tag == b"eXIf" and value.startswith(EXIF_PREFIX):
             value = value[len(EXIF_PREFIX) :]
         if not value:

@@ -19,6 +19,13 @@ from .remap import remap
 def quantize(image: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarray]:
     """(label map (h, w) uint8, codebook (K, C) uint8) for an (h, w, C)
     uint8 image, K <= options.colors."""
+    labels, codebook, _ = quantize_with_smoothing(image, options)
+    return labels, codebook
+
+
+def quantize_with_smoothing(image: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarray, float]:
+    """quantize(), and the smoothing strength the labels were remapped with
+    (0: nearest colours), which the file records (the smTh chunk)."""
     height, width, channels = image.shape
     pixels = image.reshape(-1, channels)
     colors, counts = histogram(pixels)
@@ -28,18 +35,21 @@ def quantize(image: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarra
 
     most = min(options.colors, len(colors))
     if searches_smoothing(options):
-        return smallest_file_reaching(image, options, most, cluster, colors)
+        choice = smallest_file_reaching(image, options, most, cluster, colors)
+        return choice.labels, choice.codebook, choice.smooth
     if options.quality is None and options.psnr is None:
         codebook, color_labels = cluster(most)
     else:
         codebook, color_labels = target_search(options, most, cluster, colors, counts)
+    smooth = 0.0
     if options.dither and len(codebook) < len(colors):
         labels = dither_onto(image, codebook)
     else:
         labels = labels_for_pixels(colors, color_labels, pixels).reshape(height, width)
         if options.quality is None and options.psnr is None:
-            labels = remap(image, codebook, labels, options.smooth or 0.0)
-    return labels, codebook
+            smooth = options.smooth or 0.0
+            labels = remap(image, codebook, labels, smooth)
+    return labels, codebook, smooth
 
 
 def searches_smoothing(options: Options) -> bool:

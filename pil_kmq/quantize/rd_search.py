@@ -65,8 +65,8 @@ def smallest_file_reaching(
     most: int,
     cluster: Callable[[int], tuple[np.ndarray, np.ndarray]],
     colors: np.ndarray,
-) -> Labelling:
-    """The encoder's call: (labels, codebook) of the smallest file in the
+) -> Choice:
+    """The encoder's call: the labels, codebook and smoothing of the smallest file in the
     options' coding meeting options.psnr or options.quality's max, for an
     (h, w, C) image whose distinct colours are `colors`; cluster(k) gives a
     codebook and a label per distinct colour (k-means). options.smooth, if
@@ -96,7 +96,7 @@ def smallest_file_reaching(
         mse = float(squared_error(flat, choice.codebook, choice.labels.ravel()).sum(dtype=np.int64)) / flat.size
         if mse > quality_to_mse(options.quality[0]):
             raise QualityNotReached(options.quality[0], mse_to_quality(mse), len(choice.codebook), mse)
-    return choice.labels, choice.codebook
+    return choice
 
 
 def smallest_within(
