@@ -17,7 +17,7 @@ from .quantize.kmeans import kmeans
 
 DEFAULT_COLORS = 256
 DEFAULT_MAX_ITER = 300
-DEFAULT_TOL = 1e-2
+DEFAULT_TOL = 1e-4
 DEFAULT_SEED = 0
 
 
@@ -157,10 +157,7 @@ def _cluster(
     """Codebook and a label per distinct colour (uint8) for at most k colours."""
     if len(colors) <= k:
         return colors, np.arange(len(colors), dtype=np.uint8)
-    codebook, labels = kmeans(
-        colors, counts, k, max_iter=options.max_iter, tol=options.tol, seed=options.seed
-    )
-    return codebook, labels.astype(np.uint8)
+    return kmeans(colors, counts, k, max_iter=options.max_iter, tol=options.tol)
 
 
 def mean_squared_error(a: np.ndarray, b: np.ndarray) -> float:
