@@ -38,12 +38,15 @@ FINE_BITS = 7
 # Extra seeded k-means++ starts on the coarse bins, tried beside the split,
 # for K up to each bound (more colours: a start matters less, costs more).
 RESTARTS = ((16, 6), (64, 2))
+# Up to this K restarts converge on bins twice as wide (cheaper passes).
+WIDE_RESTARTS_K = 16
 # Passes on codebooks rounded to colours, over the exact colours.
 ROUNDED_PASSES = 3
 # Distinct colours assigned at once in the final passes (bounds memory).
 EXACT_SLICE = 1 << 17
-# Bin tables up to this many entries are dense bincounts (2**21: 16 MiB each).
-DENSE_BINS = 1 << 21
+# Colours are binned by a sort when there are SORT_RATIO times fewer than
+# bins, else by bincounts over every bin (at most 2**21: 16 MiB each).
+SORT_RATIO = 8
 
 
 def _snap_to_grid(centres: np.ndarray) -> np.ndarray:
@@ -57,43 +60,73 @@ def _round_to_colours(centres: np.ndarray) -> np.ndarray:
 def bin_means(colors: np.ndarray, counts: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """Colours merged into cubic bins 2**(8-bits) levels a side, each bin
     represented by the weighted MEAN of its colours (on the grid), so the
-    clustering of the bins sees where the colours really are. Sliced: its
-    memory does not grow with the number of colours."""
+    clustering of the bins sees where the colours really are.
+
+    Few colours (for the bins there could be) are grouped by a sort; many,
+    by bincounts over every bin, a slice of colours at a time, so memory
+    does not grow with the colours. The sums are of integers, exact either
+    way, so both give the same bins."""
     channels = colors.shape[1]
-    if bits * channels > 21:
-        bits = 21 // channels
+    bits = min(bits, 21 // channels)
     size = 1 << (bits * channels)
+    if len(colors) * SORT_RATIO < size:
+        which = _bin_of(colors, bits)
+        order = np.argsort(which, kind="stable")
+        which = which[order]
+        starts = np.flatnonzero(np.diff(which, prepend=-1))
+        weights = counts[order].astype(np.float64)
+        totals = np.add.reduceat(weights, starts)
+        sums = np.stack(
+            [np.add.reduceat(weights * colors[order, c], starts) for c in range(channels)], axis=1
+        )
+        return _snap_to_grid(sums / totals[:, None]), totals
     totals = np.zeros(size)
     sums = np.zeros((channels, size))
     for start in range(0, len(colors), EXACT_SLICE):
         part = colors[start : start + EXACT_SLICE]
         weights = counts[start : start + EXACT_SLICE].astype(np.float64)
-        which = np.zeros(len(part), dtype=np.intp)
-        for channel in range(channels):
-            which = (which << bits) | (part[:, channel] >> (8 - bits))
+        which = _bin_of(part, bits)
         totals += np.bincount(which, weights, minlength=size)
         for channel in range(channels):
             sums[channel] += np.bincount(which, weights * part[:, channel], minlength=size)
     filled = np.flatnonzero(totals)
-    means = _snap_to_grid(sums[:, filled].T / totals[filled, None])
-    return means, totals[filled]
+    return _snap_to_grid(sums[:, filled].T / totals[filled, None]), totals[filled]
+
+
+def _bin_of(colors: np.ndarray, bits: int) -> np.ndarray:
+    which = np.zeros(len(colors), dtype=np.intp)
+    for channel in range(colors.shape[1]):
+        which = (which << bits) | (colors[:, channel] >> (8 - bits))
+    return which
 
 
 def restarts(k: int) -> int:
     return next((count for bound, count in RESTARTS if k <= bound), 0)
 
 
-def best_start(points, weights, k, max_iter, tol):
-    """The converged coarse clustering with the least error among the split
-    start and restarts(k) seeded k-means++ starts; and its passes."""
+def best_start(colors, counts, points, weights, k, max_iter, tol):
+    """The converged coarse clustering with the least error, of the split
+    start and the best of restarts(k) seeded k-means++ starts (each run to
+    convergence on bins twice as wide, where passes are cheap); and the
+    passes it took."""
+    candidates = [variance_split_start(points, weights, k)]
+    if restarts(k) and len(points) > k:
+        wide_points, wide_weights = points, weights
+        if len(points) > COARSE_MIN_POINTS and k <= WIDE_RESTARTS_K:
+            wide_points, wide_weights = bin_means(colors, counts, COARSE_BITS - 1)
+        best = None
+        for seed in range(1, 1 + restarts(k)):
+            centres = _snap_to_grid(kmeans_plus_plus(wide_points, wide_weights, k, seed))
+            if len(wide_points) > k:
+                centres, _, _, error = lloyd(
+                    BoundedSearch(wide_points), wide_weights, centres, max_iter, tol, _snap_to_grid
+                )
+            if best is None or error < best[1]:
+                best = (centres, error)
+        candidates.append(best[0])
     best = None
-    for attempt in range(1 + restarts(k)):
-        if attempt == 0:
-            start = variance_split_start(points, weights, k)
-        else:
-            start = kmeans_plus_plus(points, weights, k, seed=attempt)
-        centres = _snap_to_grid(start)
-        passes, error = 0, 0.0
+    for start in candidates:
+        centres, passes, error = _snap_to_grid(start), 0, 0.0
         if len(points) > k:
             centres, _, passes, error = lloyd(
                 BoundedSearch(points), weights, centres, max_iter, tol, _snap_to_grid
@@ -143,7 +176,7 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
         coarse_points, coarse_weights = bin_means(colors, counts, COARSE_BITS)
     else:
         coarse_points, coarse_weights = colors.astype(np.float64), counts.astype(np.float64)
-    centres, passes = best_start(coarse_points, coarse_weights, k, max_iter, tol)
+    centres, passes = best_start(colors, counts, coarse_points, coarse_weights, k, max_iter, tol)
     budget = max_iter - passes
     if colors.shape[1] >= 3 and len(colors) > COARSE_MIN_POINTS and budget > 0:
         fine_points, fine_weights = bin_means(colors, counts, FINE_BITS)
