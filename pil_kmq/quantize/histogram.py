@@ -48,15 +48,20 @@ def distinct_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     bounds = [(s, min(s + SLICE, total - 1)) for s in range(0, total - 1, SLICE)]
     run_count = 1 + sum(int(np.count_nonzero(codes[s + 1 : e + 1] != codes[s:e])) for s, e in bounds)
     distinct = np.empty(run_count, dtype=np.uint32)
-    starts = np.empty(run_count + 1, dtype=np.int64 if total >= 1 << 32 else np.uint32)
-    distinct[0], starts[0], filled = codes[0], 0, 1
+    # Run starts, then (in place, a slice at a time, front to back) their
+    # differences: the counts, without a second array as long as the runs.
+    counts = np.empty(run_count + 1, dtype=np.int64 if total >= 1 << 32 else np.uint32)
+    distinct[0], counts[0], filled = codes[0], 0, 1
     for s, e in bounds:
         new_run = np.flatnonzero(codes[s + 1 : e + 1] != codes[s:e]) + (s + 1)
         distinct[filled : filled + len(new_run)] = codes[new_run]
-        starts[filled : filled + len(new_run)] = new_run
+        counts[filled : filled + len(new_run)] = new_run
         filled += len(new_run)
-    starts[-1] = total
-    counts = np.diff(starts).astype(np.uint32, copy=False)
+    counts[-1] = total
+    for s in range(0, run_count, SLICE):
+        e = min(s + SLICE, run_count)
+        counts[s:e] = counts[s + 1 : e + 1] - counts[s:e]
+    counts = counts[:-1]
     return distinct, counts
 
 

@@ -34,7 +34,11 @@ COARSE_BITS = 6
 COARSE_MIN_POINTS = 4096
 # The fine stage clusters means of bins 2 levels wide: about as many as the
 # colours of a photograph, far fewer than the colours of a noisy image.
+# Beyond FINE_MAX_BINS of them (noise, synthetic images) it is skipped: the
+# coarse bins are then already as fine as the clustering can use, and its
+# tables would cost several bytes per pixel.
 FINE_BITS = 7
+FINE_MAX_BINS = 1 << 19
 # Extra seeded k-means++ starts on the coarse bins, tried beside the split,
 # for K up to each bound (more colours: a start matters less, costs more).
 RESTARTS = ((16, 6), (64, 2))
@@ -91,6 +95,15 @@ def bin_means(colors: np.ndarray, counts: np.ndarray, bits: int) -> tuple[np.nda
             sums[channel] += np.bincount(which, weights * part[:, channel], minlength=size)
     filled = np.flatnonzero(totals)
     return _snap_to_grid(sums[:, filled].T / totals[filled, None]), totals[filled]
+
+
+def count_bins(colors: np.ndarray, bits: int) -> int:
+    """How many bins bin_means would return, from a bitmap of the bins."""
+    bits = min(bits, 21 // colors.shape[1])
+    occupied = np.zeros(1 << (bits * colors.shape[1]), dtype=bool)
+    for start in range(0, len(colors), EXACT_SLICE):
+        occupied[_bin_of(colors[start : start + EXACT_SLICE], bits)] = True
+    return int(np.count_nonzero(occupied))
 
 
 def _bin_of(colors: np.ndarray, bits: int) -> np.ndarray:
@@ -178,14 +191,14 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
         coarse_points, coarse_weights = colors.astype(np.float64), counts.astype(np.float64)
     centres, passes = best_start(colors, counts, coarse_points, coarse_weights, k, max_iter, tol)
     budget = max_iter - passes
-    if colors.shape[1] >= 3 and len(colors) > COARSE_MIN_POINTS and budget > 0:
+    fine = colors.shape[1] >= 3 and len(colors) > COARSE_MIN_POINTS and budget > 0
+    if fine and k < count_bins(colors, FINE_BITS) <= FINE_MAX_BINS:
         fine_points, fine_weights = bin_means(colors, counts, FINE_BITS)
-        if len(fine_points) > k:
-            search = CellSearch(fine_points, CELL_BITS, CELL_SLACK)
-            centres, _, used, _ = lloyd(
-                search, fine_weights[search.order], centres, budget, tol, _snap_to_grid
-            )
-            budget -= used
+        search = CellSearch(fine_points, CELL_BITS, CELL_SLACK)
+        centres, _, used, _ = lloyd(
+            search, fine_weights[search.order], centres, budget, tol, _snap_to_grid
+        )
+        budget -= used
     codebook = _round_to_colours(centres)
     labels = None
     for _ in range(min(ROUNDED_PASSES, budget)):
