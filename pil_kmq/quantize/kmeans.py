@@ -42,6 +42,8 @@ FINE_MAX_BINS = 1 << 19
 # Extra seeded k-means++ starts on the coarse bins, tried beside the split,
 # for K up to each bound (more colours: a start matters less, costs more).
 RESTARTS = ((16, 6), (64, 2))
+# Restarts only need ranking: they stop at a looser tol, this many times tol.
+RESTART_TOL_FACTOR = 10.0
 # Up to this K restarts converge on bins twice as wide (cheaper passes).
 WIDE_RESTARTS_K = 16
 # Passes on codebooks rounded to colours, over the exact colours.
@@ -132,7 +134,8 @@ def best_start(colors, counts, points, weights, k, max_iter, tol):
             centres = _snap_to_grid(kmeans_plus_plus(wide_points, wide_weights, k, seed))
             if len(wide_points) > k:
                 centres, _, _, error = lloyd(
-                    BoundedSearch(wide_points), wide_weights, centres, max_iter, tol, _snap_to_grid
+                    BoundedSearch(wide_points), wide_weights, centres, max_iter,
+                    tol * RESTART_TOL_FACTOR, _snap_to_grid,
                 )
             if best is None or error < best[1]:
                 best = (centres, error)
