@@ -20,12 +20,12 @@ import numpy as np
 
 from .init import kmeans_plus_plus, variance_split_start
 from .lloyd import lloyd
-from .nearest import BoundedSearch, CellSearch
+from .nearest import BoundedSearch, BruteForceSearch, CellSearch
 
 # Centres live on this grid during the float phase (see the module docstring).
 GRID = 1024.0
 # Cells of colour space for candidate lists: 2**CELL_BITS levels a side.
-CELL_BITS = 4
+CELL_BITS = 5
 # Candidate lists stay valid until a centre moves this far (colour levels).
 CELL_SLACK = 3.0
 # The coarse stage (starts and most passes) clusters means of bins
@@ -39,13 +39,19 @@ COARSE_MIN_POINTS = 4096
 # tables would cost several bytes per pixel.
 FINE_BITS = 7
 FINE_MAX_BINS = 1 << 19
+# Its passes see little change (it starts near convergence): looser tol.
+FINE_TOL_FACTOR = 1.0
 # Extra seeded k-means++ starts on the coarse bins, tried beside the split,
 # for K up to each bound (more colours: a start matters less, costs more).
-RESTARTS = ((16, 6), (64, 2))
+RESTARTS = ((16, 6), (64, 3))
 # Restarts only need ranking: they stop at a looser tol, this many times tol.
 RESTART_TOL_FACTOR = 10.0
-# Up to this K restarts converge on bins twice as wide (cheaper passes).
-WIDE_RESTARTS_K = 16
+# Up to this K restarts converge on bins 2**(8 - WIDE_BITS) levels wide,
+# where passes are cheap.
+WIDE_RESTARTS_K = 64
+WIDE_BITS = 5
+# Point sets up to this many distances a pass are searched by brute force.
+BRUTE_FORCE_ENTRIES = 1 << 17
 # Passes on codebooks rounded to colours, over the exact colours.
 ROUNDED_PASSES = 3
 # Distinct colours assigned at once in the final passes (bounds memory).
@@ -115,6 +121,12 @@ def _bin_of(colors: np.ndarray, bits: int) -> np.ndarray:
     return which
 
 
+def search_for(points: np.ndarray, k: int):
+    if len(points) * k <= BRUTE_FORCE_ENTRIES:
+        return BruteForceSearch(points)
+    return BoundedSearch(points)
+
+
 def restarts(k: int) -> int:
     return next((count for bound, count in RESTARTS if k <= bound), 0)
 
@@ -128,13 +140,13 @@ def best_start(colors, counts, points, weights, k, max_iter, tol):
     if restarts(k) and len(points) > k:
         wide_points, wide_weights = points, weights
         if len(points) > COARSE_MIN_POINTS and k <= WIDE_RESTARTS_K:
-            wide_points, wide_weights = bin_means(colors, counts, COARSE_BITS - 1)
+            wide_points, wide_weights = bin_means(colors, counts, WIDE_BITS)
         best = None
         for seed in range(1, 1 + restarts(k)):
             centres = _snap_to_grid(kmeans_plus_plus(wide_points, wide_weights, k, seed))
             if len(wide_points) > k:
                 centres, _, _, error = lloyd(
-                    BoundedSearch(wide_points), wide_weights, centres, max_iter,
+                    search_for(wide_points, k), wide_weights, centres, max_iter,
                     tol * RESTART_TOL_FACTOR, _snap_to_grid,
                 )
             if best is None or error < best[1]:
@@ -188,18 +200,46 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
     and the exact assignment); each restart has the same bound.
     """
     colors = np.asarray(colors, dtype=np.uint8)
-    if colors.shape[1] >= 3 and len(colors) > COARSE_MIN_POINTS:
+    binned = colors.shape[1] >= 3 and len(colors) > COARSE_MIN_POINTS
+    if binned:
         coarse_points, coarse_weights = bin_means(colors, counts, COARSE_BITS)
     else:
         coarse_points, coarse_weights = colors.astype(np.float64), counts.astype(np.float64)
     centres, passes = best_start(colors, counts, coarse_points, coarse_weights, k, max_iter, tol)
     budget = max_iter - passes
-    fine = colors.shape[1] >= 3 and len(colors) > COARSE_MIN_POINTS and budget > 0
-    if fine and k < count_bins(colors, FINE_BITS) <= FINE_MAX_BINS:
+    if len(colors) <= EXACT_SLICE:
+        return _refine_whole(colors, counts, centres, binned and budget > 0, budget, tol)
+    return _refine_sliced(colors, counts, centres, k, budget, tol)
+
+
+def _refine_whole(colors, counts, centres, fine: bool, budget: int, tol: float):
+    """The fine and rounded passes over every colour, with one search (its
+    candidate lists survive the small moves of these late passes)."""
+    search = CellSearch(colors.astype(np.float64), CELL_BITS, CELL_SLACK)
+    weights = counts[search.order].astype(np.float64)
+    if fine:
+        centres, _, used, _ = lloyd(
+            search, weights, centres, budget, tol * FINE_TOL_FACTOR, _snap_to_grid
+        )
+        budget -= used
+    codebook, labels, _, _ = lloyd(
+        search, weights, _round_to_colours(centres), min(ROUNDED_PASSES, budget), 0.0,
+        _round_to_colours,
+    )
+    unsorted = np.empty(len(colors), dtype=np.uint8)
+    unsorted[search.order] = labels
+    return codebook.astype(np.uint8), unsorted
+
+
+def _refine_sliced(colors, counts, centres, k: int, budget: int, tol: float):
+    """The fine passes on bins 2 levels wide (if there are not too many),
+    the rounded passes over the colours a slice at a time: many colours in
+    bounded memory."""
+    if budget > 0 and k < count_bins(colors, FINE_BITS) <= FINE_MAX_BINS:
         fine_points, fine_weights = bin_means(colors, counts, FINE_BITS)
         search = CellSearch(fine_points, CELL_BITS, CELL_SLACK)
         centres, _, used, _ = lloyd(
-            search, fine_weights[search.order], centres, budget, tol, _snap_to_grid
+            search, fine_weights[search.order], centres, budget, tol * FINE_TOL_FACTOR, _snap_to_grid
         )
         budget -= used
     codebook = _round_to_colours(centres)

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# Over-relaxation of each step (1: plain Lloyd); see lloyd().
+RELAXATION = 1.8
+
 
 def cluster_sums(
     labels: np.ndarray, weights: np.ndarray, weighted: list[np.ndarray], k: int
@@ -36,33 +39,46 @@ def lloyd(search, weights: np.ndarray, centres: np.ndarray, max_passes: int, tol
     most tol of it, or after max_passes updates. Returns (centres, labels,
     passes, error), labels exactly nearest to the centres returned.
 
-    An emptied cluster is re-seeded at the point that costs the most (weight
-    x squared distance), so K colours stay K useful colours.
+    Each pass first tries an over-relaxed step (each centre moved RELAXATION
+    times as far as toward its cluster's mean), kept only if its error is
+    below the plain step's bound; near convergence Lloyd creeps in the
+    same direction pass after pass, and this covers the ground in fewer
+    passes. An emptied cluster is re-seeded at the point that costs the
+    most (weight x squared distance), so K colours stay K useful colours.
     """
     k, channels = centres.shape
     points = search.points
     weighted = [weights * points[:, c] for c in range(channels)]
     square_total = float((weights * (points * points).sum(axis=1)).sum())
     labels = search.nearest(centres)
-    previous = np.inf
+    error = weighted_error(points, weights, centres, labels)
     passes = 0
     while passes < max_passes:
         passes += 1
         totals, sums = cluster_sums(labels, weights, weighted, k)
         empty = totals == 0
+        means = sums[~empty] / totals[~empty, None]
         new = centres.copy()
-        new[~empty] = snap(sums[~empty] / totals[~empty, None])
+        new[~empty] = snap(means)
         if empty.any():
             distances = ((points - centres[labels]) ** 2).sum(axis=1)
             worst = np.argsort(-(weights * distances), kind="stable")[: int(empty.sum())]
             new[np.flatnonzero(empty)[: len(worst)]] = snap(points[worst])
-        error = scatter(square_total, totals, sums)
-        moved = not np.array_equal(new, centres)
-        centres = new
-        if not moved:
+        if np.array_equal(new, centres):
             break
-        labels = search.nearest(centres)
+        bound = scatter(square_total, totals, sums)
+        step = None
+        if RELAXATION > 1 and not empty.any():
+            relaxed = np.clip(snap(centres + RELAXATION * (means - centres)), 0, 255)
+            relaxed_labels = search.nearest(relaxed)
+            relaxed_error = weighted_error(points, weights, relaxed, relaxed_labels)
+            if relaxed_error < bound:
+                step = relaxed, relaxed_labels, relaxed_error
+        if step is None:
+            plain_labels = search.nearest(new)
+            step = new, plain_labels, weighted_error(points, weights, new, plain_labels)
+        previous = error
+        centres, labels, error = step
         if previous - error <= tol * error and not empty.any():
             break
-        previous = error
-    return centres, labels, passes, weighted_error(points, weights, centres, labels)
+    return centres, labels, passes, error

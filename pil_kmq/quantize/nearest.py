@@ -40,6 +40,8 @@ def nearest(colors: np.ndarray, codebook: np.ndarray) -> np.ndarray:
 # the work for these thin (inner dimension C) products, and a busy machine
 # makes it far worse. 64K float64 entries also stay in cache.
 CHUNK_ENTRIES = 1 << 16
+# CellSearch's gathers use no BLAS: larger blocks, fewer numpy calls.
+CELL_CHUNK_ENTRIES = 1 << 18
 
 
 class CellSearch:
@@ -70,54 +72,85 @@ class CellSearch:
         self.cell_of_point = np.repeat(np.arange(len(starts)), np.diff(starts, append=len(cells)))
         self.low = np.minimum.reduceat(self.points, starts, axis=0)
         self.high = np.maximum.reduceat(self.points, starts, axis=0)
+        # Parent cells (twice as wide): their candidates are found first and
+        # each cell then checks only its parent's, not all K centres.
+        parents = np.zeros(len(starts), dtype=np.int64)
+        for channel in range(points.shape[1]):
+            parents = (parents << (cell_bits - 1)) | (self.low[:, channel].astype(np.int64) >> (shift + 1))
+        _, self.parent_of_cell = np.unique(parents, return_inverse=True)
+        self.parent_of_cell = self.parent_of_cell.reshape(-1)
+        count = int(self.parent_of_cell.max()) + 1
+        self.parent_low = np.full((count, points.shape[1]), np.inf)
+        self.parent_high = np.full((count, points.shape[1]), -np.inf)
+        np.minimum.at(self.parent_low, self.parent_of_cell, self.low)
+        np.maximum.at(self.parent_high, self.parent_of_cell, self.high)
 
         self.snapshot: np.ndarray | None = None
         self.groups: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def _candidates(self, centres: np.ndarray, slack: float) -> np.ndarray:
-        """(cells, K) mask of the centres that may be nearest to some point of
-        each box, even after every centre moves by up to `slack`."""
-        cells, k = len(self.low), len(centres)
-        near = np.zeros((cells, k))
-        far = np.zeros((cells, k))
+    @staticmethod
+    def _candidates(low, high, centres: np.ndarray, slack: float, among=None, valid=None) -> np.ndarray:
+        """(boxes, K) mask of the centres that may be nearest to some point of
+        each box, even after every centre moves by up to `slack`; with
+        `among` ((boxes, W) centre indices, `valid` marking real ones), a
+        (boxes, W) mask over those only."""
+        near = far = 0.0
         for channel in range(centres.shape[1]):
-            below = self.low[:, channel, None] - centres[None, :, channel]
-            above = centres[None, :, channel] - self.high[:, channel, None]
+            values = centres[:, channel] if among is None else centres[:, channel].take(among)
+            below = low[:, channel, None] - values
+            above = values - high[:, channel, None]
             gap = np.maximum(np.maximum(below, above), 0)
-            near += gap * gap
+            near = near + gap * gap
             reach = np.maximum(-below, -above)
-            far += reach * reach
+            far = far + reach * reach
+        if valid is not None:
+            far[~valid] = np.inf
         # A point's nearest centre is no farther than the best far bound
         # (plus slack); a centre nearer than that bound (less slack) may win.
         # The tiny extra covers rounding in the square roots.
         reach = np.sqrt(far.min(axis=1, keepdims=True)) + 2 * slack + 1e-9
-        return near <= reach * reach
+        mask = near <= reach * reach
+        if valid is not None:
+            mask &= valid
+        return mask
+
+    @staticmethod
+    def _left_aligned(mask: np.ndarray, values: np.ndarray | None = None):
+        """Each row's chosen values (column numbers, or `values`) packed to
+        the left in order, padded with the row's first; and their counts."""
+        count = mask.sum(axis=1)
+        rows, cols = np.nonzero(mask)
+        chosen = cols if values is None else values[rows, cols]
+        first = chosen[np.searchsorted(rows, np.arange(len(mask)))]
+        width = int(count.max())
+        table = np.repeat(first[:, None], width, axis=1)
+        slots = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
+        table[rows, slots] = chosen
+        return table, count
 
     def _prepare(self, centres: np.ndarray) -> None:
         """Candidate lists for every point, grouped by length (padded to a
         power of two), valid until some centre strays `self.slack` away."""
-        mask = self._candidates(centres, self.slack)
-        count = mask.sum(axis=1)
-        first = mask.argmax(axis=1)
-        self.first = first
+        parent_mask = self._candidates(self.parent_low, self.parent_high, centres, self.slack)
+        parent_table, parent_count = self._left_aligned(parent_mask)
+        among = parent_table[self.parent_of_cell]
+        valid = np.arange(among.shape[1]) < parent_count[self.parent_of_cell, None]
+        mask = self._candidates(self.low, self.high, centres, self.slack, among, valid)
+        table, count = self._left_aligned(mask, among)
+        table = table.astype(np.uint8)  # K <= 256 keeps the lists small for big images
+        self.first = table[:, 0].astype(np.intp)
+        self.table = table
         self.snapshot = centres.copy()
         self.groups = []
         width = int(count.max())
         if width == 1:
             return
-        # Left-aligned candidate lists in index order (so ties go to the
-        # lowest index), padded with each box's first candidate.
-        table = np.repeat(first[:, None].astype(np.uint8), width, axis=1)
-        rows, cols = np.nonzero(mask)
-        slots = np.cumsum(mask, axis=1)[rows, cols] - 1
-        table[rows, slots] = cols
         point_count = count[self.cell_of_point]
         padded = 2
         while True:
             group = np.flatnonzero((point_count <= padded) & (point_count > padded // 2))
             if group.size:
-                # uint8 (K <= 256) keeps these tables small for big images.
-                candidates = table[:, :padded][self.cell_of_point[group]]
+                candidates = np.ascontiguousarray(table[:, :padded])[self.cell_of_point[group]]
                 self.groups.append((group, candidates))
             if padded >= width:
                 break
@@ -126,16 +159,24 @@ class CellSearch:
     def nearest(self, centres: np.ndarray) -> np.ndarray:
         """Label of every point (in the points' order as sorted by cell: see
         `order`)."""
-        if self.snapshot is None or len(self.snapshot) != len(centres):
-            self._prepare(centres)
-        else:
+        fresh = self.snapshot is None or len(self.snapshot) != len(centres)
+        if not fresh:
             drift = np.sqrt(((centres - self.snapshot) ** 2).sum(axis=1)).max()
-            if drift > self.slack:
-                self._prepare(centres)
-        labels = self.first[self.cell_of_point]
+            fresh = drift > self.slack
+        if fresh:
+            self._prepare(centres)
+            labels = self.first[self.cell_of_point]
+        else:
+            # Label cache: only cells with a candidate that moved are redone.
+            moved = (centres != self.previous).any(axis=1)
+            redo = moved[self.table].any(axis=1)
+            labels = self.labels.copy()
         by_channel = [np.ascontiguousarray(centres[:, c]) for c in range(centres.shape[1])]
         for group, group_candidates in self.groups:
-            step = max(1, CHUNK_ENTRIES // group_candidates.shape[1])
+            if not fresh:
+                kept = np.flatnonzero(redo[self.cell_of_point[group]])
+                group, group_candidates = group[kept], group_candidates[kept]
+            step = max(1, CELL_CHUNK_ENTRIES // group_candidates.shape[1])
             for start in range(0, len(group), step):
                 rows = group[start : start + step]
                 candidates = group_candidates[start : start + step].astype(np.intp)
@@ -147,7 +188,26 @@ class CellSearch:
                     total = offset if total is None else total + offset
                 best = total.argmin(axis=1)
                 labels[rows] = np.take_along_axis(candidates, best[:, None], axis=1)[:, 0]
-        return labels
+        self.labels, self.previous = labels, centres.copy()
+        return labels.copy()
+
+
+class BruteForceSearch:
+    """Exact nearest centre by one distance matrix: for small point sets
+    (restarts on wide bins), where bookkeeping costs more than distances.
+    |x|^2 - 2 x.c + |c|^2 is exact on the grid, so BLAS's order of adding
+    does not matter."""
+
+    def __init__(self, points: np.ndarray):
+        self.points = points
+        self.order = np.arange(len(points))
+        self.norms = (points * points).sum(axis=1)[:, None]
+
+    def nearest(self, centres: np.ndarray) -> np.ndarray:
+        distances = self.points @ (-2.0 * centres.T)
+        distances += self.norms
+        distances += (centres * centres).sum(axis=1)
+        return distances.argmin(axis=1)
 
 
 class BoundedSearch:
