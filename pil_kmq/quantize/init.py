@@ -118,7 +118,8 @@ def kmeans_plus_plus(points: np.ndarray, weights: np.ndarray, k: int, seed: int)
         potential = np.cumsum(weights * closest)
         picks = np.searchsorted(potential, rng.random(trials) * potential[-1])
         picks = np.minimum(picks, len(points) - 1)
-        distances = np.stack([((points - points[p]) ** 2).sum(axis=1) for p in picks])
+        offsets = points[None, :, :] - points[picks][:, None, :]
+        distances = np.einsum("tmc,tmc->tm", offsets, offsets)
         np.minimum(distances, closest, out=distances)
         # A plain numpy sum, not BLAS: the same order on any thread count.
         best = int(np.argmin((distances * weights).sum(axis=1)))
