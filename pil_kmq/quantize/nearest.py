@@ -137,7 +137,6 @@ class CellSearch:
         valid = np.arange(among.shape[1]) < parent_count[self.parent_of_cell, None]
         mask = self._candidates(self.low, self.high, centres, self.slack, among, valid)
         table, count = self._left_aligned(mask, among)
-        table = table.astype(np.uint8)  # K <= 256 keeps the lists small for big images
         self.first = table[:, 0].astype(np.intp)
         self.table = table
         self.snapshot = centres.copy()
@@ -179,7 +178,7 @@ class CellSearch:
             step = max(1, CELL_CHUNK_ENTRIES // group_candidates.shape[1])
             for start in range(0, len(group), step):
                 rows = group[start : start + step]
-                candidates = group_candidates[start : start + step].astype(np.intp)
+                candidates = group_candidates[start : start + step]
                 total = None
                 for centre_values, point_values in zip(by_channel, self.points_by_channel):
                     offset = centre_values.take(candidates)
