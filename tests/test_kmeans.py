@@ -10,10 +10,12 @@ import sys
 import numpy as np
 import pytest
 
+from pil_kmq.quantize import bins as bins_module
 from pil_kmq.quantize import kmeans as kmeans_module
 from pil_kmq.quantize.histogram import histogram
 from pil_kmq.quantize.init import kmeans_plus_plus, variance_split_start
-from pil_kmq.quantize.kmeans import bin_means, kmeans
+from pil_kmq.quantize.bins import bin_means
+from pil_kmq.quantize.kmeans import kmeans
 from pil_kmq.quantize.lloyd import lloyd, weighted_error
 from pil_kmq.quantize.nearest import BoundedSearch, nearest
 
@@ -71,8 +73,8 @@ def test_lloyd_honours_max_passes_and_tol():
 def test_sorted_and_dense_bins_agree(monkeypatch):
     colors, counts = photo_like_colors(4)
     sorted_means, sorted_totals = bin_means(colors, counts, 7)
-    monkeypatch.setattr(kmeans_module, "SORT_RATIO", 0)
-    monkeypatch.setattr(kmeans_module, "EXACT_SLICE", 777)
+    monkeypatch.setattr(bins_module, "SORT_RATIO", 0)
+    monkeypatch.setattr(bins_module, "SLICE", 777)
     dense_means, dense_totals = bin_means(colors, counts, 7)
     np.testing.assert_array_equal(sorted_means, dense_means)
     np.testing.assert_array_equal(sorted_totals, dense_totals)

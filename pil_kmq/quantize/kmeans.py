@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .bins import bin_means, count_bins, snap_to_grid
+from .cells import CellSearch
 from .init import kmeans_plus_plus, variance_split_start
 from .lloyd import lloyd
-from .nearest import BoundedSearch, BruteForceSearch, CellSearch
+from .nearest import BoundedSearch, BruteForceSearch
 
-# Centres live on this grid during the float phase (see the module docstring).
-GRID = 1024.0
 # Cells of colour space for candidate lists: 2**CELL_BITS levels a side.
 CELL_BITS = 5
 # Candidate lists stay valid until a centre moves this far (colour levels).
@@ -39,8 +39,6 @@ COARSE_MIN_POINTS = 4096
 # tables would cost several bytes per pixel.
 FINE_BITS = 7
 FINE_MAX_BINS = 1 << 19
-# Its passes see little change (it starts near convergence): looser tol.
-FINE_TOL_FACTOR = 1.0
 # Extra seeded k-means++ starts on the coarse bins, tried beside the split,
 # for K up to each bound (more colours: a start matters less, costs more).
 RESTARTS = ((16, 6), (64, 3))
@@ -56,69 +54,10 @@ BRUTE_FORCE_ENTRIES = 1 << 17
 ROUNDED_PASSES = 3
 # Distinct colours assigned at once in the final passes (bounds memory).
 EXACT_SLICE = 1 << 17
-# Colours are binned by a sort when there are SORT_RATIO times fewer than
-# bins, else by bincounts over every bin (at most 2**21: 16 MiB each).
-SORT_RATIO = 8
-
-
-def _snap_to_grid(centres: np.ndarray) -> np.ndarray:
-    return np.rint(centres * GRID) / GRID
 
 
 def _round_to_colours(centres: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(centres), 0, 255)
-
-
-def bin_means(colors: np.ndarray, counts: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Colours merged into cubic bins 2**(8-bits) levels a side, each bin
-    represented by the weighted MEAN of its colours (on the grid), so the
-    clustering of the bins sees where the colours really are.
-
-    Few colours (for the bins there could be) are grouped by a sort; many,
-    by bincounts over every bin, a slice of colours at a time, so memory
-    does not grow with the colours. The sums are of integers, exact either
-    way, so both give the same bins."""
-    channels = colors.shape[1]
-    bits = min(bits, 21 // channels)
-    size = 1 << (bits * channels)
-    if len(colors) * SORT_RATIO < size:
-        which = _bin_of(colors, bits)
-        order = np.argsort(which, kind="stable")
-        which = which[order]
-        starts = np.flatnonzero(np.diff(which, prepend=-1))
-        weights = counts[order].astype(np.float64)
-        totals = np.add.reduceat(weights, starts)
-        sums = np.stack(
-            [np.add.reduceat(weights * colors[order, c], starts) for c in range(channels)], axis=1
-        )
-        return _snap_to_grid(sums / totals[:, None]), totals
-    totals = np.zeros(size)
-    sums = np.zeros((channels, size))
-    for start in range(0, len(colors), EXACT_SLICE):
-        part = colors[start : start + EXACT_SLICE]
-        weights = counts[start : start + EXACT_SLICE].astype(np.float64)
-        which = _bin_of(part, bits)
-        totals += np.bincount(which, weights, minlength=size)
-        for channel in range(channels):
-            sums[channel] += np.bincount(which, weights * part[:, channel], minlength=size)
-    filled = np.flatnonzero(totals)
-    return _snap_to_grid(sums[:, filled].T / totals[filled, None]), totals[filled]
-
-
-def count_bins(colors: np.ndarray, bits: int) -> int:
-    """How many bins bin_means would return, from a bitmap of the bins."""
-    bits = min(bits, 21 // colors.shape[1])
-    occupied = np.zeros(1 << (bits * colors.shape[1]), dtype=bool)
-    for start in range(0, len(colors), EXACT_SLICE):
-        occupied[_bin_of(colors[start : start + EXACT_SLICE], bits)] = True
-    return int(np.count_nonzero(occupied))
-
-
-def _bin_of(colors: np.ndarray, bits: int) -> np.ndarray:
-    which = np.zeros(len(colors), dtype=np.intp)
-    for channel in range(colors.shape[1]):
-        which = (which << bits) | (colors[:, channel] >> (8 - bits))
-    return which
 
 
 def search_for(points: np.ndarray, k: int):
@@ -143,21 +82,21 @@ def best_start(colors, counts, points, weights, k, max_iter, tol):
             wide_points, wide_weights = bin_means(colors, counts, WIDE_BITS)
         best = None
         for seed in range(1, 1 + restarts(k)):
-            centres = _snap_to_grid(kmeans_plus_plus(wide_points, wide_weights, k, seed))
+            centres = snap_to_grid(kmeans_plus_plus(wide_points, wide_weights, k, seed))
             if len(wide_points) > k:
                 centres, _, _, error = lloyd(
                     search_for(wide_points, k), wide_weights, centres, max_iter,
-                    tol * RESTART_TOL_FACTOR, _snap_to_grid,
+                    tol * RESTART_TOL_FACTOR, snap_to_grid,
                 )
             if best is None or error < best[1]:
                 best = (centres, error)
         candidates.append(best[0])
     best = None
     for start in candidates:
-        centres, passes, error = _snap_to_grid(start), 0, 0.0
+        centres, passes, error = snap_to_grid(start), 0, 0.0
         if len(points) > k:
             centres, _, passes, error = lloyd(
-                BoundedSearch(points), weights, centres, max_iter, tol, _snap_to_grid
+                BoundedSearch(points), weights, centres, max_iter, tol, snap_to_grid
             )
         if best is None or error < best[2]:
             best = (centres, passes, error)
@@ -219,7 +158,7 @@ def _refine_whole(colors, counts, centres, fine: bool, budget: int, tol: float):
     weights = counts[search.order].astype(np.float64)
     if fine:
         centres, _, used, _ = lloyd(
-            search, weights, centres, budget, tol * FINE_TOL_FACTOR, _snap_to_grid
+            search, weights, centres, budget, tol, snap_to_grid
         )
         budget -= used
     codebook, labels, _, _ = lloyd(
@@ -239,7 +178,7 @@ def _refine_sliced(colors, counts, centres, k: int, budget: int, tol: float):
         fine_points, fine_weights = bin_means(colors, counts, FINE_BITS)
         search = CellSearch(fine_points, CELL_BITS, CELL_SLACK)
         centres, _, used, _ = lloyd(
-            search, fine_weights[search.order], centres, budget, tol * FINE_TOL_FACTOR, _snap_to_grid
+            search, fine_weights[search.order], centres, budget, tol, snap_to_grid
         )
         budget -= used
     codebook = _round_to_colours(centres)
