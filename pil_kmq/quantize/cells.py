@@ -8,6 +8,10 @@ import numpy as np
 
 # CellSearch's gathers use no BLAS: larger blocks, fewer numpy calls.
 CELL_CHUNK_ENTRIES = 1 << 18
+# Where padding entries of candidate lists sit (no colour is near it).
+FAR_AWAY = 1e6
+# Bounds must clear by far more than their rounding error.
+MARGIN = 1e-6
 
 
 class CellSearch:
@@ -78,18 +82,19 @@ class CellSearch:
         mask = near <= reach * reach
         if valid is not None:
             mask &= valid
-        return mask
+        return mask, reach[:, 0]
 
     @staticmethod
-    def _left_aligned(mask: np.ndarray, values: np.ndarray | None = None):
+    def _left_aligned(mask: np.ndarray, values: np.ndarray | None = None, pad: int | None = None):
         """Each row's chosen values (column numbers, or `values`) packed to
-        the left in order, padded with the row's first; and their counts."""
+        the left in order, padded with `pad` or the row's first; and their
+        counts."""
         count = mask.sum(axis=1)
         rows, cols = np.nonzero(mask)
         chosen = cols if values is None else values[rows, cols]
         first = chosen[np.searchsorted(rows, np.arange(len(mask)))]
         width = int(count.max())
-        table = np.repeat(first[:, None], width, axis=1)
+        table = np.repeat(first[:, None] if pad is None else np.full((len(mask), 1), pad), width, axis=1)
         slots = np.arange(len(rows)) - np.repeat(np.cumsum(count) - count, count)
         table[rows, slots] = chosen
         return table, count
@@ -97,14 +102,21 @@ class CellSearch:
     def _prepare(self, centres: np.ndarray) -> None:
         """Candidate lists for every point, grouped by length (padded to a
         power of two), valid until some centre strays `self.slack` away."""
-        parent_mask = self._candidates(self.parent_low, self.parent_high, centres, self.slack)
+        parent_mask, _ = self._candidates(self.parent_low, self.parent_high, centres, self.slack)
         parent_table, parent_count = self._left_aligned(parent_mask)
         among = parent_table[self.parent_of_cell]
         valid = np.arange(among.shape[1]) < parent_count[self.parent_of_cell, None]
-        mask = self._candidates(self.low, self.high, centres, self.slack, among, valid)
-        table, count = self._left_aligned(mask, among)
+        mask, reach = self._candidates(self.low, self.high, centres, self.slack, among, valid)
+        # Padding points at a sentinel centre (index K, far away): it never
+        # wins, and the second nearest of a list is a real one.
+        table, count = self._left_aligned(mask, among, pad=len(centres))
         self.first = table[:, 0].astype(np.intp)
         self.table = table
+        # Any centre outside a cell's list is at least this far from its
+        # points, however the centres move before the next _prepare.
+        self.floor = reach - self.slack
+        self.upper = np.zeros(len(self.points))
+        self.lower = np.full(len(self.points), -np.inf)
         self.snapshot = centres.copy()
         self.groups = []
         width = int(count.max())
@@ -132,14 +144,19 @@ class CellSearch:
             self._prepare(centres)
             labels = self.first[self.cell_of_point]
         else:
-            # Label cache: only cells with a candidate that moved are redone.
-            moved = (centres != self.previous).any(axis=1)
-            redo = moved[self.table].any(axis=1)
+            # Hamerly's bounds: a point whose centre (moved closer by at most
+            # its move) stays nearer than any other candidate of its cell
+            # (moved by at most the largest of their moves) keeps its label.
+            moves = np.sqrt(((centres - self.previous) ** 2).sum(axis=1))
             labels = self.labels.copy()
-        by_channel = [np.ascontiguousarray(centres[:, c]) for c in range(centres.shape[1])]
+            self.upper += moves[labels]
+            cell_moves = np.append(moves, 0.0)[self.table].max(axis=1)
+            self.lower -= cell_moves[self.cell_of_point]
+        sentinel = np.full(1, FAR_AWAY)
+        by_channel = [np.concatenate([centres[:, c], sentinel]) for c in range(centres.shape[1])]
         for group, group_candidates in self.groups:
             if not fresh:
-                kept = np.flatnonzero(redo[self.cell_of_point[group]])
+                kept = np.flatnonzero(self.upper[group] + MARGIN >= self.lower[group])
                 group, group_candidates = group[kept], group_candidates[kept]
             step = max(1, CELL_CHUNK_ENTRIES // group_candidates.shape[1])
             for start in range(0, len(group), step):
@@ -152,6 +169,11 @@ class CellSearch:
                     offset *= offset
                     total = offset if total is None else total + offset
                 best = total.argmin(axis=1)
-                labels[rows] = np.take_along_axis(candidates, best[:, None], axis=1)[:, 0]
+                span = np.arange(len(rows))
+                labels[rows] = candidates[span, best]
+                self.upper[rows] = np.sqrt(total[span, best])
+                total[span, best] = np.inf
+                second = np.sqrt(total.min(axis=1))
+                self.lower[rows] = np.minimum(second, self.floor[self.cell_of_point[rows]])
         self.labels, self.previous = labels, centres.copy()
         return labels.copy()
