@@ -41,6 +41,21 @@ def test_labels_are_exactly_nearest_to_the_codebook(k):
     np.testing.assert_array_equal(labels, nearest(colors, codebook))
 
 
+def test_narrow_colour_range_with_few_wide_bins():
+    rng = np.random.default_rng(11)
+    colors, counts = histogram(rng.integers(100, 132, (20000, 3), dtype=np.uint8))
+    codebook, labels = kmeans(colors, counts, 64)
+    np.testing.assert_array_equal(labels, nearest(colors, codebook))
+
+
+def test_max_iter_zero_is_the_rounded_split():
+    colors, counts = photo_like_colors(8)
+    codebook, labels = kmeans(colors, counts, 16, max_iter=0)
+    split = variance_split_start(*bin_means(colors, counts, 6), 16)
+    np.testing.assert_array_equal(codebook, np.clip(np.rint(np.rint(split * 1024) / 1024), 0, 255))
+    np.testing.assert_array_equal(labels, nearest(colors, codebook))
+
+
 def test_exact_assignment_across_slices(monkeypatch):
     colors, counts = photo_like_colors(3)
     monkeypatch.setattr(kmeans_module, "EXACT_SLICE", 1000)

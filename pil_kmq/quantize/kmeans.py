@@ -76,18 +76,17 @@ def best_start(colors, counts, points, weights, k, max_iter, tol):
     convergence on bins twice as wide, where passes are cheap); and the
     passes it took."""
     candidates = [variance_split_start(points, weights, k)]
-    if restarts(k) and len(points) > k:
-        wide_points, wide_weights = points, weights
-        if len(points) > COARSE_MIN_POINTS and k <= WIDE_RESTARTS_K:
-            wide_points, wide_weights = bin_means(colors, counts, WIDE_BITS)
+    wide_points, wide_weights = points, weights
+    if len(points) > COARSE_MIN_POINTS and k <= WIDE_RESTARTS_K:
+        wide_points, wide_weights = bin_means(colors, counts, WIDE_BITS)
+    if restarts(k) and len(wide_points) > k and max_iter > 0:
         best = None
         for seed in range(1, 1 + restarts(k)):
             centres = snap_to_grid(kmeans_plus_plus(wide_points, wide_weights, k, seed))
-            if len(wide_points) > k:
-                centres, _, _, error = lloyd(
-                    search_for(wide_points, k), wide_weights, centres, max_iter,
-                    tol * RESTART_TOL_FACTOR, snap_to_grid,
-                )
+            centres, _, _, error = lloyd(
+                search_for(wide_points, k), wide_weights, centres, max_iter,
+                tol * RESTART_TOL_FACTOR, snap_to_grid,
+            )
             if best is None or error < best[1]:
                 best = (centres, error)
         candidates.append(best[0])
@@ -130,13 +129,14 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
     colours (M, C) uint8 weighted by their counts.
 
     Coarse to fine, because Lloyd's many early passes need not see every
-    colour: starts and Lloyd on coarse bin means, Lloyd on fine bin means,
-    then passes on the codebook rounded to colours over the exact colours
-    (the rounded mean is the best integer entry for a cluster, so those
-    passes lower the error the file will really have). Each float stage
-    stops when a pass lowers the error by at most `tol` of it. `max_iter`
-    bounds the Lloyd passes of the run (0: the split's box means, rounded,
-    and the exact assignment); each restart has the same bound.
+    colour: starts and Lloyd on coarse bin means, Lloyd over the exact
+    colours (beyond EXACT_SLICE of them, over bins 2 levels wide), then
+    passes on the codebook rounded to colours over the exact colours (the
+    rounded mean is the best integer entry for a cluster, so those passes
+    lower the error the file will really have). Each float stage stops when
+    a pass lowers the error by at most `tol` of it. `max_iter` bounds the
+    Lloyd passes of the run, all stages together (0: the split's box means,
+    rounded, and the exact assignment); each restart has the same bound.
     """
     colors = np.asarray(colors, dtype=np.uint8)
     binned = colors.shape[1] >= 3 and len(colors) > COARSE_MIN_POINTS
@@ -157,9 +157,7 @@ def _refine_whole(colors, counts, centres, fine: bool, budget: int, tol: float):
     search = CellSearch(colors.astype(np.float64), CELL_BITS, CELL_SLACK)
     weights = counts[search.order].astype(np.float64)
     if fine:
-        centres, _, used, _ = lloyd(
-            search, weights, centres, budget, tol, snap_to_grid
-        )
+        centres, _, used, _ = lloyd(search, weights, centres, budget, tol, snap_to_grid)
         budget -= used
     codebook, labels, _, _ = lloyd(
         search, weights, _round_to_colours(centres), min(ROUNDED_PASSES, budget), 0.0,
