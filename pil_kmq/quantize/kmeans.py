@@ -49,13 +49,18 @@ RESTART_TOL_FACTOR = 10.0
 # where passes are cheap.
 WIDE_RESTARTS_K = 64
 WIDE_BITS = 5
+# Time, not quality, bounds the passes of each stage (a K=256 clustering
+# takes 11-26 coarse passes to converge; these caps cost ~0.1 dB there for
+# less than half the time): at most COARSE_PASSES on the coarse bins, then
+# FINE_PASSES float and ROUNDED_PASSES rounded passes over the exact colours.
+COARSE_PASSES = 8
 # Point sets up to this many distances a pass are searched by brute force.
 BRUTE_FORCE_ENTRIES = 1 << 17
-# Passes on codebooks rounded to colours, over the exact colours.
-ROUNDED_PASSES = 2
-# The float passes over the exact colours (or 2-level bins) cost the most
-# per pass and gain the least: at most FINE_PASSES of them.
-FINE_PASSES = 2
+ROUNDED_PASSES = 1
+FINE_PASSES = 1
+# No over-relaxation in those late passes (see lloyd.lloyd): its failed
+# tries cost a search each and gain little so close to convergence.
+LATE_RELAXATION = 1.0
 # Distinct colours assigned at once in the final passes (bounds memory).
 EXACT_SLICE = 1 << 17
 
@@ -79,10 +84,10 @@ def best_start(colors, counts, points, weights, k, max_iter, tol):
     took. At small K the split and restarts(k) seeded k-means++ starts each
     converge (loosely) on bins twice as wide, where passes are cheap, and
     only the one with the least error goes on to the coarse bins."""
-    start = variance_split_start(points, weights, k)
     wide_points, wide_weights = points, weights
     if len(points) > COARSE_MIN_POINTS and k <= WIDE_RESTARTS_K:
         wide_points, wide_weights = bin_means(colors, counts, WIDE_BITS)
+    start = variance_split_start(points, weights, k)
     if restarts(k) and len(wide_points) > k and max_iter > 0:
         best = None
         for seed in range(1 + restarts(k)):
@@ -97,7 +102,7 @@ def best_start(colors, counts, points, weights, k, max_iter, tol):
     centres, passes = snap_to_grid(start), 0
     if len(points) > k:
         centres, _, passes, _ = lloyd(
-            BoundedSearch(points), weights, centres, max_iter, tol, snap_to_grid
+            BoundedSearch(points), weights, centres, min(max_iter, COARSE_PASSES), tol, snap_to_grid
         )
     return centres, passes
 
@@ -134,7 +139,8 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
     passes on the codebook rounded to colours over the exact colours (the
     rounded mean is the best integer entry for a cluster, so those passes
     lower the error the file will really have). Each float stage stops when
-    a pass lowers the error by at most `tol` of it. `max_iter` bounds the
+    a pass lowers the error by at most `tol` of it, or at its pass cap
+    (COARSE_PASSES, FINE_PASSES, ROUNDED_PASSES). `max_iter` bounds the
     Lloyd passes of the run, all stages together (0: the split's box means,
     rounded, and the exact assignment); each restart has the same bound.
     """
@@ -157,11 +163,13 @@ def _refine_whole(colors, counts, centres, fine: bool, budget: int, tol: float):
     search = CellSearch(colors.astype(np.float64), CELL_BITS, CELL_SLACK)
     weights = counts[search.order].astype(np.float64)
     if fine:
-        centres, _, used, _ = lloyd(search, weights, centres, min(budget, FINE_PASSES), tol, snap_to_grid)
+        centres, _, used, _ = lloyd(
+            search, weights, centres, min(budget, FINE_PASSES), tol, snap_to_grid, LATE_RELAXATION
+        )
         budget -= used
     codebook, labels, _, _ = lloyd(
         search, weights, _round_to_colours(centres), min(ROUNDED_PASSES, budget), 0.0,
-        _round_to_colours,
+        _round_to_colours, LATE_RELAXATION,
     )
     unsorted = np.empty(len(colors), dtype=np.uint8)
     unsorted[search.order] = labels
@@ -176,7 +184,8 @@ def _refine_sliced(colors, counts, centres, k: int, budget: int, tol: float):
         fine_points, fine_weights = bin_means(colors, counts, FINE_BITS)
         search = CellSearch(fine_points, CELL_BITS, CELL_SLACK)
         centres, _, used, _ = lloyd(
-            search, fine_weights[search.order], centres, min(budget, FINE_PASSES), tol, snap_to_grid
+            search, fine_weights[search.order], centres, min(budget, FINE_PASSES), tol,
+            snap_to_grid, LATE_RELAXATION,
         )
         budget -= used
     codebook = _round_to_colours(centres)

@@ -33,13 +33,16 @@ def weighted_error(points, weights, centres, labels) -> float:
     return float((weights * (offsets * offsets).sum(axis=1)).sum())
 
 
-def lloyd(search, weights: np.ndarray, centres: np.ndarray, max_passes: int, tol: float, snap):
+def lloyd(
+    search, weights: np.ndarray, centres: np.ndarray, max_passes: int, tol: float, snap,
+    relaxation: float = RELAXATION,
+):
     """Weighted Lloyd from `centres` over search.points (the search gives each
     point's exactly nearest centre) until a pass lowers the error by at
     most tol of it, or after max_passes updates. Returns (centres, labels,
     passes, error), labels exactly nearest to the centres returned.
 
-    Each pass first tries an over-relaxed step (each centre moved RELAXATION
+    Each pass first tries an over-relaxed step (each centre moved `relaxation`
     times as far as toward its cluster's mean), kept only if its error is
     below the plain step's bound; near convergence Lloyd creeps in the
     same direction pass after pass, and this covers the ground in fewer
@@ -68,8 +71,8 @@ def lloyd(search, weights: np.ndarray, centres: np.ndarray, max_passes: int, tol
             break
         bound = scatter(square_total, totals, sums)
         step = None
-        if RELAXATION > 1 and not empty.any():
-            relaxed = np.clip(snap(centres + RELAXATION * (means - centres)), 0, 255)
+        if relaxation > 1 and not empty.any():
+            relaxed = np.clip(snap(centres + relaxation * (means - centres)), 0, 255)
             relaxed_labels = search.nearest(relaxed)
             relaxed_error = weighted_error(points, weights, relaxed, relaxed_labels)
             if relaxed_error < bound:
