@@ -28,6 +28,14 @@ def scatter(square_total: float, totals: np.ndarray, sums: np.ndarray) -> float:
     return square_total - float(((sums[filled] ** 2).sum(axis=1) / totals[filled]).sum())
 
 
+def error_about(square_total: float, centres, totals, sums) -> float:
+    """Weighted squared error of clusters (weights and sums) about `centres`:
+    sum w |x|^2 - 2 sum c_j . S_j + sum W_j |c_j|^2, from the sums the next
+    pass needs anyway, instead of a gather over every point. bincount adds
+    in a fixed order, so the value is the same on every run."""
+    return square_total - float((centres * (2 * sums - totals[:, None] * centres)).sum())
+
+
 def weighted_error(points, weights, centres, labels) -> float:
     offsets = points - centres[labels]
     return float((weights * (offsets * offsets).sum(axis=1)).sum())
@@ -53,12 +61,16 @@ def lloyd(
     points = search.points
     weighted = [weights * points[:, c] for c in range(channels)]
     square_total = float((weights * (points * points).sum(axis=1)).sum())
-    labels = search.nearest(centres)
-    error = weighted_error(points, weights, centres, labels)
+    def settle(trial):
+        trial_labels = search.nearest(trial)
+        trial_totals, trial_sums = cluster_sums(trial_labels, weights, weighted, k)
+        trial_error = error_about(square_total, trial, trial_totals, trial_sums)
+        return trial, trial_labels, trial_error, trial_totals, trial_sums
+
+    centres, labels, error, totals, sums = settle(centres)
     passes = 0
     while passes < max_passes:
         passes += 1
-        totals, sums = cluster_sums(labels, weights, weighted, k)
         empty = totals == 0
         means = sums[~empty] / totals[~empty, None]
         new = centres.copy()
@@ -72,16 +84,13 @@ def lloyd(
         bound = scatter(square_total, totals, sums)
         step = None
         if relaxation > 1 and not empty.any():
-            relaxed = np.clip(snap(centres + relaxation * (means - centres)), 0, 255)
-            relaxed_labels = search.nearest(relaxed)
-            relaxed_error = weighted_error(points, weights, relaxed, relaxed_labels)
-            if relaxed_error < bound:
-                step = relaxed, relaxed_labels, relaxed_error
+            step = settle(np.clip(snap(centres + relaxation * (means - centres)), 0, 255))
+            if not step[2] < bound:
+                step = None
         if step is None:
-            plain_labels = search.nearest(new)
-            step = new, plain_labels, weighted_error(points, weights, new, plain_labels)
+            step = settle(new)
         previous = error
-        centres, labels, error = step
+        centres, labels, error, totals, sums = step
         if previous - error <= tol * error and not empty.any():
             break
     return centres, labels, passes, error
