@@ -21,7 +21,7 @@ from .format import coding
 
 DEFAULT_COLORS = 256
 DEFAULT_MAX_ITER = 300
-DEFAULT_TOL = 1e-2
+DEFAULT_TOL = 1e-4
 
 # Spellings people reach for, and the option they mean.
 NEAR_MISSES = {

@@ -1,16 +1,21 @@
 """Histogram: the distinct colours of an image, weighted by how often they occur.
 
-K-means over distinct colours with weights gives the same centroids as over
+K-means over distinct colours with weights gives the same codebook as over
 every pixel, for a fraction of the work: photos repeat colours heavily.
+Every step works in slices so that an image whose pixels are all distinct
+(2**24 colours) needs a few bytes per pixel, not tens.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+# Elements handled at once by the sliced passes: bounds their temporaries.
+SLICE = 1 << 20
+
 
 def pack_codes(pixels: np.ndarray) -> np.ndarray:
-    """One integer per pixel from its channels (pixels: (N, C) uint8)."""
+    """One uint32 per pixel from its channels (pixels: (N, C) uint8)."""
     codes = pixels[:, 0].astype(np.uint32)
     for channel in range(1, pixels.shape[1]):
         codes <<= np.uint32(8)
@@ -19,35 +24,51 @@ def pack_codes(pixels: np.ndarray) -> np.ndarray:
 
 
 def unpack_codes(codes: np.ndarray, channels: int) -> np.ndarray:
-    shifts = np.arange(channels - 1, -1, -1, dtype=np.uint32) * np.uint32(8)
-    return ((codes[:, None] >> shifts) & np.uint32(255)).astype(np.uint8)
+    """(M, channels) uint8 colours of uint32 codes, a slice at a time."""
+    colors = np.empty((len(codes), channels), dtype=np.uint8)
+    for start in range(0, len(codes), SLICE):
+        part = codes[start : start + SLICE]
+        for channel in range(channels):
+            shift = np.uint32(8 * (channels - 1 - channel))
+            colors[start : start + SLICE, channel] = part >> shift  # wraps to the low byte
+    return colors
 
 
 def distinct_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct codes in ascending order and their counts; sorts `codes` in
-    place.
+    """Distinct codes in ascending order (uint32) and their counts (uint32);
+    sorts `codes` in place.
 
-    A sort then run-length scan: no memory beyond the codes, and several
-    times faster than np.unique(return_inverse=True) or a bincount over all
-    2**24 codes, which must allocate and scan 128 MiB whatever the image
-    size (and, for uint32 input, a 64-bit copy of the codes). On a
-    24-megapixel image the two take about the same time.
+    A sort then a run-length scan in slices: two passes (count the runs,
+    then fill arrays of exactly that size), so nothing but the codes and
+    the answer is ever held whole. Several times faster than np.unique or a
+    bincount over all 2**24 codes.
     """
     codes.sort()
-    ordered = codes
-    starts_run = np.empty(len(ordered), dtype=bool)
-    starts_run[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=starts_run[1:])
-    starts = np.flatnonzero(starts_run)
-    del starts_run
-    counts = np.diff(starts, append=len(ordered))
-    return ordered[starts], counts
+    total = len(codes)
+    bounds = [(s, min(s + SLICE, total - 1)) for s in range(0, total - 1, SLICE)]
+    run_count = 1 + sum(int(np.count_nonzero(codes[s + 1 : e + 1] != codes[s:e])) for s, e in bounds)
+    distinct = np.empty(run_count, dtype=np.uint32)
+    # Run starts, then (in place, a slice at a time, front to back) their
+    # differences: the counts, without a second array as long as the runs.
+    counts = np.empty(run_count + 1, dtype=np.int64 if total >= 1 << 32 else np.uint32)
+    distinct[0], counts[0], filled = codes[0], 0, 1
+    for s, e in bounds:
+        new_run = np.flatnonzero(codes[s + 1 : e + 1] != codes[s:e]) + (s + 1)
+        distinct[filled : filled + len(new_run)] = codes[new_run]
+        counts[filled : filled + len(new_run)] = new_run
+        filled += len(new_run)
+    counts[-1] = total
+    for s in range(0, run_count, SLICE):
+        e = min(s + SLICE, run_count)
+        counts[s:e] = counts[s + 1 : e + 1] - counts[s:e]
+    counts = counts[:-1]
+    return distinct, counts
 
 
 def histogram(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct colours (M, C) uint8 in ascending code order and their counts
-    (M,). The per-pixel codes are not kept: for a big image they are the
-    largest array in the encoder, and recomputing them at the end (see
+    (M,) uint32. The per-pixel codes are not kept: for a big image they are
+    the largest array in the encoder, and recomputing them at the end (see
     labels_for_pixels) costs one cheap pass."""
     distinct, counts = distinct_codes(pack_codes(pixels))
     return unpack_codes(distinct, pixels.shape[1]), counts
@@ -59,13 +80,22 @@ def labels_for_pixels(
     """Each pixel's label (N,), given a label (uint8) for each distinct colour.
 
     Up to three channels a direct lookup table over every code (16 MiB) is a
-    single gather; four-channel codes are looked up by binary search.
+    single gather per slice; four-channel codes are looked up by binary
+    search.
     """
     channels = colors.shape[1]
-    codes = pack_codes(pixels)
-    distinct = pack_codes(colors)
+    labels = np.empty(len(pixels), dtype=np.uint8)
+    table = None
     if channels <= 3:
         table = np.zeros(1 << (8 * channels), dtype=np.uint8)
-        table[distinct] = color_labels
-        return table[codes]
-    return color_labels[np.searchsorted(distinct, codes)]
+        for start in range(0, len(colors), SLICE):
+            table[pack_codes(colors[start : start + SLICE])] = color_labels[start : start + SLICE]
+    else:
+        distinct = pack_codes(colors)
+    for start in range(0, len(pixels), SLICE):
+        codes = pack_codes(pixels[start : start + SLICE])
+        if table is not None:
+            labels[start : start + SLICE] = table[codes]
+        else:
+            labels[start : start + SLICE] = color_labels[np.searchsorted(distinct, codes)]
+    return labels

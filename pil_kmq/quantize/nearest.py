@@ -1,14 +1,13 @@
-"""Assignment: every colour gets the index of its exactly nearest centroid.
+"""Assignment: every colour gets the label of its exactly nearest codebook
+entry. nearest() is the plain definition, the oracle the faster searches
+are tested against; BruteForceSearch (one distance matrix, for small point
+sets) and BoundedSearch (skips points Hamerly's bounds prove unchanged)
+serve the coarse k-means passes; cells.CellSearch serves the fine ones.
 
-Two searches serve the k-means passes (kmeans.py): BoundedSearch, brute
-force that skips points Hamerly's bounds prove unchanged, and CellSearch,
-which checks only a few candidate centres per cell of colour space; both are
-exact. nearest() is the plain brute-force definition they are tested against.
-
-nearest() computes squared distances as |x|^2 - 2 x.c + |c|^2 in float32
-on integer colours and integer (rounded) centroids: every term is an integer
-below 2**24, so float32 is exact and the result is the true nearest centroid,
-ties going to the lowest index, the same on every machine.
+Distances are |x|^2 - 2 x.c + |c|^2 on integer colours and centres on a
+1/1024 grid: every product and sum is exact in float64 (in float32 for
+nearest()'s integer codebook), so BLAS's order of adding cannot change a
+result: ties go to the lowest index on every machine and thread count.
 """
 
 from __future__ import annotations
@@ -42,112 +41,22 @@ def nearest(colors: np.ndarray, codebook: np.ndarray) -> np.ndarray:
 CHUNK_ENTRIES = 1 << 16
 
 
-class CellSearch:
-    """Exact nearest centre for a fixed set of points, pruned by grid cells.
+class BruteForceSearch:
+    """Exact nearest centre by one distance matrix: for small point sets
+    (restarts on wide bins), where bookkeeping costs more than distances.
+    |x|^2 - 2 x.c + |c|^2 is exact on the grid, so BLAS's order of adding
+    does not matter."""
 
-    Points are grouped into cubic cells of the colour space (their bounding
-    box within the cell, in fact). For a box, a centre can be nearest to some
-    point in it only if its nearest possible distance to the box is at most
-    the smallest farthest possible distance of any centre. That leaves a few
-    candidates per box (about 5 of 256 for photos), and in most boxes of a
-    converged clustering exactly one, which needs no distances at all.
-
-    All arithmetic is exact (integers and centres on a 1/1024 grid), so
-    ties go to the lowest index and the result is the same on every run.
-    """
-
-    def __init__(self, points: np.ndarray, cell_bits: int, slack: float = 1.0):
-        self.slack = slack
-        shift = 8 - cell_bits
-        cells = np.zeros(len(points), dtype=np.int64)
-        for channel in range(points.shape[1]):
-            cells = (cells << cell_bits) | (points[:, channel].astype(np.int64) >> shift)
-        self.order = np.argsort(cells, kind="stable")
-        self.points = points[self.order]
-        self.points_by_channel = [np.ascontiguousarray(self.points[:, c]) for c in range(points.shape[1])]
-        cells = cells[self.order]
-        starts = np.flatnonzero(np.diff(cells, prepend=-1))
-        self.cell_of_point = np.repeat(np.arange(len(starts)), np.diff(starts, append=len(cells)))
-        self.low = np.minimum.reduceat(self.points, starts, axis=0)
-        self.high = np.maximum.reduceat(self.points, starts, axis=0)
-
-        self.snapshot: np.ndarray | None = None
-        self.groups: list[tuple[np.ndarray, np.ndarray]] = []
-
-    def _candidates(self, centres: np.ndarray, slack: float) -> np.ndarray:
-        """(cells, K) mask of the centres that may be nearest to some point of
-        each box, even after every centre moves by up to `slack`."""
-        cells, k = len(self.low), len(centres)
-        near = np.zeros((cells, k))
-        far = np.zeros((cells, k))
-        for channel in range(centres.shape[1]):
-            below = self.low[:, channel, None] - centres[None, :, channel]
-            above = centres[None, :, channel] - self.high[:, channel, None]
-            gap = np.maximum(np.maximum(below, above), 0)
-            near += gap * gap
-            reach = np.maximum(-below, -above)
-            far += reach * reach
-        # A point's nearest centre is no farther than the best far bound
-        # (plus slack); a centre nearer than that bound (less slack) may win.
-        # The tiny extra covers rounding in the square roots.
-        reach = np.sqrt(far.min(axis=1, keepdims=True)) + 2 * slack + 1e-9
-        return near <= reach * reach
-
-    def _prepare(self, centres: np.ndarray) -> None:
-        """Candidate lists for every point, grouped by length (padded to a
-        power of two), valid until some centre strays `self.slack` away."""
-        mask = self._candidates(centres, self.slack)
-        count = mask.sum(axis=1)
-        first = mask.argmax(axis=1)
-        self.first = first
-        self.snapshot = centres.copy()
-        self.groups = []
-        width = int(count.max())
-        if width == 1:
-            return
-        # Left-aligned candidate lists in index order (so ties go to the
-        # lowest index), padded with each box's first candidate.
-        table = np.repeat(first[:, None].astype(np.uint8), width, axis=1)
-        rows, cols = np.nonzero(mask)
-        slots = np.cumsum(mask, axis=1)[rows, cols] - 1
-        table[rows, slots] = cols
-        point_count = count[self.cell_of_point]
-        padded = 2
-        while True:
-            group = np.flatnonzero((point_count <= padded) & (point_count > padded // 2))
-            if group.size:
-                # uint8 (K <= 256) keeps these tables small for big images.
-                candidates = table[:, :padded][self.cell_of_point[group]]
-                self.groups.append((group, candidates))
-            if padded >= width:
-                break
-            padded *= 2
+    def __init__(self, points: np.ndarray):
+        self.points = points
+        self.order = np.arange(len(points))
+        self.norms = (points * points).sum(axis=1)[:, None]
 
     def nearest(self, centres: np.ndarray) -> np.ndarray:
-        """Label of every point (in the points' order as sorted by cell: see
-        `order`)."""
-        if self.snapshot is None or len(self.snapshot) != len(centres):
-            self._prepare(centres)
-        else:
-            drift = np.sqrt(((centres - self.snapshot) ** 2).sum(axis=1)).max()
-            if drift > self.slack:
-                self._prepare(centres)
-        labels = self.first[self.cell_of_point]
-        by_channel = [np.ascontiguousarray(centres[:, c]) for c in range(centres.shape[1])]
-        for group, group_candidates in self.groups:
-            step = max(1, CHUNK_ENTRIES // group_candidates.shape[1])
-            for start in range(0, len(group), step):
-                rows = group[start : start + step]
-                candidates = group_candidates[start : start + step].astype(np.intp)
-                total = None
-                for centre_values, point_values in zip(by_channel, self.points_by_channel):
-                    offset = centre_values.take(candidates)
-                    offset -= point_values[rows, None]
-                    offset *= offset
-                    total = offset if total is None else total + offset
-                best = total.argmin(axis=1)
-                labels[rows] = np.take_along_axis(candidates, best[:, None], axis=1)[:, 0]
-        return labels
+        distances = self.points @ (-2.0 * centres.T)
+        distances += self.norms
+        distances += (centres * centres).sum(axis=1)
+        return distances.argmin(axis=1)
 
 
 class BoundedSearch:

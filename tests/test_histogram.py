@@ -1,0 +1,53 @@
+"""The histogram's sliced passes give what the one-shot numpy answers give,
+across slice boundaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pil_kmq.quantize import histogram as histogram_module
+from pil_kmq.quantize.histogram import histogram, labels_for_pixels, pack_codes, unpack_codes
+
+
+@pytest.fixture(params=[7, 1 << 20])
+def slice_size(request, monkeypatch):
+    monkeypatch.setattr(histogram_module, "SLICE", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("levels", [2, 256])
+def test_histogram_matches_numpy_unique(slice_size, channels, levels):
+    rng = np.random.default_rng(channels * levels)
+    pixels = (rng.integers(0, levels, (1000, channels)) * (255 // (levels - 1))).astype(np.uint8)
+    colors, counts = histogram(pixels)
+    expected, expected_counts = np.unique(pixels, axis=0, return_counts=True)
+    np.testing.assert_array_equal(colors, expected)
+    np.testing.assert_array_equal(counts, expected_counts)
+    assert counts.dtype == np.uint32 and colors.dtype == np.uint8
+
+
+def test_one_pixel_and_one_colour():
+    colors, counts = histogram(np.full((1, 3), 9, np.uint8))
+    assert colors.tolist() == [[9, 9, 9]] and counts.tolist() == [1]
+    colors, counts = histogram(np.full((50, 3), 9, np.uint8))
+    assert colors.tolist() == [[9, 9, 9]] and counts.tolist() == [50]
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_codes_round_trip(channels):
+    rng = np.random.default_rng(channels)
+    colors = rng.integers(0, 256, (300, channels), dtype=np.uint8)
+    np.testing.assert_array_equal(unpack_codes(pack_codes(colors), channels), colors)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_labels_for_pixels_look_up_each_colour(slice_size, channels):
+    rng = np.random.default_rng(channels)
+    pixels = rng.integers(0, 4, (500, channels), dtype=np.uint8) * 60
+    colors, _ = histogram(pixels)
+    color_labels = rng.integers(0, 256, len(colors), dtype=np.uint8)
+    where = {tuple(c): label for c, label in zip(colors.tolist(), color_labels)}
+    expected = [where[tuple(p)] for p in pixels.tolist()]
+    np.testing.assert_array_equal(labels_for_pixels(colors, color_labels, pixels), expected)

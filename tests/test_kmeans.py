@@ -1,0 +1,127 @@
+"""The k-means stages: exact labels, the pass bound, the error-based stop,
+bins, starts, and the same bytes at any BLAS thread count."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pil_kmq.quantize import bins as bins_module
+from pil_kmq.quantize import kmeans as kmeans_module
+from pil_kmq.quantize.histogram import histogram
+from pil_kmq.quantize.init import kmeans_plus_plus, variance_split_start
+from pil_kmq.quantize.bins import bin_means
+from pil_kmq.quantize.kmeans import kmeans
+from pil_kmq.quantize.lloyd import lloyd, weighted_error
+from pil_kmq.quantize.nearest import BoundedSearch, nearest
+
+
+def photo_like_colors(seed: int = 0, size: int = 120):
+    """Histogram of a smooth noisy image with several thousand colours."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size]
+    planes = [128 + 100 * np.sin(x / (9 + 4 * c) + y / (13 + c) + c) + rng.normal(0, 8, x.shape) for c in range(3)]
+    image = np.clip(np.stack(planes, axis=2), 0, 255).astype(np.uint8)
+    return histogram(image.reshape(-1, 3))
+
+
+def total_error(colors, counts, codebook, labels) -> float:
+    return weighted_error(colors.astype(float), counts.astype(float), codebook.astype(float), labels)
+
+
+@pytest.mark.parametrize("k", [2, 16, 256])
+def test_labels_are_exactly_nearest_to_the_codebook(k):
+    colors, counts = photo_like_colors(k)
+    codebook, labels = kmeans(colors, counts, k)
+    assert codebook.dtype == np.uint8 and labels.dtype == np.uint8 and len(codebook) == k
+    np.testing.assert_array_equal(labels, nearest(colors, codebook))
+
+
+def test_narrow_colour_range_with_few_wide_bins():
+    rng = np.random.default_rng(11)
+    colors, counts = histogram(rng.integers(100, 132, (20000, 3), dtype=np.uint8))
+    codebook, labels = kmeans(colors, counts, 64)
+    np.testing.assert_array_equal(labels, nearest(colors, codebook))
+
+
+def test_max_iter_zero_is_the_rounded_split():
+    colors, counts = photo_like_colors(8)
+    codebook, labels = kmeans(colors, counts, 16, max_iter=0)
+    split = variance_split_start(*bin_means(colors, counts, 6), 16)
+    np.testing.assert_array_equal(codebook, np.clip(np.rint(np.rint(split * 1024) / 1024), 0, 255))
+    np.testing.assert_array_equal(labels, nearest(colors, codebook))
+
+
+def test_exact_assignment_across_slices(monkeypatch):
+    colors, counts = photo_like_colors(3)
+    monkeypatch.setattr(kmeans_module, "EXACT_SLICE", 1000)
+    codebook, labels = kmeans(colors, counts, 32)
+    np.testing.assert_array_equal(labels, nearest(colors, codebook))
+
+
+def test_more_passes_never_raise_the_error():
+    colors, counts = photo_like_colors(1)
+    errors = [total_error(colors, counts, *kmeans(colors, counts, 16, max_iter=n)) for n in (0, 2, 300)]
+    assert errors[0] > errors[1] > errors[2]
+
+
+def test_lloyd_honours_max_passes_and_tol():
+    colors, counts = photo_like_colors(2)
+    points, weights = colors.astype(float), counts.astype(float)
+    start = np.rint(variance_split_start(points, weights, 16) * 1024) / 1024
+    snap = lambda c: np.rint(c * 1024) / 1024  # noqa: E731
+    runs = {}
+    for passes, tol in ((1, 0.0), (3, 0.0), (500, 1e-2), (500, 0.0)):
+        centres, labels, used, error = lloyd(BoundedSearch(points), weights, start, passes, tol, snap)
+        assert used <= passes
+        runs[passes, tol] = (used, error)
+    assert runs[1, 0.0][0] == 1 and runs[3, 0.0][0] == 3
+    # A loose tol stops earlier, a zero tol runs to a fixed point and does better.
+    assert runs[500, 1e-2][0] < runs[500, 0.0][0] < 500
+    assert runs[500, 0.0][1] <= runs[500, 1e-2][1] <= runs[3, 0.0][1]
+
+
+def test_sorted_and_dense_bins_agree(monkeypatch):
+    colors, counts = photo_like_colors(4)
+    sorted_means, sorted_totals = bin_means(colors, counts, 7)
+    monkeypatch.setattr(bins_module, "SORT_RATIO", 0)
+    monkeypatch.setattr(bins_module, "SLICE", 777)
+    dense_means, dense_totals = bin_means(colors, counts, 7)
+    np.testing.assert_array_equal(sorted_means, dense_means)
+    np.testing.assert_array_equal(sorted_totals, dense_totals)
+
+
+def test_bins_keep_the_weight_and_the_mean():
+    colors, counts = photo_like_colors(5)
+    means, totals = bin_means(colors, counts, 6)
+    assert totals.sum() == counts.sum()
+    overall = (colors * counts[:, None].astype(float)).sum(axis=0) / counts.sum()
+    np.testing.assert_allclose((means * totals[:, None]).sum(axis=0) / totals.sum(), overall, atol=1e-3)
+
+
+def test_kmeans_plus_plus_is_seeded():
+    colors, counts = photo_like_colors(6)
+    points, weights = colors.astype(float), counts.astype(float)
+    first = kmeans_plus_plus(points, weights, 16, seed=1)
+    np.testing.assert_array_equal(first, kmeans_plus_plus(points, weights, 16, seed=1))
+    assert not np.array_equal(first, kmeans_plus_plus(points, weights, 16, seed=2))
+    assert len({tuple(p) for p in first}) == 16
+
+
+def test_same_codebook_at_any_blas_thread_count():
+    code = (
+        "import sys, numpy as np; sys.path.insert(0, 'tests');"
+        "from test_kmeans import photo_like_colors; from pil_kmq.quantize.kmeans import kmeans;"
+        "c, n = photo_like_colors(7); b, l = kmeans(c, n, 64);"
+        "sys.stdout.write(b.tobytes().hex() + l.tobytes().hex())"
+    )
+    outputs = set()
+    for threads in ("1", "2", "4"):
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        outputs.add(result.stdout)
+    assert len(outputs) == 1
