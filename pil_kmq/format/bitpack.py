@@ -20,7 +20,6 @@ def bits_per_label(k: int) -> int:
     return (k - 1).bit_length()
 
 
-bits_per_index = bits_per_label  # the name api.SizeReport uses
 
 
 def packed_size(count: int, bits: int) -> int:
@@ -40,6 +39,12 @@ def _shifts(bits: int) -> np.ndarray:
     return np.array([64 - bits * (j + 1) for j in range(8)], dtype=np.uint64)
 
 
+# Labels packed per slice: bounded working memory (the 64-bit groups take
+# 8 bytes a label) whatever the image size; a multiple of 8 labels, so every
+# slice starts on a byte.
+SLICE_LABELS = 1 << 20
+
+
 def pack(labels: np.ndarray, bits: int) -> bytes:
     """Pack labels (any shape, values < 2**bits) into the raw label stream."""
     flat = np.ascontiguousarray(labels, dtype=np.uint8).reshape(-1)
@@ -47,7 +52,29 @@ def pack(labels: np.ndarray, bits: int) -> bytes:
         return b""
     if bits == 8:
         return flat.tobytes()
+    stream = np.empty(packed_size(flat.size, bits), dtype=np.uint8)
+    for start in range(0, flat.size, SLICE_LABELS):
+        part = _pack_slice(flat[start : start + SLICE_LABELS], bits)
+        offset = start * bits // 8
+        stream[offset : offset + part.size] = part
+    return stream.tobytes()
+
+
+def _pack_slice(flat: np.ndarray, bits: int) -> np.ndarray:
+    """packed_size(len(flat), bits) bytes. Widths that divide 8 combine
+    uint8 lanes directly; the others go through one 64-bit word per group."""
     count = flat.size
+    if bits == 1:
+        return np.packbits(flat)
+    if bits in (2, 4):
+        per_byte = 8 // bits
+        lanes = np.zeros(-(-count // per_byte) * per_byte, dtype=np.uint8)
+        lanes[:count] = flat
+        lanes = lanes.reshape(-1, per_byte)
+        packed = lanes[:, 0] << np.uint8(8 - bits)
+        for j in range(1, per_byte):
+            packed |= lanes[:, j] << np.uint8(8 - bits * (j + 1))
+        return packed
     groups = -(-count // 8)
     padded = np.zeros(groups * 8, dtype=np.uint64)
     padded[:count] = flat
@@ -55,7 +82,7 @@ def pack(labels: np.ndarray, bits: int) -> bytes:
     for j, shift in enumerate(_shifts(bits)):
         words |= padded[j::8] << shift
     stream = words.astype(">u8").view(np.uint8).reshape(groups, 8)[:, :bits]
-    return stream.tobytes()[: packed_size(count, bits)]
+    return stream.reshape(-1)[: packed_size(count, bits)]
 
 
 def unpack(stream: bytes | memoryview, count: int, bits: int) -> np.ndarray:
