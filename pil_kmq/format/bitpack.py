@@ -20,8 +20,6 @@ def bits_per_label(k: int) -> int:
     return (k - 1).bit_length()
 
 
-
-
 def packed_size(count: int, bits: int) -> int:
     """Bytes of a raw stream of `count` labels of `bits` bits."""
     return (count * bits + 7) // 8
