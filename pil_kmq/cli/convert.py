@@ -18,7 +18,7 @@ from ..atomic import format_for_path, save_atomic
 from ..quantize.quality import QualityNotReached
 from .batch import check_single_output, expand_inputs, plan_jobs, run_job, run_jobs
 from .batch_types import Job, Outcome
-from .progress import fit_to_terminal
+from .progress import RedrawnLine
 from .views import flatten, label_image
 from .status import UsageError
 
@@ -202,16 +202,10 @@ class StageLine:
 
     def __init__(self, name: str):
         self.name = name
-        self.shown = False
+        self.line = RedrawnLine(sys.stderr)
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        line = f"encode {self.name}: {stage}" + (f" {done}/{total}" if total > 1 else "")
-        sys.stderr.write("\r" + fit_to_terminal(line) + "\x1b[K")
-        sys.stderr.flush()
-        self.shown = True
+        self.line.draw(f"encode {self.name}: {stage}" + (f" {done}/{total}" if total > 1 else ""))
 
     def clear(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
-            self.shown = False
+        self.line.clear()

@@ -31,7 +31,7 @@ class Reporter:
         self.show_summary = show_progress if show_summary is None else show_summary
         self.started = time.monotonic()
         self.last_drawn = 0.0
-        self.line_shown = False
+        self.line = RedrawnLine(stream)
         self.done = 0
         self.failed = 0
         self.skipped = 0
@@ -88,15 +88,29 @@ class Reporter:
         )
 
     def _draw(self, line: str) -> None:
-        self.stream.write("\r" + fit_to_terminal(line) + "\x1b[K")
-        self.stream.flush()
-        self.line_shown = True
+        self.line.draw(line)
 
     def _clear(self) -> None:
-        if self.line_shown:
+        self.line.clear()
+
+
+class RedrawnLine:
+    """One status line redrawn in place on a terminal stream, cut to its width."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.shown = False
+
+    def draw(self, line: str) -> None:
+        self.stream.write("\r" + fit_to_terminal(line) + "\x1b[K")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
-            self.line_shown = False
+            self.shown = False
 
 
 def fit_to_terminal(line: str) -> str:

@@ -81,10 +81,6 @@ def fewest_colors_within(
     """(codebook, a label per distinct colour, MSE) of cluster(k) for the
     smallest k <= most whose MSE is at most max_mse; for `most` if none is
     (a target is a request for quality, not a promise).
-
-    Bisection: k = low always misses the target and k = high always reaches
-    it, so the answer's k - 1 is known to miss even where MSE is not
-    monotone in k.
     """
     results = {}
     steps = 1 + max(1, math.ceil(math.log2(max(most, 2))))  # progress's total: a bisection's length
@@ -96,9 +92,16 @@ def fewest_colors_within(
             progress("search", min(len(results), steps), steps)
         return results[k][2] <= max_mse
 
+    return results[smallest_k_reaching(reaches, most)]
+
+
+def smallest_k_reaching(reaches: Callable[[int], bool], most: int) -> int:
+    """Smallest k <= most with reaches(k), by bisection (most if none does):
+    k = low always misses and k = high always reaches, so the answer's
+    k - 1 is known to miss even where quality is not monotone in k."""
     high = most
     if not reaches(high):
-        return results[high]
+        return high
     low = 0
     while high - low > 1:
         middle = (low + high) // 2
@@ -106,4 +109,4 @@ def fewest_colors_within(
             high = middle
         else:
             low = middle
-    return results[high]
+    return high

@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import format
 from .histogram import labels_for_pixels
-from .quality import QualityNotReached, mse_to_quality, quality_to_mse
+from .quality import QualityNotReached, mse_to_quality, quality_to_mse, smallest_k_reaching
 from .remap import remap, squared_error
 
 # K grows by LADDER_STEP per step, at most LADDER_STEPS steps above the start.
@@ -132,7 +132,7 @@ def smallest_within(
     def reaches(k: int) -> bool:
         return mse(*labelling(k)) <= limit_mse
 
-    start = _smallest_k(reaches, max_k)
+    start = smallest_k_reaching(reaches, max_k)
     labels, codebook = labelling(start)
     if not reaches(start):
         return Choice(labels, codebook, 0.0, estimate(labels, codebook))
@@ -173,22 +173,6 @@ def _climb(
             break  # no more colours to be had
         k = min(max_k, int(round(k * LADDER_STEP)))
     return climbed
-
-
-def _smallest_k(reaches: Callable[[int], bool], max_k: int) -> int:
-    """Smallest K reaching the target by bisection (max_k if none does):
-    K = low always misses, K = high always reaches."""
-    high = max_k
-    if not reaches(high):
-        return high
-    low = 0
-    while high - low > 1:
-        middle = (low + high) // 2
-        if reaches(middle):
-            high = middle
-        else:
-            low = middle
-    return high
 
 
 def _best_smoothing(
