@@ -49,6 +49,8 @@ RESTART_TOL_FACTOR = 10.0
 # where passes are cheap.
 WIDE_RESTARTS_K = 64
 WIDE_BITS = 5
+# Point sets up to this many distances a pass are searched by brute force.
+BRUTE_FORCE_ENTRIES = 1 << 17
 # Time, not quality, bounds the passes of each stage (a K=256 clustering
 # takes 11-26 coarse passes to converge; these caps cost ~0.1 dB there for
 # less than half the time): at most COARSE_PASSES on the coarse bins, then
@@ -56,10 +58,8 @@ WIDE_BITS = 5
 # colours. Mid K gets more fine passes: there they gain most (~0.015 dB
 # at K=64) for the least time (no restarts, few candidates per colour).
 COARSE_PASSES = 8
-# Point sets up to this many distances a pass are searched by brute force.
-BRUTE_FORCE_ENTRIES = 1 << 17
-ROUNDED_PASSES = 1
 FINE_PASSES = ((16, 1), (64, 4), (256, 1))
+ROUNDED_PASSES = 1
 # No over-relaxation in those late passes (see lloyd.lloyd): its failed
 # tries cost a search each and gain little so close to convergence.
 LATE_RELAXATION = 1.0
@@ -86,8 +86,8 @@ def restarts(k: int) -> int:
 
 
 def best_start(colors, counts, points, weights, k, max_iter, tol):
-    """The converged coarse clustering from the best start, and the passes it
-    took. At small K the split and restarts(k) seeded k-means++ starts each
+    """The coarse clustering (Lloyd to tol or COARSE_PASSES) from the best
+    start, and the passes it took. At small K the split and restarts(k) seeded k-means++ starts each
     converge (loosely) on bins twice as wide, where passes are cheap, and
     only the one with the least error goes on to the coarse bins."""
     wide_points, wide_weights = points, weights
