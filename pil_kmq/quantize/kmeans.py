@@ -87,9 +87,10 @@ def restarts(k: int) -> int:
 
 def best_start(colors, counts, points, weights, k, max_iter, tol):
     """The coarse clustering (Lloyd to tol or COARSE_PASSES) from the best
-    start, and the passes it took. At small K the split and restarts(k) seeded k-means++ starts each
-    converge (loosely) on bins twice as wide, where passes are cheap, and
-    only the one with the least error goes on to the coarse bins."""
+    start, and the passes it took. At small K the split and restarts(k)
+    seeded k-means++ starts each converge (loosely) on bins twice as wide,
+    where passes are cheap, and only the one with the least error goes on
+    to the coarse bins."""
     wide_points, wide_weights = points, weights
     if len(points) > COARSE_MIN_POINTS and k <= WIDE_RESTARTS_K:
         wide_points, wide_weights = bin_means(colors, counts, WIDE_BITS)
