@@ -85,6 +85,22 @@ def test_lloyd_honours_max_passes_and_tol():
     assert runs[500, 0.0][1] <= runs[500, 1e-2][1] <= runs[3, 0.0][1]
 
 
+@pytest.mark.parametrize("k", [16, 100, 256])
+def test_bounded_search_stays_exact_as_centres_move(k):
+    """Bounds and neighbour lists (K >= NEIGHBOUR_K) against brute force, with
+    ties (points and centres on a coarse lattice, coincident centres)."""
+    rng = np.random.default_rng(k)
+    points = (rng.integers(0, 32, (3000, 3)) * 8).astype(float)
+    centres = points[rng.choice(len(points), k, replace=False)] + 0.0
+    search = BoundedSearch(points)
+    for step, scale in enumerate((6.0, 2.0, 0.5, 0.0, 3.0, 0.25)):
+        distances = ((points[:, None, :] - centres[None]) ** 2).sum(axis=2)
+        np.testing.assert_array_equal(search.nearest(centres), distances.argmin(axis=1))
+        moved = centres + rng.normal(0, scale, centres.shape) * (step % 2)
+        centres = np.clip(np.rint(moved * 4) / 4, 0, 255)
+        centres[:3] = centres[3:6]
+
+
 def test_sorted_and_dense_bins_agree(monkeypatch):
     colors, counts = photo_like_colors(4)
     sorted_means, sorted_totals = bin_means(colors, counts, 7)

@@ -49,37 +49,15 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int) -> np.
         slots = slot_of_box[box_of_point]
         chosen = np.flatnonzero(slots >= 0)
         slots = slots[chosen]
-        # Position (slot, axis, level above the box's low end): cumulative
-        # sums along level give the moments at or below every cut of every
-        # axis of every box.
-        span = int((box_high[batch] - box_low[batch]).max()) + 1
-        relative = levels[chosen] - box_low[batch][slots]
-        positions = ((slots[:, None] * channels + np.arange(channels)) * span + relative).ravel()
-        size = len(batch) * channels * span
-        repeated = np.repeat(moments[chosen], channels, axis=0)
-        cumulative = np.stack(
-            [np.bincount(positions, repeated[:, m], minlength=size) for m in range(width)],
-            axis=1,
-        )
-        cumulative = np.cumsum(cumulative.reshape(len(batch), channels, span, width), axis=2)
-        left = cumulative[:, :, :-1]
-        right = box_moments[batch][:, None, None, :] - left
-        left_sums, right_sums = left[..., 1 : 1 + channels], right[..., 1 : 1 + channels]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gain = (left_sums * left_sums).sum(axis=3) / left[..., 0] + (
-                right_sums * right_sums
-            ).sum(axis=3) / right[..., 0]
-        gain[(left[..., 0] <= 0) | (right[..., 0] <= 0)] = -np.inf
-        flat = gain.reshape(len(batch), -1)
-        best = flat.argmax(axis=1)
-        can_split = np.isfinite(flat[np.arange(len(batch)), best])
+        low, high = box_low[batch], box_high[batch]
+        best, lower = _best_cuts(levels[chosen], moments[chosen], slots, low, high, box_moments[batch])
+        can_split = best[:, 1] >= 0
         splittable[batch[~can_split]] = False
-        batch, best = batch[can_split], best[can_split]
+        batch, lower, best, low = batch[can_split], lower[can_split], best[can_split], low[can_split]
         if batch.size == 0:
             continue
-        slot_index = np.flatnonzero(can_split)
-        axes, cuts = np.divmod(best, span - 1)
-        cuts = cuts + box_low[batch, axes]  # back to absolute levels
+        axes = best[:, 0]
+        cuts = best[:, 1] + low[np.arange(len(batch)), axes]  # back to absolute levels
         new_ids = np.full(len(slot_of_box), -1)
         new_ids[batch] = len(box_moments) + np.arange(len(batch))
         # Points above their box's cut move to the new box.
@@ -90,7 +68,6 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int) -> np.
         boxes = box_of_point[chosen]
         moves = levels[chosen, axis_of_box[boxes]] > cut_of_box[boxes]
         box_of_point[chosen[moves]] = new_ids[boxes[moves]]
-        lower = left[slot_index, axes, cuts - box_low[batch, axes]]
         upper = box_moments[batch] - lower
         box_moments[batch] = lower
         box_moments = np.concatenate([box_moments, upper])
@@ -102,6 +79,48 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int) -> np.
         box_high = np.concatenate([box_high, upper_high])
         splittable = np.concatenate([splittable, np.ones(len(batch), dtype=bool)])
     return box_moments[:, 1 : 1 + channels] / box_moments[:, :1]
+
+
+def _best_cuts(levels, moments, slots, low, high, totals):
+    """For each box of a batch, the cut (axis, level above its low end; -1
+    if none leaves points on both sides) that removes the most error, and
+    the moments at or below it.
+
+    One table of moments by (box, axis, level), each box and axis only as
+    long as its own level range: cumulative sums along it give the moments
+    at or below every cut of every axis of every box at once."""
+    count, channels = low.shape
+    lengths = (high - low + 1).ravel()  # (box, axis) segments
+    starts = np.cumsum(lengths) - lengths
+    positions = (starts.reshape(count, channels)[slots] + levels - low[slots]).ravel()
+    size = int(lengths.sum())
+    repeated = np.repeat(moments, channels, axis=0)
+    table = np.stack(
+        [np.bincount(positions, repeated[:, m], minlength=size) for m in range(moments.shape[1])],
+        axis=1,
+    )
+    # Cumulative along each segment: a running sum less its value where the
+    # segment starts (weights and weighted sums are exact either way).
+    table = np.cumsum(table, axis=0)
+    before = np.concatenate([np.zeros((1, table.shape[1])), table])[starts]
+    left = table - np.repeat(before, lengths, axis=0)
+    box_of_entry = np.repeat(np.arange(count), lengths.reshape(count, channels).sum(axis=1))
+    right = totals[box_of_entry] - left
+    left_sums, right_sums = left[:, 1 : 1 + channels], right[:, 1 : 1 + channels]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = (left_sums * left_sums).sum(axis=1) / left[:, 0] + (
+            right_sums * right_sums
+        ).sum(axis=1) / right[:, 0]
+    gain[(left[:, 0] <= 0) | (right[:, 0] <= 0)] = -np.inf
+    # First best entry of each box, as argmax over (axis, level) would pick.
+    box_starts = starts[::channels]
+    top = np.maximum.reduceat(gain, box_starts)
+    hits = np.flatnonzero(gain == top[box_of_entry])
+    first = hits[np.flatnonzero(np.diff(box_of_entry[hits], prepend=-1))]
+    segment = np.searchsorted(starts, first, side="right") - 1
+    axes = segment % channels
+    cuts = np.where(np.isfinite(top), first - starts[segment], -1)
+    return np.column_stack([axes, cuts]), left[first]
 
 
 def kmeans_plus_plus(points: np.ndarray, weights: np.ndarray, k: int, seed: int) -> np.ndarray:

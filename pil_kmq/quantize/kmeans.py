@@ -40,24 +40,29 @@ COARSE_MIN_POINTS = 4096
 FINE_BITS = 7
 FINE_MAX_BINS = 1 << 19
 # Extra seeded k-means++ starts, tried beside the split, for K up to each
-# bound (more colours: a start matters less, costs more; at K=64 three
-# restarts gained ~0.06 dB for ~40% more time).
-RESTARTS = ((16, 3),)
+# bound (more colours: a start matters less, costs more). On Kodak these
+# gain ~0.03 dB at K=16 and at K=64.
+RESTARTS = ((16, 5), (64, 1))
 # Restarts only need ranking: they stop at a looser tol, this many times tol.
 RESTART_TOL_FACTOR = 10.0
 # Up to this K restarts converge on bins 2**(8 - WIDE_BITS) levels wide,
 # where passes are cheap.
 WIDE_RESTARTS_K = 64
 WIDE_BITS = 5
+# k-means++ draws its seeds from bins 2**(8 - SEED_BITS) levels wide: a few
+# hundred points, so seeding costs little beside the passes that follow.
+SEED_BITS = 4
+# Point sets up to this many distances a pass are searched by brute force.
+BRUTE_FORCE_ENTRIES = 1 << 17
 # Time, not quality, bounds the passes of each stage (a K=256 clustering
 # takes 11-26 coarse passes to converge; these caps cost ~0.1 dB there for
 # less than half the time): at most COARSE_PASSES on the coarse bins, then
-# FINE_PASSES float and ROUNDED_PASSES rounded passes over the exact colours.
+# fine_passes(K) float and ROUNDED_PASSES rounded passes over the exact
+# colours. Mid K gets more fine passes: there they gain most (~0.015 dB
+# at K=64) for the least time (no restarts, few candidates per colour).
 COARSE_PASSES = 8
-# Point sets up to this many distances a pass are searched by brute force.
-BRUTE_FORCE_ENTRIES = 1 << 17
+FINE_PASSES = ((16, 1), (64, 4), (256, 1))
 ROUNDED_PASSES = 1
-FINE_PASSES = 1
 # No over-relaxation in those late passes (see lloyd.lloyd): its failed
 # tries cost a search each and gain little so close to convergence.
 LATE_RELAXATION = 1.0
@@ -75,23 +80,33 @@ def search_for(points: np.ndarray, k: int):
     return BoundedSearch(points)
 
 
+def fine_passes(k: int) -> int:
+    return next((count for bound, count in FINE_PASSES if k <= bound), FINE_PASSES[-1][1])
+
+
 def restarts(k: int) -> int:
     return next((count for bound, count in RESTARTS if k <= bound), 0)
 
 
 def best_start(colors, counts, points, weights, k, max_iter, tol):
-    """The converged coarse clustering from the best start, and the passes it
-    took. At small K the split and restarts(k) seeded k-means++ starts each
-    converge (loosely) on bins twice as wide, where passes are cheap, and
-    only the one with the least error goes on to the coarse bins."""
+    """The coarse clustering (Lloyd to tol or COARSE_PASSES) from the best
+    start, and the passes it took. At small K the split and restarts(k)
+    seeded k-means++ starts each converge (loosely) on bins twice as wide,
+    where passes are cheap, and only the one with the least error goes on
+    to the coarse bins."""
     wide_points, wide_weights = points, weights
     if len(points) > COARSE_MIN_POINTS and k <= WIDE_RESTARTS_K:
         wide_points, wide_weights = bin_means(colors, counts, WIDE_BITS)
     start = variance_split_start(points, weights, k)
     if restarts(k) and len(wide_points) > k and max_iter > 0:
+        seed_points, seed_weights = wide_points, wide_weights
+        if len(points) > COARSE_MIN_POINTS:
+            seed_points, seed_weights = bin_means(colors, counts, SEED_BITS)
+            if len(seed_points) <= k:
+                seed_points, seed_weights = wide_points, wide_weights
         best = None
         for seed in range(1 + restarts(k)):
-            centres = start if seed == 0 else kmeans_plus_plus(wide_points, wide_weights, k, seed)
+            centres = start if seed == 0 else kmeans_plus_plus(seed_points, seed_weights, k, seed)
             centres, _, _, error = lloyd(
                 search_for(wide_points, k), wide_weights, snap_to_grid(centres), max_iter,
                 tol * RESTART_TOL_FACTOR, snap_to_grid,
@@ -140,7 +155,7 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
     rounded mean is the best integer entry for a cluster, so those passes
     lower the error the file will really have). Each float stage stops when
     a pass lowers the error by at most `tol` of it, or at its pass cap
-    (COARSE_PASSES, FINE_PASSES, ROUNDED_PASSES). `max_iter` bounds the
+    (COARSE_PASSES, fine_passes(k), ROUNDED_PASSES). `max_iter` bounds the
     Lloyd passes of the run, all stages together (0: the split's box means,
     rounded, and the exact assignment); each restart has the same bound.
     """
@@ -164,7 +179,8 @@ def _refine_whole(colors, counts, centres, fine: bool, budget: int, tol: float):
     weights = counts[search.order].astype(np.float64)
     if fine:
         centres, _, used, _ = lloyd(
-            search, weights, centres, min(budget, FINE_PASSES), tol, snap_to_grid, LATE_RELAXATION
+            search, weights, centres, min(budget, fine_passes(len(centres))), tol, snap_to_grid,
+            LATE_RELAXATION,
         )
         budget -= used
     codebook, labels, _, _ = lloyd(
@@ -184,7 +200,7 @@ def _refine_sliced(colors, counts, centres, k: int, budget: int, tol: float):
         fine_points, fine_weights = bin_means(colors, counts, FINE_BITS)
         search = CellSearch(fine_points, CELL_BITS, CELL_SLACK)
         centres, _, used, _ = lloyd(
-            search, fine_weights[search.order], centres, min(budget, FINE_PASSES), tol,
+            search, fine_weights[search.order], centres, min(budget, fine_passes(k)), tol,
             snap_to_grid, LATE_RELAXATION,
         )
         budget -= used

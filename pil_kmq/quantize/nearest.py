@@ -39,6 +39,9 @@ def nearest(colors: np.ndarray, codebook: np.ndarray) -> np.ndarray:
 # the work for these thin (inner dimension C) products, and a busy machine
 # makes it far worse. 64K float64 entries also stay in cache.
 CHUNK_ENTRIES = 1 << 16
+# From this K up, a point that may have changed label checks only the
+# centres near its own (see BoundedSearch._search_neighbours).
+NEIGHBOUR_K = 100
 
 
 class BruteForceSearch:
@@ -131,6 +134,61 @@ class BoundedSearch:
             offsets = self.points[unsure] - centres[self.labels[unsure]]
             self.upper[unsure] = np.sqrt((offsets * offsets).sum(axis=1))
             unsure = unsure[self.upper[unsure] >= bound[unsure]]
-            if unsure.size:
+            if unsure.size and len(centres) >= NEIGHBOUR_K:
+                self._search_neighbours(unsure, centres, gaps)
+            elif unsure.size:
                 self._search_all(unsure, centres)
         return self.labels.copy()
+
+    def _search_neighbours(self, rows: np.ndarray, centres: np.ndarray, gaps: np.ndarray) -> None:
+        """_search_all for points with a label, checking only the centres that
+        can beat it: c_j is no nearer to x than x's centre c_a once
+        |c_j - c_a| >= 2 |x - c_a|, so each point needs only its centre's
+        neighbours within twice its distance (a few of K at large K)."""
+        k = len(centres)
+        np.fill_diagonal(gaps, 0.0)
+        # Any order of equal gaps will do: a list takes all of them or none.
+        neighbours = np.argsort(gaps, axis=1)
+        reach = np.sqrt(np.maximum(np.take_along_axis(gaps, neighbours, axis=1), 0))
+        reach = np.concatenate([reach, np.full((k, 1), np.inf)], axis=1)
+        own = self.labels[rows]
+        limit = 2 * self.upper[rows] + self.MARGIN
+        # Table widths: powers of two up to K. A point needs the next width
+        # while its centre's neighbour just past the current one is in reach.
+        widths = [min(1 << b, k) for b in range(k.bit_length() + 1) if (1 << b) < 2 * k]
+        level = np.zeros(len(rows), dtype=np.intp)
+        for width in widths[:-1]:
+            level += reach[:, width].take(own) <= limit
+        for index, width in enumerate(widths):
+            group = np.flatnonzero(level == index)
+            step = max(1, CHUNK_ENTRIES // width)
+            for start in range(0, len(group), step):
+                part = group[start : start + step]
+                self._search_candidates(rows[part], centres, neighbours, reach, own[part], width)
+
+    def _search_candidates(self, rows, centres, neighbours, reach, own, width) -> None:
+        """Nearest and second nearest of each of `rows` among its centre's
+        first `width` neighbours, in index order so that ties go to the
+        lowest index."""
+        channels = centres.shape[1]
+        table = neighbours[own, :width]
+        table.sort(axis=1)
+        total = None
+        for channel in range(channels):
+            offset = centres[:, channel].take(table)
+            offset -= self.points[rows, channel][:, None]
+            offset *= offset
+            total = offset if total is None else total + offset
+        # Any centre beyond the list is at least its gap to the point's old
+        # centre less the point's distance to that centre away.
+        beyond = reach[own, width] - self.upper[rows]
+        best = total.argmin(axis=1)
+        span = np.arange(len(rows))
+        self.labels[rows] = table[span, best]
+        self.upper[rows] = np.sqrt(total[span, best])
+        if width > 1:
+            total[span, best] = np.inf
+            second = np.sqrt(total.min(axis=1))
+        else:
+            second = np.full(len(rows), np.inf)
+        self.lower[rows] = np.minimum(second, beyond)
