@@ -21,64 +21,85 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int) -> np.
     them, so the Python loop runs tens of times rather than k times; on
     photos this picks the same boxes as splitting one at a time.
     """
-    channels = points.shape[1]
-    levels = np.clip(points, 0, 255).astype(np.intp)
-    moments = np.column_stack(
-        [weights, points * weights[:, None], weights * (points * points).sum(axis=1)]
-    )
-    width = moments.shape[1]
-    box_of_point = np.zeros(len(points), dtype=np.intp)
-    box_moments = moments.sum(axis=0, keepdims=True)
-    # Level ranges of each box (inclusive; may be loose after splits on
-    # other axes): cut tables only need to span the widest box of a round.
-    box_low = levels.min(axis=0, keepdims=True)
-    box_high = levels.max(axis=0, keepdims=True)
-    splittable = np.ones(1, dtype=bool)
-    while len(box_moments) < k:
-        sums = box_moments[:, 1 : 1 + channels]
-        errors = box_moments[:, -1] - (sums * sums).sum(axis=1) / box_moments[:, 0]
-        errors[~splittable] = -np.inf
-        candidates = np.flatnonzero(errors > 0)
-        if candidates.size == 0:
-            break
-        batch_size = min(k - len(box_moments), max(1, int(len(box_moments) * SPLIT_FRACTION)))
-        ranked = candidates[np.argsort(-errors[candidates], kind="stable")]
-        batch = ranked[:batch_size]
-        slot_of_box = np.full(len(box_moments), -1)
-        slot_of_box[batch] = np.arange(len(batch))
-        slots = slot_of_box[box_of_point]
-        chosen = np.flatnonzero(slots >= 0)
-        slots = slots[chosen]
-        low, high = box_low[batch], box_high[batch]
-        best, lower = _best_cuts(levels[chosen], moments[chosen], slots, low, high, box_moments[batch])
-        can_split = best[:, 1] >= 0
-        splittable[batch[~can_split]] = False
-        batch, lower, best, low = batch[can_split], lower[can_split], best[can_split], low[can_split]
+    boxes = _Boxes(points, weights)
+    while boxes.count < k:
+        batch = boxes.worst(min(k - boxes.count, max(1, int(boxes.count * SPLIT_FRACTION))))
         if batch.size == 0:
-            continue
-        axes = best[:, 0]
-        cuts = best[:, 1] + low[np.arange(len(batch)), axes]  # back to absolute levels
-        new_ids = np.full(len(slot_of_box), -1)
-        new_ids[batch] = len(box_moments) + np.arange(len(batch))
-        # Points above their box's cut move to the new box.
-        axis_of_box = np.zeros(len(slot_of_box), dtype=np.intp)
-        cut_of_box = np.full(len(slot_of_box), 256)
+            break
+        boxes.split(batch)
+    return boxes.means()
+
+
+class _Boxes:
+    """The split's state: each point's box, and each box's moments (weight,
+    weighted sums, weighted sum of squares) and level range (inclusive; may
+    be loose after splits on other axes: cut tables need only span it)."""
+
+    def __init__(self, points: np.ndarray, weights: np.ndarray):
+        self.channels = points.shape[1]
+        self.levels = np.clip(points, 0, 255).astype(np.intp)
+        self.moments = np.column_stack(
+            [weights, points * weights[:, None], weights * (points * points).sum(axis=1)]
+        )
+        self.box_of_point = np.zeros(len(points), dtype=np.intp)
+        self.box_moments = self.moments.sum(axis=0, keepdims=True)
+        self.box_low = self.levels.min(axis=0, keepdims=True)
+        self.box_high = self.levels.max(axis=0, keepdims=True)
+        self.splittable = np.ones(1, dtype=bool)
+
+    @property
+    def count(self) -> int:
+        return len(self.box_moments)
+
+    def means(self) -> np.ndarray:
+        return self.box_moments[:, 1 : 1 + self.channels] / self.box_moments[:, :1]
+
+    def worst(self, size: int) -> np.ndarray:
+        """Up to `size` splittable boxes with the largest squared error."""
+        sums = self.box_moments[:, 1 : 1 + self.channels]
+        errors = self.box_moments[:, -1] - (sums * sums).sum(axis=1) / self.box_moments[:, 0]
+        errors[~self.splittable] = -np.inf
+        candidates = np.flatnonzero(errors > 0)
+        return candidates[np.argsort(-errors[candidates], kind="stable")][:size]
+
+    def split(self, batch: np.ndarray) -> None:
+        """Cut every box of the batch at its best cut; boxes with none are
+        marked unsplittable."""
+        slot_of_box = np.full(self.count, -1)
+        slot_of_box[batch] = np.arange(len(batch))
+        slots = slot_of_box[self.box_of_point]
+        chosen = np.flatnonzero(slots >= 0)
+        low, high = self.box_low[batch], self.box_high[batch]
+        best, lower = _best_cuts(
+            self.levels[chosen], self.moments[chosen], slots[chosen], low, high, self.box_moments[batch]
+        )
+        can_split = best[:, 1] >= 0
+        self.splittable[batch[~can_split]] = False
+        batch, lower, best, low = batch[can_split], lower[can_split], best[can_split], low[can_split]
+        if batch.size:
+            self._cut(batch, chosen, best[:, 0], best[:, 1] + low[np.arange(len(batch)), best[:, 0]], lower)
+
+    def _cut(self, batch, chosen, axes, cuts, lower) -> None:
+        """Points above their box's cut (an absolute level) move to a new box."""
+        new_ids = np.full(self.count, -1)
+        new_ids[batch] = self.count + np.arange(len(batch))
+        axis_of_box = np.zeros(self.count, dtype=np.intp)
+        cut_of_box = np.full(self.count, 256)
         axis_of_box[batch] = axes
         cut_of_box[batch] = cuts
-        boxes = box_of_point[chosen]
-        moves = levels[chosen, axis_of_box[boxes]] > cut_of_box[boxes]
-        box_of_point[chosen[moves]] = new_ids[boxes[moves]]
-        upper = box_moments[batch] - lower
-        box_moments[batch] = lower
-        box_moments = np.concatenate([box_moments, upper])
-        upper_low = box_low[batch].copy()
+        boxes = self.box_of_point[chosen]
+        moves = self.levels[chosen, axis_of_box[boxes]] > cut_of_box[boxes]
+        self.box_of_point[chosen[moves]] = new_ids[boxes[moves]]
+        upper = self.box_moments[batch] - lower
+        self.box_moments[batch] = lower
+        self.box_moments = np.concatenate([self.box_moments, upper])
+        upper_low = self.box_low[batch].copy()
         upper_low[np.arange(len(batch)), axes] = cuts + 1
-        upper_high = box_high[batch].copy()
-        box_high[batch, axes] = cuts
-        box_low = np.concatenate([box_low, upper_low])
-        box_high = np.concatenate([box_high, upper_high])
-        splittable = np.concatenate([splittable, np.ones(len(batch), dtype=bool)])
-    return box_moments[:, 1 : 1 + channels] / box_moments[:, :1]
+        upper_high = self.box_high[batch].copy()
+        self.box_high[batch, axes] = cuts
+        self.box_low = np.concatenate([self.box_low, upper_low])
+        self.box_high = np.concatenate([self.box_high, upper_high])
+        self.splittable = np.concatenate([self.splittable, np.ones(len(batch), dtype=bool)])
 
 
 def _best_cuts(levels, moments, slots, low, high, totals):
