@@ -71,14 +71,7 @@ def lloyd(
     passes = 0
     while passes < max_passes:
         passes += 1
-        empty = totals == 0
-        means = sums[~empty] / totals[~empty, None]
-        new = centres.copy()
-        new[~empty] = snap(means)
-        if empty.any():
-            distances = ((points - centres[labels]) ** 2).sum(axis=1)
-            worst = np.argsort(-(weights * distances), kind="stable")[: int(empty.sum())]
-            new[np.flatnonzero(empty)[: len(worst)]] = snap(points[worst])
+        new, means, empty = _update(points, weights, centres, labels, totals, sums, snap)
         if np.array_equal(new, centres):
             break
         bound = scatter(square_total, totals, sums)
@@ -94,3 +87,18 @@ def lloyd(
         if previous - error <= tol * error and not empty.any():
             break
     return centres, labels, passes, error
+
+
+def _update(points, weights, centres, labels, totals, sums, snap):
+    """Lloyd's step: (new centres, the non-empty clusters' means, which
+    clusters are empty); an emptied cluster is re-seeded at the point that
+    costs the most (weight x squared distance)."""
+    empty = totals == 0
+    means = sums[~empty] / totals[~empty, None]
+    new = centres.copy()
+    new[~empty] = snap(means)
+    if empty.any():
+        distances = ((points - centres[labels]) ** 2).sum(axis=1)
+        worst = np.argsort(-(weights * distances), kind="stable")[: int(empty.sum())]
+        new[np.flatnonzero(empty)[: len(worst)]] = snap(points[worst])
+    return new, means, empty
