@@ -8,7 +8,7 @@ Without a corpus it regenerates what needs nothing but the repository: the
 `kmq info` example (fixtures/images/kodim23_crop.png as photos/parrot.png,
 encoded at K = 16), the numpy API example's size table, and the contact sheet
 benchmarks/sheet.png. With --corpus (the Kodak folder) it also runs
-benchmarks/size.py and benchmarks/quantize.py --big and prints their tables
+benchmarks/size.py and benchmarks/quantize.py and prints their tables
 for the README's size and memory paragraphs (copied by hand: timings vary
 from run to run; keep the full outputs in benchmarks/results/).
 tests/test_readme.py checks the README's examples against the same functions.
@@ -81,11 +81,11 @@ def write_sheet() -> None:
 
 
 def corpus_tables(corpus: Path) -> str:
-    """The size table (benchmarks/size.py) and the 24-megapixel time and
-    memory (benchmarks/quantize.py --big, K = 256: the README's Memory
-    paragraph; needs the bench extra for libimagequant's column)."""
+    """The size table (benchmarks/size.py) and the quality, time and scaling
+    tables (benchmarks/quantize.py: the README's quality, speed and Memory
+    paragraphs; needs the bench extra for libimagequant's columns)."""
     outputs = []
-    for script, *extra in (("size.py",), ("quantize.py", "--big", "--k", "256")):
+    for script, *extra in (("size.py",), ("quantize.py",)):
         result = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), str(corpus), *extra],
                                 capture_output=True, text=True, check=True)
         outputs.append(result.stdout)
@@ -115,7 +115,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="rewrite README.md and benchmarks/sheet.png")
     parser.add_argument("--corpus", type=Path,
-                        help="Kodak folder: also run benchmarks/size.py and quantize.py --big")
+                        help="Kodak folder: also run benchmarks/size.py and quantize.py")
     args = parser.parse_args()
     print(f"$ {INFO_COMMAND}\n{info_example()}")
     print(numpy_example())
