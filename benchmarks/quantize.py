@@ -35,6 +35,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pil_kmq  # noqa: E402,F401  (registers KMQ)
+from liq import liq_labels  # noqa: E402
 from scaling import scaling_rows  # noqa: E402
 
 # scikit-learn KMeans(n_init=10, max_iter=1000, tol=0, random_state=0) on the
@@ -68,31 +69,8 @@ def pil_kmq_quantize(im: Image.Image, k: int) -> tuple[float, np.ndarray]:
 
 def liq_quantize(im: Image.Image, k: int, speed: int) -> tuple[float, np.ndarray]:
     """(seconds, quantized RGB array) through libimagequant's C API."""
-    from imagequant._libimagequant import ffi, lib
-
-    start = time.perf_counter()
-    width, height = im.size
-    rgba = im.convert("RGBA").tobytes()
-    attr = lib.liq_attr_create()
-    lib.liq_set_max_colors(attr, k)
-    lib.liq_set_speed(attr, speed)
-    image = lib.liq_image_create_rgba(attr, rgba, width, height, 0)
-    result_p = ffi.new("liq_result**")
-    if lib.liq_image_quantize(image, attr, result_p) != lib.LIQ_OK:
-        raise RuntimeError("liq_image_quantize failed")
-    lib.liq_set_dithering_level(result_p[0], 0.0)
-    labels = ffi.new("char[]", width * height)
-    lib.liq_write_remapped_image(result_p[0], image, labels, width * height)
-    palette = lib.liq_get_palette(result_p[0])
-    codebook = np.array(
-        [(e.r, e.g, e.b) for e in palette.entries[0 : palette.count]], dtype=np.uint8
-    )
-    label_map = np.frombuffer(ffi.buffer(labels), dtype=np.uint8)
-    seconds = time.perf_counter() - start
-    lib.liq_result_destroy(result_p[0])
-    lib.liq_image_destroy(image)
-    lib.liq_attr_destroy(attr)
-    return seconds, codebook[label_map].reshape(height, width, 3)
+    seconds, label_map, codebook = liq_labels(im, k, speed)
+    return seconds, codebook[label_map]
 
 
 def squared_error(im: Image.Image, quantized: np.ndarray) -> float:

@@ -39,6 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pil_kmq  # noqa: E402  (registers the format)
 from pil_kmq.quantize.metrics import mean_squared_error, psnr_from_mse  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from liq import liq_labels  # noqa: E402
+
 
 def target_keyword() -> str:
     """The save option of the PSNR target: psnr= where the encoder has it, else quality=."""
@@ -63,28 +66,10 @@ def kmq_point(image: Image.Image, original: np.ndarray, **options) -> dict:
 
 
 def imagequant_p(image: Image.Image, k: int) -> Image.Image:
-    """libimagequant through its C API: speed 4, no dithering."""
-    from imagequant import ffi, lib
-
-    width, height = image.size
-    data = image.convert("RGBA").tobytes()
-    attr = lib.liq_attr_create()
-    lib.liq_set_max_colors(attr, k)
-    lib.liq_set_speed(attr, 4)
-    liq_image = lib.liq_image_create_rgba(attr, data, width, height, 0)
-    result = ffi.new("liq_result **")
-    if lib.liq_image_quantize(liq_image, attr, result) != lib.LIQ_OK:
-        raise RuntimeError("libimagequant failed")
-    lib.liq_set_dithering_level(result[0], 0.0)
-    out = ffi.new("unsigned char[]", width * height)
-    lib.liq_write_remapped_image(result[0], liq_image, out, width * height)
-    palette = lib.liq_get_palette(result[0])
-    colours = bytes(c for i in range(palette.count) for c in (palette.entries[i].r, palette.entries[i].g, palette.entries[i].b))
-    lib.liq_result_destroy(result[0])
-    lib.liq_image_destroy(liq_image)
-    lib.liq_attr_destroy(attr)
-    p = Image.frombytes("P", (width, height), bytes(ffi.buffer(out)))
-    p.putpalette(colours, "RGB")
+    """libimagequant through its C API: speed 4, no dithering, as a P image."""
+    _, label_map, codebook = liq_labels(image, k, 4)
+    p = Image.fromarray(label_map, "P")
+    p.putpalette(codebook.tobytes(), "RGB")
     return p
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -32,3 +33,29 @@ def flat_pixels(im: Image.Image) -> list:
     """Pixel values in row-major order (getdata is deprecated in Pillow 13)."""
     flatten = getattr(im, "get_flattened_data", None)
     return list(flatten() if flatten else im.getdata())
+
+
+def label_map(height: int, width: int, k: int, seed: int = 0) -> np.ndarray:
+    """A blocky map using every label 0..k-1 (where it fits), with some noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.indices((height, width))
+    labels = (x // 3 + 2 * (y // 4)) % k
+    noise = rng.random((height, width)) < 0.05
+    labels[noise] = rng.integers(0, k, int(noise.sum()))
+    flat = labels.reshape(-1)
+    flat[: min(k, flat.size)] = np.arange(min(k, flat.size))
+    return labels.astype(np.uint8)
+
+
+def save_to_bytes(im: Image.Image, **params) -> bytes:
+    """The .kmq file Image.save writes for im and these options."""
+    buffer = io.BytesIO()
+    im.save(buffer, "KMQ", **params)
+    return buffer.getvalue()
+
+
+def reopen(data: bytes) -> Image.Image:
+    """A .kmq file's bytes opened and loaded."""
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return im

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import label_map
 import pil_kmq  # noqa: F401  (registers the format)
 from pil_kmq.format import bands, coding, container, parallel, write_file
 from pil_kmq.reader import parse
@@ -15,18 +16,6 @@ from pil_kmq.reader import parse
 MODES = {"L": 1, "RGB": 3, "RGBA": 4}
 KS = (1, 2, 3, 16, 256)
 ALL_CODINGS = (container.RAW, container.ZLIB, container.XZ)
-
-
-def label_map(height: int, width: int, k: int, seed: int = 0) -> np.ndarray:
-    """A blocky map using every label 0..k-1 (where it fits), with some noise."""
-    rng = np.random.default_rng(seed)
-    y, x = np.indices((height, width))
-    labels = (x // 3 + 2 * (y // 4)) % k
-    noise = rng.random((height, width)) < 0.05
-    labels[noise] = rng.integers(0, k, int(noise.sum()))
-    flat = labels.reshape(-1)
-    flat[: min(k, flat.size)] = np.arange(min(k, flat.size))
-    return labels.astype(np.uint8)
 
 
 def distinct_codebook(k: int, channels: int, seed: int = 1) -> np.ndarray:

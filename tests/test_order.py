@@ -11,17 +11,7 @@ import numpy as np
 
 from pil_kmq.format import order
 
-
-def label_map(height: int, width: int, k: int, seed: int = 0) -> np.ndarray:
-    """A blocky map using every index 0..k-1 (where it fits), with some noise."""
-    rng = np.random.default_rng(seed)
-    y, x = np.indices((height, width))
-    labels = (x // 3 + 2 * (y // 4)) % k
-    noise = rng.random((height, width)) < 0.05
-    labels[noise] = rng.integers(0, k, int(noise.sum()))
-    flat = labels.reshape(-1)
-    flat[: min(k, flat.size)] = np.arange(min(k, flat.size))
-    return labels.astype(np.uint8)
+from helpers import label_map
 
 
 def test_reorder_palette_is_a_permutation():

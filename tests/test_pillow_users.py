@@ -13,23 +13,11 @@ import PIL
 import pytest
 from PIL import Image, ImageCms
 
-from conftest import FIXTURES, gradient_image, noise_image
+from helpers import FIXTURES, gradient_image, noise_image, reopen, save_to_bytes
 from pil_kmq import compress, reconstruct
 from pil_kmq.pixels import srgb_profile
 from pil_kmq.quantize.metrics import histogram_mse
 from pil_kmq.quantize.quality import QualityNotReached, mse_to_quality, quality_to_mse
-
-
-def save(im: Image.Image, **params) -> bytes:
-    buffer = io.BytesIO()
-    im.save(buffer, "KMQ", **params)
-    return buffer.getvalue()
-
-
-def reopen(data: bytes) -> Image.Image:
-    im = Image.open(io.BytesIO(data))
-    im.load()
-    return im
 
 
 # --- 1. colour management --------------------------------------------------
@@ -68,7 +56,7 @@ def test_a_profile_is_converted_with_pixels_that_change_colour_space():
     # wrong, so the pixels go through it to sRGB and sRGB's profile is written.
     im = Image.new("LA", (8, 8), (128, 200))
     im.info["icc_profile"] = grey_profile(gamma=1.0)  # linear grey: 128 is sRGB's 188
-    out = reopen(save(im, colors=4))
+    out = reopen(save_to_bytes(im, colors=4))
     assert out.mode == "RGBA" and out.getpixel((0, 0)) == (188, 188, 188, 200)
     assert out.info["icc_profile"] == srgb_profile() and colour_space(out.info["icc_profile"]) == "RGB"
 
@@ -78,7 +66,7 @@ def test_a_lab_image_is_written_with_srgb_s_profile():
     to_lab = ImageCms.buildTransform(ImageCms.createProfile("sRGB"), lab, "RGB", "LAB")
     im = ImageCms.applyTransform(gradient_image(16, 8), to_lab)
     im.info["icc_profile"] = lab.tobytes()
-    out = reopen(save(im, colors=16))
+    out = reopen(save_to_bytes(im, colors=16))
     assert out.mode == "RGB" and colour_space(out.info["icc_profile"]) == "RGB"
 
 
@@ -86,10 +74,10 @@ def test_a_profile_in_the_pixels_colour_space_travels_unchanged_and_files_stay_d
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     im = gradient_image(16, 8)
     im.info["icc_profile"] = srgb
-    assert reopen(save(im, colors=8)).info["icc_profile"] == srgb
+    assert reopen(save_to_bytes(im, colors=8)).info["icc_profile"] == srgb
     converted = Image.new("LA", (8, 8), (100, 255))
     converted.info["icc_profile"] = grey_profile()
-    assert save(converted, colors=2) == save(converted, colors=2)  # the sRGB profile has a fixed date
+    assert save_to_bytes(converted, colors=2) == save_to_bytes(converted, colors=2)  # the sRGB profile has a fixed date
 
 
 def test_without_littlecms_the_profile_is_dropped_with_a_warning(monkeypatch):
@@ -98,7 +86,7 @@ def test_without_littlecms_the_profile_is_dropped_with_a_warning(monkeypatch):
     im = Image.new("LA", (8, 8), (128, 255))
     im.info["icc_profile"] = grey_profile()
     with pytest.warns(UserWarning, match="ICC profile of this LA image was dropped"):
-        out = reopen(save(im, colors=2))
+        out = reopen(save_to_bytes(im, colors=2))
     assert "icc_profile" not in out.info and out.getpixel((0, 0)) == (128, 128, 128, 255)
 
 
@@ -106,7 +94,7 @@ def test_a_profile_that_does_not_fit_the_pixels_is_dropped_with_a_warning():
     im = Image.new("CMYK", (8, 8), (0, 255, 255, 0))
     im.info["icc_profile"] = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     with pytest.warns(UserWarning, match="dropped"):
-        out = reopen(save(im, colors=2))
+        out = reopen(save_to_bytes(im, colors=2))
     assert "icc_profile" not in out.info and out.getpixel((0, 0)) == (255, 0, 0)
 
 
@@ -144,16 +132,16 @@ def test_below_min_quality_save_raises_and_writes_nothing(tmp_path):
     assert isinstance(raised.value, QualityNotReached) and raised.value.colors == 4
     assert not target.exists()
     # Between min and max: the most colours allowed, no error.
-    assert reopen(save(im, colors=4, quality=(0, 90))).info["colors"] == 4
+    assert reopen(save_to_bytes(im, colors=4, quality=(0, 90))).info["colors"] == 4
 
 
 def test_an_old_style_quality_in_db_fails_loudly():
     with pytest.raises(TypeError, match="psnr=35.0"):
-        save(gradient_image(8, 8), quality=35.0)
+        save_to_bytes(gradient_image(8, 8), quality=35.0)
     with pytest.raises(ValueError, match="psnr"):
-        save(gradient_image(8, 8), quality=250)
+        save_to_bytes(gradient_image(8, 8), quality=250)
     with pytest.raises(ValueError, match="not both"):
-        save(gradient_image(8, 8), quality=50, psnr=30.0)
+        save_to_bytes(gradient_image(8, 8), quality=50, psnr=30.0)
 
 
 # --- 4. modes ----------------------------------------------------------------
@@ -163,7 +151,7 @@ def test_an_old_style_quality_in_db_fails_loudly():
 def test_16_bit_grey_is_scaled_to_8_bits(mode, dtype):
     values = np.array([[0, 128, 129, 385], [386, 25828, 25829, 65535]], dtype=np.uint32)
     im = Image.frombytes(mode, (4, 2), values.astype(dtype).tobytes())
-    out = reopen(save(im))
+    out = reopen(save_to_bytes(im))
     assert out.mode == "L"
     assert np.asarray(out).tolist() == [[0, 0, 1, 1], [2, 100, 101, 255]]  # value / 257, rounded
 
@@ -173,7 +161,7 @@ def test_a_16_bit_png_round_trips_and_convert_l_would_have_clipped(tmp_path):
     Image.fromarray(ramp).save(tmp_path / "deep.png")
     with Image.open(tmp_path / "deep.png") as im:
         assert im.mode.startswith("I")
-        out = reopen(save(im))
+        out = reopen(save_to_bytes(im))
     assert np.array_equal(np.asarray(out), np.arange(256, dtype=np.uint8).reshape(16, 16))
 
 
@@ -181,17 +169,17 @@ def test_16_bit_grey_with_a_transparency_key_gets_alpha():
     values = np.array([[1000, 5000]], dtype="<u2")
     im = Image.frombytes("I;16", (2, 1), values.tobytes())
     im.info["transparency"] = 5000
-    out = reopen(save(im))
+    out = reopen(save_to_bytes(im))
     assert out.mode == "RGBA" and out.getpixel((1, 0))[3] == 0 and out.getpixel((0, 0)) == (4, 4, 4, 255)
     im.info["icc_profile"] = grey_profile()  # a grey profile does not describe RGBA: converted
-    assert colour_space(reopen(save(im)).info["icc_profile"]) == "RGB"
+    assert colour_space(reopen(save_to_bytes(im)).info["icc_profile"]) == "RGB"
 
 
 @pytest.mark.parametrize("mode, stored", [("CMYK", "RGB"), ("LA", "RGBA"), ("PA", "RGBA"), ("1", "L")])
 def test_other_modes_keep_working(mode, stored):
     im = gradient_image(16, 8, "RGBA").convert(mode) if mode != "PA" else \
         gradient_image(16, 8, "RGBA").convert("P").convert("PA")
-    assert reopen(save(im)).mode == stored
+    assert reopen(save_to_bytes(im)).mode == stored
 
 
 def test_p_with_a_transparency_key_keeps_it():
@@ -199,7 +187,7 @@ def test_p_with_a_transparency_key_keeps_it():
     im.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
     im.putpixel((1, 0), 1)
     im.info["transparency"] = 1
-    out = reopen(save(im))
+    out = reopen(save_to_bytes(im))
     assert out.mode == "RGBA" and out.getpixel((1, 0))[3] == 0 and out.getpixel((0, 0)) == (0, 0, 0, 255)
 
 
@@ -214,7 +202,7 @@ def test_transparent_pixels_take_one_codebook_entry():
     image = visible[rng.integers(0, 4, (32, 32))]
     clear = rng.random((32, 32)) < 0.4
     image[clear] = rng.integers(0, 256, (int(clear.sum()), 4), dtype=np.uint8) * [1, 1, 1, 0]
-    out = reopen(save(Image.fromarray(image, "RGBA"), colors=5))
+    out = reopen(save_to_bytes(Image.fromarray(image, "RGBA"), colors=5))
     decoded = np.asarray(out)
     assert np.array_equal(decoded[~clear], image[~clear])  # the visible colours, exactly
     assert (decoded[clear] == 0).all()
@@ -239,7 +227,7 @@ def test_a_multi_frame_image_is_refused_naming_its_frames(tmp_path):
         with pytest.raises(ValueError, match="has 3 frames"):
             im.save(tmp_path / "anim.kmq", save_all=True)
         im.seek(1)
-        reopen(save(im.copy()))  # one frame at a time is fine
+        reopen(save_to_bytes(im.copy()))  # one frame at a time is fine
     assert not (tmp_path / "anim.kmq").exists()
 
 
@@ -247,7 +235,7 @@ def test_save_all_counts_appended_images_and_allows_a_single_frame(tmp_path):
     im = gradient_image(8, 8)
     with pytest.raises(ValueError, match="has 3 frames"):
         im.save(io.BytesIO(), "KMQ", save_all=True, append_images=[im, im])
-    assert reopen(save(im, save_all=True)).size == (8, 8)
+    assert reopen(save_to_bytes(im, save_all=True)).size == (8, 8)
 
 
 # --- 7. the array contract ------------------------------------------------------
@@ -284,11 +272,11 @@ def test_a_float_image_is_refused_with_how_to_convert():
 
 def test_progress_hears_every_stage_in_order():
     heard = []
-    save(gradient_image(32, 24), colors=8, progress=lambda *call: heard.append(call))
+    save_to_bytes(gradient_image(32, 24), colors=8, progress=lambda *call: heard.append(call))
     assert heard == [("pixels", 0, 1), ("pixels", 1, 1), ("quantize", 0, 1), ("quantize", 1, 1),
                      ("code", 0, 1), ("code", 1, 1)]
     heard.clear()
-    save(Image.open(FIXTURES / "images" / "rgb.png"), quality=70, progress=lambda *call: heard.append(call))
+    save_to_bytes(Image.open(FIXTURES / "images" / "rgb.png"), quality=70, progress=lambda *call: heard.append(call))
     searches = [call for call in heard if call[0] == "search"]
     assert len(searches) > 2 and [call[1] for call in searches] == list(range(1, len(searches) + 1))
     assert all(done <= total for _, done, total in searches)
@@ -301,6 +289,6 @@ def test_progress_changes_nothing_in_the_file_and_a_failing_callback_stops_the_s
         raise RuntimeError("stop")
 
     im = gradient_image(16, 8)
-    assert save(im, colors=4, progress=lambda *call: None) == save(im, colors=4)
+    assert save_to_bytes(im, colors=4, progress=lambda *call: None) == save_to_bytes(im, colors=4)
     with pytest.raises(RuntimeError, match="stop"):
-        save(im, progress=broken)
+        save_to_bytes(im, progress=broken)

@@ -9,23 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from conftest import FIXTURES, flat_pixels, gradient_image, noise_image
+from helpers import FIXTURES, flat_pixels, gradient_image, noise_image, reopen, save_to_bytes
 from pil_kmq.reader import parse
 
 GOLDEN = FIXTURES / "golden"
 MALFORMED = FIXTURES / "malformed"
-
-
-def save_to_bytes(im: Image.Image, **params) -> bytes:
-    buffer = io.BytesIO()
-    im.save(buffer, "KMQ", **params)
-    return buffer.getvalue()
-
-
-def reopen(data: bytes) -> Image.Image:
-    im = Image.open(io.BytesIO(data))
-    im.load()
-    return im
 
 
 def reference_decode(data: bytes) -> tuple[str, list]:
