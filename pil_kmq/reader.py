@@ -84,7 +84,7 @@ def read_labels(fp: str | os.PathLike[str] | IO[bytes], rows: Any = None) -> np.
                 raise truncated_error(layout)
             needed = [band for band in table if _rows_in(positions, band)]
             parallel.ordered_map(
-                lambda b: bands.decode_band(source.read_at, b, header.width, header.k, header.coding, sink),
+                lambda b: bands.decode_band(source.read_at, b, header, sink),
                 needed,
             )
         return out

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 import pil_kmq  # noqa: F401  (registers KMQ)
-from pil_kmq.format import bitpack, container
+from pil_kmq.format import bands, bitpack, container
 
 WIDTH, HEIGHT, BAND = 10000, 8000, 32
 CODEBOOK = bytes([10, 200])  # K = 2, grey: Pillow keeps L images at 1 byte a pixel
@@ -41,11 +41,12 @@ def make(coding: int) -> bytes:
         payload = bitpack.pack(np.tile(labels, (HEIGHT // BAND, 1)), 1)
         body = header + payload
         return body + struct.pack(">I", zlib.crc32(body))
+    label_stream = bands.label_stream(labels, 1, container.band_label_width(2))
     if coding == container.ZLIB:
-        stream = zlib.compress(labels.tobytes(), 6)
+        stream = zlib.compress(label_stream, 6)
     else:
         filters = [{"id": lzma.FILTER_LZMA2, "preset": 1, "dict_size": 1 << 20}]
-        stream = lzma.compress(labels.tobytes(), format=lzma.FORMAT_RAW, filters=filters)
+        stream = lzma.compress(label_stream, format=lzma.FORMAT_RAW, filters=filters)
     band = struct.pack(">BI", 1, len(stream)) + stream
     band += struct.pack(">I", zlib.crc32(band))
     start = header + struct.pack(">I", BAND)

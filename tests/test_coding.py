@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import label_map
+from helpers import FIXTURES, label_map
 import pil_kmq  # noqa: F401  (registers the format)
 from pil_kmq.format import bands, coding, container, parallel, write_file
 from pil_kmq.reader import parse
@@ -65,7 +65,7 @@ def test_strip_order_is_column_major_inside_strips():
     labels = np.arange(15, dtype=np.uint8).reshape(5, 3)
     # strips of 2 rows: rows 0-1, rows 2-3, then row 4 alone
     assert list(bands.to_strip_order(labels, 2)) == [0, 3, 1, 4, 2, 5, 6, 9, 7, 10, 8, 11, 12, 13, 14]
-    assert bands.to_strip_order(labels, 1) == labels.tobytes()
+    assert bands.to_strip_order(labels, 1).tobytes() == labels.tobytes()
 
 
 @pytest.mark.parametrize("width, height", [(768, 512), (1, 70000), (70000, 1), (3, 2), (5000, 5000), (257, 1000)])
@@ -166,3 +166,52 @@ def test_bad_arguments_raise_value_error():
     with pytest.raises(ValueError):
         write_file(np.zeros((0, 2), np.uint8), book)
     assert coding.NAMES == {0: "raw", 1: "zlib", 2: "xz"}
+
+
+@pytest.mark.parametrize("k, width", [(1, 1), (2, 1), (3, 2), (4, 2), (5, 4), (16, 4), (17, 8), (256, 8)])
+def test_band_label_width_is_the_smallest_byte_divisor_that_holds_a_label(k, width):
+    assert container.band_label_width(k) == width
+    assert container.band_label_width(k, version=2) == 8
+
+
+@pytest.mark.parametrize("number", [container.ZLIB, container.XZ])
+@pytest.mark.parametrize("k", [2, 3, 5, 16])
+def test_pieces_that_split_a_byte_of_packed_labels_decode(number, k, monkeypatch):
+    """Pieces of an odd number of labels end inside a byte of 1-, 2- or
+    4-bit labels: the rest of that byte starts the next piece."""
+    monkeypatch.setattr(bands, "PIECE_LABELS", 7)
+    labels = label_map(45, 11, k)
+    book = distinct_codebook(k, 3)
+    data = write_file(labels, book, coding=number, optimize=True)
+    parsed = parse(data)
+    codebook = np.frombuffer(parsed.codebook, np.uint8).reshape(k, 3)
+    np.testing.assert_array_equal(codebook[parsed.labels], book[labels])
+
+
+def test_packed_band_streams_are_smaller_and_quicker_to_compress_at_small_k():
+    """The point of w < 8: half (K <= 16) to an eighth (K = 2) of the bytes
+    for LZMA2 to code; on a two-colour map the file shrinks too."""
+    y, x = np.indices((256, 256))
+    labels = ((x // 3 + y // 5) % 2).astype(np.uint8)
+    stream = bands.label_stream(labels, 1, container.band_label_width(2))
+    assert len(stream) == labels.size // 8
+    packed = len(bands.encode_band(labels, 1, container.XZ, 2, 1))
+    one_per_byte = len(bands.encode_band(labels, 1, container.XZ, 2, 8))
+    assert packed < one_per_byte
+
+
+def test_version_2_files_still_decode():
+    """pil_kmq 0.2 wrote version 2 (band labels one per byte at every K):
+    its raw, zlib and xz files of one image decode to the same pixels."""
+    folder = FIXTURES / "v2"
+    decoded = []
+    for name in ("rgb_k16.kmq", "rgb_k16_zlib.kmq", "rgb_k16_xz.kmq"):
+        data = (folder / name).read_bytes()
+        assert data[4] == 2
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            decoded.append(np.asarray(image.convert("RGB")))
+    assert decoded[0].std() > 10
+    for pixels in decoded[1:]:
+        np.testing.assert_array_equal(pixels, decoded[0])

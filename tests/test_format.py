@@ -16,8 +16,8 @@ from conftest import FIXTURES, flat_pixels, noise_image
 
 SPEC = (FIXTURES.parent / "spec" / "kmq.md").read_text()
 RAW_EXAMPLE = bytes.fromhex(
-    "4B4D5146 02 03 00000003 00000002 0003 00 00 00000000"
-    "FF0000 00FF00 0000FF 1A40 B8809894".replace(" ", "")
+    "4B4D5146 03 03 00000003 00000002 0003 00 00 00000000"
+    "FF0000 00FF00 0000FF 1A40 DB8741B0".replace(" ", "")
 )
 EXAMPLE_PIXELS = [(0, 0, 0), (0, 0, 0), (255, 0, 0), (0, 0, 255), (0, 0, 255), (255, 255, 255)]
 
@@ -52,8 +52,8 @@ def test_spec_raw_example_appears_in_the_spec():
     assert bytes.fromhex(hex_lines) == RAW_EXAMPLE
 
 
-@pytest.mark.parametrize("coding, title", [(1, "### Coding 1 (zlib), 65-byte file"),
-                                           (2, "### Coding 2 (xz), 61-byte file")])
+@pytest.mark.parametrize("coding, title", [(1, "### Coding 1 (zlib), 61-byte file"),
+                                           (2, "### Coding 2 (xz), 57-byte file")])
 def test_spec_band_examples_decode_as_the_spec_says(coding, title):
     data = spec_block(title)
     assert data[16] == coding and len(data) == int(re.search(r"(\d+)-byte", title).group(1))
@@ -76,7 +76,7 @@ def test_tutorial_examples_to_the_bit(width, height, k, label_bits, payload, cod
     noise_image(width, height).save(buffer, "KMQ", colors=k, max_iter=2)
     data = buffer.getvalue()
     parsed = parse(data)
-    assert parsed.header.k == k and parsed.header.version == 2
+    assert parsed.header.k == k and parsed.header.version == 3
     assert len(parsed.payload) == payload
     assert len(parsed.codebook) * 8 == codebook_bits
     assert len(data) == 22 + codebook_bits // 8 + payload + 4
@@ -128,9 +128,9 @@ def test_exif_is_stored_without_the_jpeg_prefix_and_read_with_it():
         write_file(labels, book, metadata={"exif": b"not exif"})
 
 
-def test_golden_files_say_version_2():
+def test_golden_files_say_version_3():
     for path in (FIXTURES / "golden").glob("*.kmq"):
-        assert path.read_bytes()[4] == 2, path.name
+        assert path.read_bytes()[4] == 3, path.name
 
 
 def test_a_version_1_file_names_the_release_that_reads_it():

@@ -21,7 +21,7 @@ def reference_decode(data: bytes) -> tuple[str, list]:
     magic, version, channels, width, height, k, coding, flags, meta = struct.unpack(
         ">4sBBIIHBBI", data[:22]
     )
-    assert (magic, version, coding, flags) == (b"KMQF", 2, 0, 0)
+    assert (magic, version, coding, flags) == (b"KMQF", 3, 0, 0)
     start = 22 + meta
     codebook = [tuple(data[start + i * channels : start + (i + 1) * channels]) for i in range(k)]
     bits = (k - 1).bit_length()
@@ -247,8 +247,8 @@ def test_draft_p_for_grey_and_alpha():
 # --- rejections -----------------------------------------------------------
 
 REJECTIONS = {
-    "version_1": "version 1: this reader reads version 2; pil_kmq 0.1.x reads it",
-    "bad_version": "version 3",
+    "version_1": "version 1: this reader reads versions 2 and 3; pil_kmq 0.1.x reads it",
+    "bad_version": "version 4",
     "truncated_header": "truncated header",
     "bad_channels": "channels 2",
     "zero_width": "bad size",
@@ -284,6 +284,7 @@ REJECTIONS = {
     "broken_stream": "xz band",
     "zlib_preset_dictionary": "zlib band",
     "band_label_ge_k": "label 3 >= K=3",
+    "band_nonzero_padding": "non-zero padding bits",
 }
 
 

@@ -5,11 +5,12 @@
     band    = S (uint8 strip height) || L (uint32) || L bytes of stream
               || CRC-32 of S, L and the stream
 
-Each band's stream decompresses to its labels, one byte each, in strip
-order: the band's rows are cut into strips of S rows, stored one after the
-other, each column by column (x = 0..W-1, each column top to bottom). S = 1
-is row-major. Bands are independent, so they decode in parallel, in bounded
-memory, and one at a time for random access.
+Each band's stream decompresses to its labels in strip order, w bits each
+(Header.band_label_width: 1, 2, 4 or 8), MSB first, the last byte padded
+with zero bits: the band's rows are cut into strips of S rows, stored one
+after the other, each column by column (x = 0..W-1, each column top to
+bottom). S = 1 is row-major. Bands are independent, so they decode in
+parallel, in bounded memory, and one at a time for random access.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import streams
-from .container import CRC, KmqFormatError, check_crc
+from . import bitpack, streams
+from .container import CRC, Header, KmqFormatError, check_crc
 from .pieces import PIECE_LABELS, ReadAt, Sink, check_labels, write_linear
 
 BAND_HEIGHT = struct.Struct(">I")
@@ -103,15 +104,50 @@ def walk(read_at: ReadAt, start: int, file_size: int, width: int, height: int, b
 # strip order
 
 
-def to_strip_order(labels: np.ndarray, strip: int) -> bytes:
-    """A band's (rows, W) labels serialized in strip order."""
+def to_strip_order(labels: np.ndarray, strip: int) -> np.ndarray:
+    """A band's (rows, W) labels, flat, in strip order."""
     labels = np.ascontiguousarray(labels, dtype=np.uint8)
     if strip == 1:
-        return labels.tobytes()
-    return b"".join(
-        np.ascontiguousarray(labels[top : top + strip].T).tobytes()
-        for top in range(0, labels.shape[0], strip)
-    )
+        return labels.reshape(-1)
+    return np.concatenate([
+        labels[top : top + strip].T.reshape(-1) for top in range(0, labels.shape[0], strip)
+    ])
+
+
+def label_stream(labels: np.ndarray, strip: int, width: int) -> bytes:
+    """What a band's stream decompresses to: its labels in strip order,
+    `width` bits each."""
+    return bitpack.pack(to_strip_order(labels, strip), width)
+
+
+class LabelReader:
+    """Labels, `width` bits each, read from a band's decompressed stream a
+    piece at a time; the few labels of a byte split between two pieces are
+    kept for the next."""
+
+    def __init__(self, inflater: streams.Inflater, width: int):
+        self.inflater, self.width = inflater, width
+        self.per_byte = 8 // width
+        self.spare = np.zeros(0, np.uint8)
+
+    def read(self, count: int) -> np.ndarray:
+        if self.width == 8:
+            return np.frombuffer(self.inflater.read(count), dtype=np.uint8)
+        need = count - self.spare.size
+        if need <= 0:
+            labels, self.spare = self.spare[:count], self.spare[count:]
+            return labels
+        size = -(-need // self.per_byte)
+        unpacked = bitpack.unpack(self.inflater.read(size), size * self.per_byte, self.width)
+        labels = np.concatenate([self.spare, unpacked[:need]])
+        self.spare = unpacked[need:]
+        return labels
+
+    def finish(self) -> None:
+        """What is left of the last byte is padding: it must be zero bits."""
+        if self.spare.any():
+            raise KmqFormatError("band: non-zero padding bits after the last label")
+        self.inflater.finish()
 
 
 def _pieces(band: Band, width: int):
@@ -137,14 +173,15 @@ def _pieces(band: Band, width: int):
 # one band
 
 
-def encode_band(labels: np.ndarray, strip: int, coding: int, k: int) -> bytes:
-    """S, L, the stream and the band CRC for a band's (rows, W) labels."""
-    stream = streams.compress(to_strip_order(labels, strip), coding, k)
+def encode_band(labels: np.ndarray, strip: int, coding: int, k: int, width: int) -> bytes:
+    """S, L, the stream and the band CRC for a band's (rows, W) labels,
+    `width` bits each in the stream."""
+    stream = streams.compress(label_stream(labels, strip, width), coding, k)
     head = BAND_HEAD.pack(strip, len(stream))
     return head + stream + CRC.pack(zlib.crc32(stream, zlib.crc32(head)))
 
 
-def decode_band(read_at: ReadAt, band: Band, width: int, k: int, coding: int, sink: Sink) -> None:
+def decode_band(read_at: ReadAt, band: Band, header: Header, sink: Sink) -> None:
     """Decompress a band a piece at a time into sink; check its CRC."""
     position = band.offset + BAND_HEAD.size
     end = position + band.length
@@ -162,13 +199,13 @@ def decode_band(read_at: ReadAt, band: Band, width: int, k: int, coding: int, si
             pass
         check_crc(state["crc"], read_at(end, CRC.size), f"band {band.index}")
 
-    inflater = streams.Inflater(coding, source)
+    reader = LabelReader(streams.Inflater(header.coding, source), header.band_label_width)
     try:
-        for count, place in _pieces(band, width):
-            flat = np.frombuffer(inflater.read(count), dtype=np.uint8)
-            check_labels(flat, k)
+        for count, place in _pieces(band, header.width):
+            flat = reader.read(count)
+            check_labels(flat, header.k)
             place(flat, sink)
-        inflater.finish()
+        reader.finish()
     except KmqFormatError:
         check()  # a bad CRC says more than what the stream made of the bytes
         raise

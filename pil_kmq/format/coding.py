@@ -13,7 +13,7 @@ import zlib
 import numpy as np
 
 from . import bands, order, parallel, raw
-from .container import CODING_NAMES, RAW, XZ, ZLIB, crc_bytes
+from .container import CODING_NAMES, RAW, XZ, ZLIB, band_label_width, crc_bytes
 
 NAMES = CODING_NAMES
 BAND_CODINGS = (ZLIB, XZ)
@@ -29,14 +29,15 @@ def band_payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize:
     height, width = labels.shape
     band_height = bands.choose_band_height(width, height)
     strips = STRIPS[coding] if optimize and height > 1 else STRIPS[coding][:1]
+    width_bits = band_label_width(k)
 
     def encode(rows: tuple[int, int]) -> bytes:
         top, count = rows
         band = labels[top : top + count]
         strip = strips[0]
         if len(strips) > 1:
-            strip = min(strips, key=lambda s: len(zlib.compress(bands.to_strip_order(band, s), 1)))
-        return bands.encode_band(band, strip, coding, k)
+            strip = min(strips, key=lambda s: len(zlib.compress(bands.label_stream(band, s, width_bits), 1)))
+        return bands.encode_band(band, strip, coding, k, width_bits)
 
     encoded = parallel.ordered_map(encode, bands.band_rows(height, band_height))
     start = bands.BAND_HEIGHT.pack(band_height)

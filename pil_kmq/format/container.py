@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from .bitpack import bits_per_label, packed_size
 
 MAGIC = b"KMQF"
-VERSION = 2
-# The pil_kmq releases that read each older version.
+VERSION = 3
+# Older versions this reader still reads: version 2 differs only in its
+# band label width (always 8 bits; see band_label_width).
+READABLE_VERSIONS = (2, 3)
+# The pil_kmq releases that read each version this one does not.
 OLD_VERSION_READERS = {1: "pil_kmq 0.1.x"}
 HEADER = struct.Struct(">4sBBIIHBBI")
 HEADER_SIZE = HEADER.size  # 22
@@ -41,6 +44,15 @@ TIFF_HEADERS = (b"II*\x00", b"MM\x00*")
 SMOOTH_BODY = re.compile(rb"[0-9]{1,8}(\.[0-9]{1,8})?")
 
 
+def band_label_width(k: int, version: int = VERSION) -> int:
+    """w: bits a label takes in a band's stream (codings 1, 2): the smallest
+    of 1, 2, 4, 8 that holds b, so that labels never straddle a byte and
+    LZMA still sees aligned bytes. Version 2 stored 8 at every K."""
+    if version == 2:
+        return 8
+    return next(width for width in (1, 2, 4, 8) if width >= bits_per_label(k))
+
+
 class KmqFormatError(OSError):
     """A file that is a .kmq file but breaks the spec."""
 
@@ -63,6 +75,10 @@ class Header:
     @property
     def bits(self) -> int:
         return bits_per_label(self.k)
+
+    @property
+    def band_label_width(self) -> int:
+        return band_label_width(self.k, self.version)
 
     @property
     def pixel_count(self) -> int:
@@ -95,12 +111,13 @@ def parse_header(data: bytes) -> Header:
     """Parse and validate the fixed header (SyntaxError if not a .kmq file)."""
     if len(data) < len(MAGIC) or not data.startswith(MAGIC):
         raise SyntaxError("not a KMQ file")
-    if len(data) >= 5 and data[4] != VERSION:
+    if len(data) >= 5 and data[4] not in READABLE_VERSIONS:
         version = data[4]
         reader = OLD_VERSION_READERS.get(version)
         where = f"; {reader} reads it" if reader else ""
+        readable = " and ".join(map(str, READABLE_VERSIONS))
         raise KmqFormatError(
-            f"unsupported version {version}: this reader reads version {VERSION}{where}"
+            f"unsupported version {version}: this reader reads versions {readable}{where}"
         )
     if len(data) < HEADER_SIZE:
         raise KmqFormatError(f"truncated header: {len(data)} of {HEADER_SIZE} bytes")

@@ -127,7 +127,7 @@ def decode(source: Source, layout: Layout, sink: Sink, allow_truncated: bool = F
         raise truncated_error(layout)
 
     def one(band: bands.Band) -> None:
-        bands.decode_band(source.read_at, band, header.width, header.k, header.coding, sink)
+        bands.decode_band(source.read_at, band, header, sink)
 
     parallel.ordered_map(one, table, threads)
     top = table[-1].top + table[-1].rows if table else 0
