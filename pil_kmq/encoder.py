@@ -88,7 +88,7 @@ def unpremultiply(codebook: np.ndarray) -> np.ndarray:
     every entry whose colour is at most its alpha (any mean of premultiplied
     colours), so labels found in premultiplied space stay nearest."""
     alpha = codebook[:, 3:].astype(np.uint32)
-    colour = codebook[:, :3] * np.uint32(510) + alpha
+    colour = codebook[:, :3].astype(np.uint32) * 510 + alpha
     colour = np.where(alpha > 0, colour // np.maximum(2 * alpha, 1), 0)
     return np.concatenate([np.minimum(colour, 255), alpha], axis=1).astype(np.uint8)
 
