@@ -1,15 +1,16 @@
 """ICC profiles built byte by byte with struct, for the colour-management
-tests: no profile file is copied from anywhere, and none ships with Pillow
-but littlecms's built-in RGB, grey and LAB ones (there is no CMYK one).
+tests: no profile file is copied from anywhere, and Pillow can only create
+sRGB, LAB and XYZ ones (ImageCms.createProfile), no grey or CMYK one.
 
-cmyk_profile() is a minimal valid ICC v2 output ('prtr') profile, data
-colour space CMYK, PCS Lab: the tags an output profile requires (desc,
-cprt, wtpt, A2B0, B2A0, gamt), each lut an mft2 (lut16Type) with identity
-matrix and curves and a small CLUT. Its colours come from a toy
-subtractive ink model (ink_reflectance), chosen so that the colours
-differ clearly from Pillow's naive CMYK -> RGB (255 - C - K, ...): paper
-white for no ink, near black for full ink, cyan ink a mid blue-green
-rather than pure (0, 255, 255).
+icc_profile() writes a version 2 profile from its tags (test_pillow_users
+builds its grey one with it). cmyk_profile() is a minimal valid ICC v2
+output ('prtr') profile, data colour space CMYK, PCS Lab: the tags an
+output profile requires (desc, cprt, wtpt, A2B0, B2A0, gamt), each lut an
+mft2 (lut16Type) with identity matrix and curves and a small CLUT. Its
+colours come from a toy subtractive ink model (ink_reflectance), chosen so
+that they differ clearly from Pillow's naive CMYK -> RGB (255 - C - K,
+...): paper white for no ink, black for full ink, cyan ink a mid
+blue-green rather than pure (0, 255, 255).
 """
 
 from __future__ import annotations

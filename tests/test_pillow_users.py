@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from helpers import FIXTURES, gradient_image, noise_image, reopen, save_to_bytes
-from icc_profiles import cmyk_profile
+from icc_profiles import D50, cmyk_profile, desc_tag, icc_profile, xyz_tag
 from pil_kmq import compress, reconstruct
 from pil_kmq.pixels import srgb_profile
 from pil_kmq.quantize.metrics import histogram_mse, mean_squared_error
@@ -24,28 +24,13 @@ from pil_kmq.quantize.quality import QualityNotReached, mse_to_quality, quality_
 # --- 1. colour management --------------------------------------------------
 
 
-def _s15(value: float) -> bytes:
-    return struct.pack(">i", round(value * 65536))
-
-
 def grey_profile(gamma: float = 1.0) -> bytes:
     """A minimal ICC v2 grey profile (white point, one-gamma kTRC)."""
-    d50 = _s15(0.9642) + _s15(1.0) + _s15(0.8249)
-    text = b"linear grey\0"
-    tags = [
-        (b"wtpt", b"XYZ \0\0\0\0" + d50),
-        (b"kTRC", b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"),
-        (b"desc", b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 78),
-    ]
-    offset = 128 + 4 + 12 * len(tags)
-    table = data = b""
-    for signature, body in tags:
-        body += b"\0" * (-len(body) % 4)
-        table += signature + struct.pack(">II", offset + len(data), len(body))
-        data += body
-    header = (struct.pack(">I", offset + len(data)) + b"\0" * 4 + bytes([2, 0x10, 0, 0])
-              + b"mntrGRAYXYZ " + b"\0" * 12 + b"acsp" + b"\0" * 28 + d50 + b"\0" * 48)
-    return header + struct.pack(">I", len(tags)) + table + data
+    return icc_profile(b"mntr", b"GRAY", b"XYZ ", {
+        b"wtpt": xyz_tag(D50),
+        b"kTRC": b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)),
+        b"desc": desc_tag("linear grey"),
+    })
 
 
 def colour_space(profile: bytes) -> str:
