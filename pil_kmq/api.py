@@ -7,10 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .encoder import collapse_transparent
+from .encoder import quantize_image
 from .format import bitpack
 from .options import DEFAULT_MAX_ITER, DEFAULT_TOL, Options
-from .quantize.quantizer import quantize
 
 
 def as_image_array(array: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -57,7 +56,8 @@ def compress(
     colours comes back losslessly with those colours (fully transparent
     pixels all count as (0, 0, 0, 0), as in Image.save). Without dithering
     every pixel gets its exactly nearest codebook colour (ties: lowest
-    label). With `psnr` or `quality`, K is the smallest reaching it; with
+    label); RGBA of more than k colours is compared premultiplied, colour
+    error weighted by alpha (encoder.quantize_image). With `psnr` or `quality`, K is the smallest reaching it; with
     `smooth`, labels are traded for a smoother label map. The
     keywords are Image.save's options (pil_kmq.options).
     """
@@ -66,7 +66,7 @@ def compress(
          "quality": quality, "psnr": psnr, "smooth": smooth}
     )
     image, colour_list = as_image_array(array)
-    labels, codebook = quantize(collapse_transparent(image), options)
+    labels, codebook, _ = quantize_image(image, options)
     return (labels.reshape(-1) if colour_list else labels), codebook
 
 

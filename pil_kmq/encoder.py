@@ -12,6 +12,7 @@ from PIL import Image
 from . import format
 from .options import METADATA_KEYS, Options, metadata_bytes
 from .pixels import to_array_with_profile
+from .quantize.histogram import pack_codes
 from .quantize.quantizer import quantize_with_smoothing
 
 # What progress(stage, done, total) hears, in order; "search" (one call per
@@ -42,7 +43,7 @@ def encode_array(
     """A complete .kmq file for an (h, w, C) uint8 array."""
     progress = options.progress or _silent
     progress("quantize", 0, 1)
-    labels, codebook, smooth = quantize_with_smoothing(collapse_transparent(image), options)
+    labels, codebook, smooth = quantize_image(image, options)
     if smooth > 0:
         metadata = {**(metadata or {}), "smooth": smooth}
     progress("quantize", 1, 1)
@@ -52,6 +53,53 @@ def encode_array(
     )
     progress("code", 1, 1)
     return data
+
+
+def quantize_image(image: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarray, float]:
+    """quantize_with_smoothing for any stored mode: RGBA with its colour
+    error weighted by alpha, as pngquant does.
+
+    A nearly invisible pixel's colour matters little, so RGBA with more
+    colours than K is quantized in premultiplied space (premultiply): there
+    an entry is the alpha-weighted mean colour, labels are nearest (and
+    targets, dithering and smoothing measure error) by the error left after
+    compositing; the codebook is stored un-premultiplied. An image with at
+    most K distinct colours is quantized as stored, so it is kept exactly.
+    """
+    image = collapse_transparent(image)
+    if image.shape[2] != 4 or _has_at_most(image.reshape(-1, 4), options.colors):
+        return quantize_with_smoothing(image, options)
+    labels, codebook, smooth = quantize_with_smoothing(premultiply(image), options)
+    return labels, unpremultiply(codebook), smooth
+
+
+def premultiply(rgba: np.ndarray) -> np.ndarray:
+    """(..., 4) uint8 RGBA as (r·a/255, g·a/255, b·a/255, a), rounded: the
+    colour a pixel adds when composited, so a squared distance here weighs
+    colour error by alpha (and alpha-0 pixels are all (0, 0, 0, 0))."""
+    alpha = rgba[..., 3:].astype(np.uint32)
+    colour = (rgba[..., :3] * alpha + 127) // 255
+    return np.concatenate([colour, alpha], axis=-1).astype(np.uint8)
+
+
+def unpremultiply(codebook: np.ndarray) -> np.ndarray:
+    """A premultiplied codebook in stored RGBA: rgb = c·255/a, rounded and
+    clipped ((0, 0, 0, 0) at a = 0). Premultiplying the result gives back
+    every entry whose colour is at most its alpha (any mean of premultiplied
+    colours), so labels found in premultiplied space stay nearest."""
+    alpha = codebook[:, 3:].astype(np.uint32)
+    colour = codebook[:, :3].astype(np.uint32) * 510 + alpha
+    colour = np.where(alpha > 0, colour // np.maximum(2 * alpha, 1), 0)
+    return np.concatenate([np.minimum(colour, 255), alpha], axis=1).astype(np.uint8)
+
+
+def _has_at_most(pixels: np.ndarray, k: int) -> bool:
+    """Whether pixels (N, C) hold at most k distinct colours; a sample
+    usually answers no at once."""
+    step = len(pixels) // 65536
+    if step > 1 and len(np.unique(pack_codes(pixels[::step]))) > k:
+        return False
+    return len(np.unique(pack_codes(pixels))) <= k
 
 
 def collapse_transparent(image: np.ndarray) -> np.ndarray:

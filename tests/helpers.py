@@ -59,3 +59,11 @@ def reopen(data: bytes) -> Image.Image:
     im = Image.open(io.BytesIO(data))
     im.load()
     return im
+
+
+def premultiplied(rgba: np.ndarray) -> np.ndarray:
+    """(..., 4) RGBA as the encoder compares RGBA colours: (r, g, b) * a / 255
+    rounded, and a (int64, for exact squared distances)."""
+    rgba = np.asarray(rgba, dtype=np.int64)
+    colour = np.rint(rgba[..., :3] * rgba[..., 3:] / 255.0).astype(np.int64)
+    return np.concatenate([colour, rgba[..., 3:]], axis=-1)

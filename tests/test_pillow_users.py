@@ -14,37 +14,23 @@ import pytest
 from PIL import Image, ImageCms
 
 from helpers import FIXTURES, gradient_image, noise_image, reopen, save_to_bytes
+from icc_profiles import D50, cmyk_profile, desc_tag, icc_profile, xyz_tag
 from pil_kmq import compress, reconstruct
 from pil_kmq.pixels import srgb_profile
-from pil_kmq.quantize.metrics import histogram_mse
+from pil_kmq.quantize.metrics import histogram_mse, mean_squared_error
 from pil_kmq.quantize.quality import QualityNotReached, mse_to_quality, quality_to_mse
 
 
 # --- 1. colour management --------------------------------------------------
 
 
-def _s15(value: float) -> bytes:
-    return struct.pack(">i", round(value * 65536))
-
-
 def grey_profile(gamma: float = 1.0) -> bytes:
     """A minimal ICC v2 grey profile (white point, one-gamma kTRC)."""
-    d50 = _s15(0.9642) + _s15(1.0) + _s15(0.8249)
-    text = b"linear grey\0"
-    tags = [
-        (b"wtpt", b"XYZ \0\0\0\0" + d50),
-        (b"kTRC", b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"),
-        (b"desc", b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * 78),
-    ]
-    offset = 128 + 4 + 12 * len(tags)
-    table = data = b""
-    for signature, body in tags:
-        body += b"\0" * (-len(body) % 4)
-        table += signature + struct.pack(">II", offset + len(data), len(body))
-        data += body
-    header = (struct.pack(">I", offset + len(data)) + b"\0" * 4 + bytes([2, 0x10, 0, 0])
-              + b"mntrGRAYXYZ " + b"\0" * 12 + b"acsp" + b"\0" * 28 + d50 + b"\0" * 48)
-    return header + struct.pack(">I", len(tags)) + table + data
+    return icc_profile(b"mntr", b"GRAY", b"XYZ ", {
+        b"wtpt": xyz_tag(D50),
+        b"kTRC": b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)),
+        b"desc": desc_tag("linear grey"),
+    })
 
 
 def colour_space(profile: bytes) -> str:
@@ -96,6 +82,66 @@ def test_a_profile_that_does_not_fit_the_pixels_is_dropped_with_a_warning():
     with pytest.warns(UserWarning, match="dropped"):
         out = reopen(save_to_bytes(im, colors=2))
     assert "icc_profile" not in out.info and out.getpixel((0, 0)) == (255, 0, 0)
+
+
+def cmyk_patches() -> Image.Image:
+    """12 ink mixes, white (no ink) and full ink included, as 4x4 patches."""
+    inks = [(0, 0, 0, 0), (255, 255, 255, 255), (255, 0, 0, 0), (0, 255, 0, 0), (0, 0, 255, 0),
+            (0, 0, 0, 255), (128, 0, 0, 0), (0, 0, 0, 128), (60, 40, 20, 10), (200, 100, 0, 30),
+            (0, 180, 180, 0), (90, 90, 90, 90)]
+    patches = np.array(inks, np.uint8)[np.arange(48).reshape(4, 12) % 12]
+    return Image.fromarray(np.repeat(np.repeat(patches, 4, axis=0), 4, axis=1), "CMYK")
+
+
+def through_profile(im: Image.Image, profile: bytes) -> np.ndarray:
+    """What ImageCms gives for im through `profile` to sRGB, directly."""
+    source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+    srgb = ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile()))
+    return np.asarray(ImageCms.profileToProfile(im, source, srgb, outputMode="RGB"))
+
+
+def test_the_generated_cmyk_profile_is_one_littlecms_uses():
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(cmyk_profile())).profile
+    assert (profile.device_class, profile.xcolor_space, profile.connection_space) == ("prtr", "CMYK", "Lab ")
+    colours = through_profile(cmyk_patches(), cmyk_profile())[::4, ::4].reshape(-1, 3)[:12].astype(int)
+    assert (colours[0] >= 250).all() and (colours[1] <= 10).all()  # paper white, full ink black
+    assert colours[5].max() < 80 and colours[5].max() - colours[5].min() < 5  # black ink: dark grey
+    assert colours[2][0] < colours[2][1] < colours[2][2]  # cyan ink: more blue than green than red
+
+
+def test_a_cmyk_image_is_converted_through_its_profile_to_srgb():
+    im = cmyk_patches()
+    im.info["icc_profile"] = cmyk_profile()
+    out = reopen(save_to_bytes(im, colors=16))  # 12 colours: kept exactly
+    assert out.mode == "RGB" and out.info["icc_profile"] == srgb_profile()
+    managed, naive = through_profile(im, cmyk_profile()), np.asarray(im.convert("RGB"))
+    np.testing.assert_array_equal(np.asarray(out), managed)
+    assert np.abs(managed.astype(int) - naive).mean() > 20  # the naive conversion is far off
+
+
+def test_a_cmyk_gradient_is_converted_then_quantized():
+    """More colours than K: the file is the one ImageCms's own sRGB pixels
+    would give, quantized, not the naive conversion's."""
+    grey = np.asarray(gradient_image(64, 32, "RGB"))
+    cmyk = Image.fromarray(np.dstack([grey, grey[:, :, :1] // 2]), "CMYK")
+    cmyk.info["icc_profile"] = cmyk_profile()
+    out = reopen(save_to_bytes(cmyk, colors=16))
+    managed, naive = through_profile(cmyk, cmyk_profile()), np.asarray(cmyk.convert("RGB"))
+    expected = reopen(save_to_bytes(Image.fromarray(managed), colors=16))
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(expected))
+    assert out.info["icc_profile"] == srgb_profile()
+    assert mean_squared_error(np.asarray(out), managed) < 0.1 * mean_squared_error(np.asarray(out), naive)
+
+
+def test_without_littlecms_a_cmyk_profile_is_dropped_with_a_warning(monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL.ImageCms", None)  # import fails, as without littlecms
+    monkeypatch.delattr(PIL, "ImageCms")
+    im = cmyk_patches()
+    im.info["icc_profile"] = cmyk_profile()
+    with pytest.warns(UserWarning, match="ICC profile of this CMYK image was dropped"):
+        out = reopen(save_to_bytes(im, colors=16))
+    assert "icc_profile" not in out.info
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(im.convert("RGB")))
 
 
 # --- 2. quality is pngquant's ----------------------------------------------
