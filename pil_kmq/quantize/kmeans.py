@@ -19,15 +19,13 @@ from __future__ import annotations
 import numpy as np
 
 from .bins import bin_means, count_bins, snap_to_grid
-from .cells import CellSearch
+from .cells import CellSearch, LateSearch
 from .init import kmeans_plus_plus, variance_split_start
 from .lloyd import lloyd
 from .nearest import BoundedSearch, BruteForceSearch
 
 # Cells of colour space for candidate lists: 2**CELL_BITS levels a side.
 CELL_BITS = 5
-# Candidate lists stay valid until a centre moves this far (colour levels).
-CELL_SLACK = 3.0
 # The coarse stage (starts and most passes) clusters means of bins
 # 2**(8 - COARSE_BITS) levels wide, when there are enough colours to pay.
 COARSE_BITS = 6
@@ -174,8 +172,8 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
 
 def _refine_whole(colors, counts, centres, fine: bool, budget: int, tol: float):
     """The fine and rounded passes over every colour, with one search (its
-    candidate lists survive the small moves of these late passes)."""
-    search = CellSearch(colors.astype(np.float64), CELL_BITS, CELL_SLACK)
+    bounds survive the small moves of these late passes)."""
+    search = LateSearch(colors.astype(np.float64), CELL_BITS)
     weights = counts[search.order].astype(np.float64)
     if fine:
         centres, _, used, _ = lloyd(
@@ -198,7 +196,7 @@ def _refine_sliced(colors, counts, centres, k: int, budget: int, tol: float):
     bounded memory."""
     if budget > 0 and k < count_bins(colors, FINE_BITS) <= FINE_MAX_BINS:
         fine_points, fine_weights = bin_means(colors, counts, FINE_BITS)
-        search = CellSearch(fine_points, CELL_BITS, CELL_SLACK)
+        search = LateSearch(fine_points, CELL_BITS)
         centres, _, used, _ = lloyd(
             search, fine_weights[search.order], centres, min(budget, fine_passes(k)), tol,
             snap_to_grid, LATE_RELAXATION,

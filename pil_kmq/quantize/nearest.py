@@ -42,6 +42,10 @@ CHUNK_ENTRIES = 1 << 16
 # From this K up, a point that may have changed label checks only the
 # centres near its own (see BoundedSearch._search_neighbours).
 NEIGHBOUR_K = 100
+# Radii (colour levels) at which BoundedSearch looks for centres that moved
+# near a point (see BoundedSearch._nearby_moves).
+NEARBY_LOW_BITS = 2
+NEARBY_RADII = 2.0 ** np.arange(NEARBY_LOW_BITS, 8)
 
 
 class BruteForceSearch:
@@ -115,19 +119,15 @@ class BoundedSearch:
             return self.labels.copy()
         moves = np.sqrt(((centres - self.centres) ** 2).sum(axis=1))
         self.upper += moves[self.labels]
-        self.lower -= moves.max()
         self.centres = centres.copy()
         if len(centres) > 1:
-            # Squared gaps as |a|^2 - 2 a.b + |b|^2: exact on the grid, and a
-            # K x K x C product is small enough to stay on this thread.
-            norms = (centres * centres).sum(axis=1)
-            gaps = centres @ (-2.0 * centres.T)
-            gaps += norms
-            gaps += norms[:, None]
+            gaps = self._squared_gaps(centres)
+            self.lower -= self._nearby_moves(moves, gaps)
             np.fill_diagonal(gaps, np.inf)
             nearest_gap = np.sqrt(np.maximum(gaps.min(axis=1), 0))
             bound = np.maximum(0.5 * nearest_gap[self.labels], self.lower) - self.MARGIN
         else:
+            self.lower -= moves.max()
             bound = np.full(len(self.points), np.inf)
         unsure = np.flatnonzero(self.upper >= bound)
         if unsure.size:
@@ -139,6 +139,38 @@ class BoundedSearch:
             elif unsure.size:
                 self._search_all(unsure, centres)
         return self.labels.copy()
+
+    @staticmethod
+    def _squared_gaps(centres: np.ndarray) -> np.ndarray:
+        """Squared gaps as |a|^2 - 2 a.b + |b|^2: exact on the grid, and a
+        K x K x C product is small enough to stay on this thread."""
+        norms = (centres * centres).sum(axis=1)
+        gaps = centres @ (-2.0 * centres.T)
+        gaps += norms
+        gaps += norms[:, None]
+        return gaps
+
+    def _nearby_moves(self, moves: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+        """How far each point's lower bound must drop: the largest move of the
+        other centres that could now be within it (Hamerly's takes the
+        largest of all). With u its upper bound and l its lower, a centre at
+        a gap of at least l + u from the point's centre is still >= l away;
+        late passes move few centres, so most points see no move at all.
+        The gaps are taken at a few fixed radii, powers of two (any radius
+        >= l + u will do), so each point costs a few operations."""
+        k = len(moves)
+        moved = np.flatnonzero(moves)
+        largest = np.zeros((k, len(NEARBY_RADII) + 1))
+        if moved.size:
+            near = gaps[:, moved] < NEARBY_RADII[:, None, None] ** 2
+            near[:, moved, np.arange(len(moved))] = False  # a centre's own move is in u
+            largest[:, :-1] = np.where(near, moves[moved], 0.0).max(axis=2).T
+            largest[:, -1] = moves.max()
+        # The least radius 2**e (e >= NEARBY_LOW_BITS) above l + u; beyond the
+        # last, the largest move of all.
+        reach = np.minimum(self.lower + self.upper + self.MARGIN, 1024.0)
+        level = np.clip(np.frexp(reach)[1] - NEARBY_LOW_BITS, 0, len(NEARBY_RADII))
+        return largest.ravel()[self.labels * largest.shape[1] + level]
 
     def _search_neighbours(self, rows: np.ndarray, centres: np.ndarray, gaps: np.ndarray) -> None:
         """_search_all for points with a label, checking only the centres that
