@@ -22,6 +22,7 @@ from .bins import bin_means, count_bins, snap_to_grid
 from .cells import CellSearch, LateSearch
 from .init import kmeans_plus_plus, variance_split_start
 from .lloyd import lloyd
+from .swap import swap_rounds
 from .nearest import BoundedSearch, BruteForceSearch
 
 # Cells of colour space for candidate lists: 2**CELL_BITS levels a side.
@@ -37,33 +38,44 @@ COARSE_MIN_POINTS = 4096
 # tables would cost several bytes per pixel.
 FINE_BITS = 7
 FINE_MAX_BINS = 1 << 19
-# Extra seeded k-means++ starts, tried beside the split, for K up to each
-# bound (more colours: a start matters less, costs more). On Kodak these
-# gain ~0.03 dB at K=16 and at K=64.
-RESTARTS = ((16, 5), (64, 1))
+# Per-K settings are tables of (largest K, value), searched in order.
+# Extra seeded k-means++ starts, tried beside the split (more colours: a
+# start matters less, costs more). On Kodak these gain ~0.03 dB at K=16.
+RESTARTS = ((16, 5),)
 # Restarts only need ranking: they stop at a looser tol, this many times tol.
 RESTART_TOL_FACTOR = 10.0
 # Up to this K restarts converge on bins 2**(8 - WIDE_BITS) levels wide,
-# where passes are cheap.
+# where passes are cheap, and the best goes through WIDE_SWAPS rounds of
+# swap moves there (swap.py): at K=64 they gain 0.05 dB for less time than
+# a restart, which they replace.
 WIDE_RESTARTS_K = 64
 WIDE_BITS = 5
+WIDE_SWAPS = ((16, 5), (64, 6))
 # k-means++ draws its seeds from bins 2**(8 - SEED_BITS) levels wide: a few
 # hundred points, so seeding costs little beside the passes that follow.
 SEED_BITS = 4
 # Point sets up to this many distances a pass are searched by brute force.
 BRUTE_FORCE_ENTRIES = 1 << 17
 # Time, not quality, bounds the passes of each stage (a K=256 clustering
-# takes 11-26 coarse passes to converge; these caps cost ~0.1 dB there for
-# less than half the time): at most COARSE_PASSES on the coarse bins, then
-# fine_passes(K) float and ROUNDED_PASSES rounded passes over the exact
-# colours. Mid K gets more fine passes: there they gain most (~0.015 dB
-# at K=64) for the least time (no restarts, few candidates per colour).
-COARSE_PASSES = 8
-FINE_PASSES = ((16, 1), (64, 4), (256, 1))
+# takes 11-26 coarse passes to converge): at most coarse_passes(K) on the
+# coarse bins, then COARSE_SWAPS rounds of swaps there (wide bins are too
+# coarse for K=256), then fine_passes(K) float and ROUNDED_PASSES rounded
+# passes over the exact colours. The coarse passes matter least (run to
+# convergence they gain 0.006 dB at K=256, the fine ones 0.08): the time
+# goes to the swaps and fine passes.
+COARSE_PASSES = ((16, 8), (64, 4), (256, 3))
+COARSE_SWAPS = ((64, 0), (256, 1))
+# Swaps tried at once, as a share of K, and Lloyd passes settling them: on
+# wide bins many swaps with time to settle; on the coarse bins a few, each
+# settled by one pass (the fine passes settle them further).
+WIDE_SWAP_SHARE, WIDE_SWAP_PASSES = 0.2, 3
+COARSE_SWAP_SHARE, COARSE_SWAP_PASSES = 0.05, 1
+FINE_PASSES = ((16, 1), (64, 3), (256, 2))
 ROUNDED_PASSES = 1
-# No over-relaxation in those late passes (see lloyd.lloyd): its failed
-# tries cost a search each and gain little so close to convergence.
-LATE_RELAXATION = 1.0
+# Over-relaxation of the fine passes (see lloyd.lloyd): at K=256 it covers
+# more ground per pass (+0.02 dB for two passes); at small K its failed
+# tries cost a search each for nothing.
+LATE_RELAXATION = ((64, 1.0), (256, 1.8))
 # Distinct colours assigned at once in the final passes (bounds memory).
 EXACT_SLICE = 1 << 17
 
@@ -78,8 +90,9 @@ def search_for(points: np.ndarray, k: int):
     return BoundedSearch(points)
 
 
-def fine_passes(k: int) -> int:
-    return next((count for bound, count in FINE_PASSES if k <= bound), FINE_PASSES[-1][1])
+def by_k(table, k: int):
+    """The value for K from a table of (largest K, value)."""
+    return next((value for bound, value in table if k <= bound), table[-1][1])
 
 
 def restarts(k: int) -> int:
@@ -87,37 +100,53 @@ def restarts(k: int) -> int:
 
 
 def best_start(colors, counts, points, weights, k, max_iter, tol):
-    """The coarse clustering (Lloyd to tol or COARSE_PASSES) from the best
-    start, and the passes it took. At small K the split and restarts(k)
-    seeded k-means++ starts each converge (loosely) on bins twice as wide,
-    where passes are cheap, and only the one with the least error goes on
-    to the coarse bins."""
-    wide_points, wide_weights = points, weights
-    if len(points) > COARSE_MIN_POINTS and k <= WIDE_RESTARTS_K:
-        wide_points, wide_weights = bin_means(colors, counts, WIDE_BITS)
+    """The coarse clustering from the best start, and the passes it took.
+    At small K the split and restarts(k) seeded k-means++ starts each
+    converge (loosely) on bins twice as wide, where passes are cheap, and
+    only the one with the least error, improved by swaps there, goes on to
+    the coarse bins: Lloyd to tol or coarse_passes(K), then swaps."""
     start = variance_split_start(points, weights, k)
-    if restarts(k) and len(wide_points) > k and max_iter > 0:
-        seed_points, seed_weights = wide_points, wide_weights
-        if len(points) > COARSE_MIN_POINTS:
-            seed_points, seed_weights = bin_means(colors, counts, SEED_BITS)
-            if len(seed_points) <= k:
-                seed_points, seed_weights = wide_points, wide_weights
-        best = None
-        for seed in range(1 + restarts(k)):
-            centres = start if seed == 0 else kmeans_plus_plus(seed_points, seed_weights, k, seed)
-            centres, _, _, error = lloyd(
-                search_for(wide_points, k), wide_weights, snap_to_grid(centres), max_iter,
-                tol * RESTART_TOL_FACTOR, snap_to_grid,
-            )
-            if best is None or error < best[1]:
-                best = (centres, error)
-        start = best[0]
+    if k <= WIDE_RESTARTS_K and max_iter > 0:
+        start = _wide_start(colors, counts, points, weights, start, k, max_iter, tol)
     centres, passes = snap_to_grid(start), 0
     if len(points) > k:
-        centres, _, passes, _ = lloyd(
-            BoundedSearch(points), weights, centres, min(max_iter, COARSE_PASSES), tol, snap_to_grid
+        search = BoundedSearch(points)
+        centres, labels, passes, error = lloyd(
+            search, weights, centres, min(max_iter, by_k(COARSE_PASSES, k)), tol, snap_to_grid
         )
+        if max_iter > passes:
+            centres, _, _, used = swap_rounds(
+                search, weights, centres, labels, error, by_k(COARSE_SWAPS, k),
+                COARSE_SWAP_SHARE, min(COARSE_SWAP_PASSES, max_iter - passes), tol, snap_to_grid,
+            )
+            passes += used
     return centres, passes
+
+
+def _wide_start(colors, counts, points, weights, start, k, max_iter, tol):
+    """The best of the split and the seeded starts on wide bins, after swaps."""
+    wide_points, wide_weights = points, weights
+    if len(points) > COARSE_MIN_POINTS:
+        wide_points, wide_weights = bin_means(colors, counts, WIDE_BITS)
+    if len(wide_points) <= k:
+        return start
+    seed_points, seed_weights = wide_points, wide_weights
+    if len(points) > COARSE_MIN_POINTS:
+        seed_points, seed_weights = bin_means(colors, counts, SEED_BITS)
+        if len(seed_points) <= k:
+            seed_points, seed_weights = wide_points, wide_weights
+    loose, best = tol * RESTART_TOL_FACTOR, None
+    for seed in range(1 + restarts(k)):
+        centres = start if seed == 0 else kmeans_plus_plus(seed_points, seed_weights, k, seed)
+        search = search_for(wide_points, k)
+        centres, labels, _, error = lloyd(search, wide_weights, snap_to_grid(centres), max_iter, loose, snap_to_grid)
+        if best is None or error < best[3]:
+            best = (search, centres, labels, error)
+    search, centres, labels, error = best
+    return swap_rounds(
+        search, wide_weights, centres, labels, error, by_k(WIDE_SWAPS, k),
+        WIDE_SWAP_SHARE, min(WIDE_SWAP_PASSES, max_iter), loose, snap_to_grid,
+    )[0]
 
 
 def assign_exact(colors: np.ndarray, counts: np.ndarray, codebook: np.ndarray):
@@ -147,15 +176,16 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
     colours (M, C) uint8 weighted by their counts.
 
     Coarse to fine, because Lloyd's many early passes need not see every
-    colour: starts and Lloyd on coarse bin means, Lloyd over the exact
+    colour: starts, Lloyd and swap moves (swap.py) on bin means, Lloyd over the exact
     colours (beyond EXACT_SLICE of them, over bins 2 levels wide), then
     passes on the codebook rounded to colours over the exact colours (the
     rounded mean is the best integer entry for a cluster, so those passes
     lower the error the file will really have). Each float stage stops when
     a pass lowers the error by at most `tol` of it, or at its pass cap
-    (COARSE_PASSES, fine_passes(k), ROUNDED_PASSES). `max_iter` bounds the
+    (coarse and fine passes by K, ROUNDED_PASSES). `max_iter` bounds the
     Lloyd passes of the run, all stages together (0: the split's box means,
-    rounded, and the exact assignment); each restart has the same bound.
+    rounded, and the exact assignment); each restart has the same bound,
+    and swaps on wide bins settle in at most that many passes.
     """
     colors = np.asarray(colors, dtype=np.uint8)
     binned = colors.shape[1] >= 3 and len(colors) > COARSE_MIN_POINTS
@@ -177,13 +207,13 @@ def _refine_whole(colors, counts, centres, fine: bool, budget: int, tol: float):
     weights = counts[search.order].astype(np.float64)
     if fine:
         centres, _, used, _ = lloyd(
-            search, weights, centres, min(budget, fine_passes(len(centres))), tol, snap_to_grid,
-            LATE_RELAXATION,
+            search, weights, centres, min(budget, by_k(FINE_PASSES, len(centres))), tol, snap_to_grid,
+            by_k(LATE_RELAXATION, len(centres)),
         )
         budget -= used
     codebook, labels, _, _ = lloyd(
         search, weights, _round_to_colours(centres), min(ROUNDED_PASSES, budget), 0.0,
-        _round_to_colours, LATE_RELAXATION,
+        _round_to_colours,
     )
     unsorted = np.empty(len(colors), dtype=np.uint8)
     unsorted[search.order] = labels
@@ -198,8 +228,8 @@ def _refine_sliced(colors, counts, centres, k: int, budget: int, tol: float):
         fine_points, fine_weights = bin_means(colors, counts, FINE_BITS)
         search = LateSearch(fine_points, CELL_BITS)
         centres, _, used, _ = lloyd(
-            search, fine_weights[search.order], centres, min(budget, fine_passes(k)), tol,
-            snap_to_grid, LATE_RELAXATION,
+            search, fine_weights[search.order], centres, min(budget, by_k(FINE_PASSES, k)), tol,
+            snap_to_grid, by_k(LATE_RELAXATION, k),
         )
         budget -= used
     codebook = _round_to_colours(centres)

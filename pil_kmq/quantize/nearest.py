@@ -45,6 +45,9 @@ NEIGHBOUR_K = 100
 # Radii (colour levels) at which BoundedSearch looks for centres that moved
 # near a point (see BoundedSearch._nearby_moves).
 NEARBY_LOW_BITS = 2
+# When more than 1/NEARBY_SHARE of the centres move, Hamerly's plain bound:
+# most points are near some move anyway, and it costs less.
+NEARBY_SHARE = 4
 NEARBY_RADII = 2.0 ** np.arange(NEARBY_LOW_BITS, 8)
 
 
@@ -161,6 +164,8 @@ class BoundedSearch:
         k = len(moves)
         moved = np.flatnonzero(moves)
         largest = np.zeros((k, len(NEARBY_RADII) + 1))
+        if moved.size * NEARBY_SHARE > k:
+            return np.full(len(self.points), moves.max())
         if moved.size:
             near = gaps[:, moved] < NEARBY_RADII[:, None, None] ** 2
             near[:, moved, np.arange(len(moved))] = False  # a centre's own move is in u
@@ -178,12 +183,15 @@ class BoundedSearch:
         |c_j - c_a| >= 2 |x - c_a|, so each point needs only its centre's
         neighbours within twice its distance (a few of K at large K)."""
         k = len(centres)
-        np.fill_diagonal(gaps, 0.0)
+        # Lists only for the centres these points have (late passes: few).
+        listed, own = np.unique(self.labels[rows], return_inverse=True)
+        gaps = gaps[listed]
+        gaps[np.arange(len(listed)), listed] = 0.0
         # Any order of equal gaps will do: a list takes all of them or none.
         neighbours = np.argsort(gaps, axis=1)
         reach = np.sqrt(np.maximum(np.take_along_axis(gaps, neighbours, axis=1), 0))
-        reach = np.concatenate([reach, np.full((k, 1), np.inf)], axis=1)
-        own = self.labels[rows]
+        reach = np.concatenate([reach, np.full((len(listed), 1), np.inf)], axis=1)
+        own = own.reshape(-1)
         limit = 2 * self.upper[rows] + self.MARGIN
         # Table widths: powers of two up to K. A point needs the next width
         # while its centre's neighbour just past the current one is in reach.
