@@ -14,7 +14,7 @@ from pil_kmq.quantize import bins as bins_module
 from pil_kmq.quantize import kmeans as kmeans_module
 from pil_kmq.quantize.histogram import histogram
 from pil_kmq.quantize.init import kmeans_plus_plus, variance_split_start
-from pil_kmq.quantize.bins import bin_means
+from pil_kmq.quantize.bins import bin_index, bin_means
 from pil_kmq.quantize.cells import LateSearch
 from pil_kmq.quantize.kmeans import kmeans
 from pil_kmq.quantize.lloyd import lloyd, weighted_error
@@ -150,3 +150,24 @@ def test_same_codebook_at_any_blas_thread_count():
         result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         outputs.add(result.stdout)
     assert len(outputs) == 1
+
+
+def test_search_from_bins_stays_exact():
+    """A search over colours started from a search over their bins' means
+    (as the fine passes start from the coarse ones) against brute force."""
+    colors, counts = photo_like_colors(9)
+    means, _ = bin_means(colors, counts, 6)
+    bins = bin_index(colors, 6)
+    # Each colour's row holds the mean of its own bin.
+    np.testing.assert_array_equal(np.floor(means[bins]).astype(int) >> 2, colors.astype(int) >> 2)
+    rng = np.random.default_rng(9)
+    centres = np.rint(means[rng.choice(len(means), 120, replace=False)] * 4) / 4
+    coarse = BoundedSearch(means)
+    coarse.nearest(centres)
+    centres[:5] += 1.5
+    points = colors.astype(float)
+    search = BoundedSearch.from_bins(points, bins, coarse, centres)
+    for step in range(3):
+        distances = ((points[:, None, :] - centres[None]) ** 2).sum(axis=2)
+        np.testing.assert_array_equal(search.nearest(centres), distances.argmin(axis=1))
+        centres = np.clip(centres + np.rint(rng.normal(0, 1, centres.shape) * 4) / 4, 0, 255)

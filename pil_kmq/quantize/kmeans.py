@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bins import bin_means, count_bins, snap_to_grid
+from .bins import bin_index, bin_means, count_bins, snap_to_grid
 from .cells import CellSearch, LateSearch
 from .init import kmeans_plus_plus, variance_split_start
 from .lloyd import lloyd
@@ -100,7 +100,8 @@ def restarts(k: int) -> int:
 
 
 def best_start(colors, counts, points, weights, k, max_iter, tol):
-    """The coarse clustering from the best start, and the passes it took.
+    """The coarse clustering from the best start, the passes it took, and
+    its search (None if there was no clustering to do).
     At small K the split and restarts(k) seeded k-means++ starts each
     converge (loosely) on bins twice as wide, where passes are cheap, and
     only the one with the least error, improved by swaps there, goes on to
@@ -120,7 +121,8 @@ def best_start(colors, counts, points, weights, k, max_iter, tol):
                 COARSE_SWAP_SHARE, min(COARSE_SWAP_PASSES, max_iter - passes), tol, snap_to_grid,
             )
             passes += used
-    return centres, passes
+        return centres, passes, search
+    return centres, passes, None
 
 
 def _wide_start(colors, counts, points, weights, start, k, max_iter, tol):
@@ -193,17 +195,21 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
         coarse_points, coarse_weights = bin_means(colors, counts, COARSE_BITS)
     else:
         coarse_points, coarse_weights = colors.astype(np.float64), counts.astype(np.float64)
-    centres, passes = best_start(colors, counts, coarse_points, coarse_weights, k, max_iter, tol)
+    centres, passes, coarse = best_start(colors, counts, coarse_points, coarse_weights, k, max_iter, tol)
     budget = max_iter - passes
     if len(colors) <= EXACT_SLICE:
-        return _refine_whole(colors, counts, centres, binned and budget > 0, budget, tol)
+        if binned and coarse is not None:
+            points, bins = colors.astype(np.float64), bin_index(colors, COARSE_BITS)
+            search = BoundedSearch.from_bins(points, bins, coarse, centres)
+        else:
+            search = LateSearch(colors.astype(np.float64), CELL_BITS)
+        return _refine_whole(colors, counts, centres, search, binned and budget > 0, budget, tol)
     return _refine_sliced(colors, counts, centres, k, budget, tol)
 
 
-def _refine_whole(colors, counts, centres, fine: bool, budget: int, tol: float):
+def _refine_whole(colors, counts, centres, search, fine: bool, budget: int, tol: float):
     """The fine and rounded passes over every colour, with one search (its
     bounds survive the small moves of these late passes)."""
-    search = LateSearch(colors.astype(np.float64), CELL_BITS)
     weights = counts[search.order].astype(np.float64)
     if fine:
         centres, _, used, _ = lloyd(

@@ -93,6 +93,22 @@ class BoundedSearch:
         self.upper = np.full(count, np.inf)
         self.lower = np.zeros(count)
 
+    @classmethod
+    def from_bins(cls, points, bins, coarse: "BoundedSearch", centres) -> "BoundedSearch":
+        """A search over `points` that starts from `coarse`, a search over
+        the means of their bins (bins[i]: point i's), instead of from a
+        brute-force pass: a point is at most |x - m| from its bin's mean m,
+        so its bin's lower bound less that still holds for it."""
+        coarse.nearest(centres)
+        search = cls(points)
+        search.labels = coarse.labels[bins]
+        offsets = points - centres[search.labels]
+        search.upper = np.sqrt((offsets * offsets).sum(axis=1))
+        offsets = points - coarse.points[bins]
+        search.lower = coarse.lower[bins] - np.sqrt((offsets * offsets).sum(axis=1))
+        search.centres = centres.copy()
+        return search
+
     def _search_all(self, rows: np.ndarray, centres: np.ndarray) -> None:
         k = len(centres)
         step = max(1, CHUNK_ENTRIES // k)
