@@ -44,10 +44,10 @@ FINE_MAX_BINS = 1 << 19
 RESTARTS = ((16, 5),)
 # Restarts only need ranking: they stop at a looser tol, this many times tol.
 RESTART_TOL_FACTOR = 10.0
-# Up to this K restarts converge on bins 2**(8 - WIDE_BITS) levels wide,
-# where passes are cheap, and the best goes through WIDE_SWAPS rounds of
-# swap moves there (swap.py): at K=64 they gain 0.05 dB for less time than
-# a restart, which they replace.
+# Up to this K the split and the restarts start and converge on bins
+# 2**(8 - WIDE_BITS) levels wide, where passes are cheap, and the best goes
+# through WIDE_SWAPS rounds of swap moves there (swap.py): at K=64 they gain
+# 0.05 dB for less time than a restart, which they replace.
 WIDE_RESTARTS_K = 64
 WIDE_BITS = 5
 WIDE_SWAPS = ((16, 5), (64, 6))
@@ -70,12 +70,12 @@ COARSE_SWAPS = ((64, 0), (256, 1))
 # settled by one pass (the fine passes settle them further).
 WIDE_SWAP_SHARE, WIDE_SWAP_PASSES = 0.2, 3
 COARSE_SWAP_SHARE, COARSE_SWAP_PASSES = 0.05, 1
-FINE_PASSES = ((16, 1), (64, 3), (256, 2))
+FINE_PASSES = ((16, 2), (64, 4), (256, 3))
 ROUNDED_PASSES = 1
-# Over-relaxation of the fine passes (see lloyd.lloyd): at K=256 it covers
-# more ground per pass (+0.02 dB for two passes); at small K its failed
-# tries cost a search each for nothing.
-LATE_RELAXATION = ((64, 1.0), (256, 1.8))
+# Over-relaxation of the fine passes (see lloyd.lloyd): it covers more
+# ground per pass (on Kodak +0.02 dB at K=256 for two passes, +0.006 at
+# K=64 for three).
+LATE_RELAXATION = 1.8
 # Distinct colours assigned at once in the final passes (bounds memory).
 EXACT_SLICE = 1 << 17
 
@@ -101,14 +101,15 @@ def restarts(k: int) -> int:
 
 def best_start(colors, counts, points, weights, k, max_iter, tol):
     """The coarse clustering from the best start, the passes it took, and
-    its search (None if there was no clustering to do).
-    At small K the split and restarts(k) seeded k-means++ starts each
+    its search (None if there was no clustering to do). Up to
+    WIDE_RESTARTS_K the split and restarts(k) seeded k-means++ starts each
     converge (loosely) on bins twice as wide, where passes are cheap, and
     only the one with the least error, improved by swaps there, goes on to
-    the coarse bins: Lloyd to tol or coarse_passes(K), then swaps."""
-    start = variance_split_start(points, weights, k)
+    the coarse bins: Lloyd to tol or COARSE_PASSES, then swaps."""
     if k <= WIDE_RESTARTS_K and max_iter > 0:
-        start = _wide_start(colors, counts, points, weights, start, k, max_iter, tol)
+        start = _wide_start(colors, counts, points, weights, k, max_iter, tol)
+    else:
+        start = variance_split_start(points, weights, k)
     centres, passes = snap_to_grid(start), 0
     if len(points) > k:
         search = BoundedSearch(points)
@@ -125,13 +126,14 @@ def best_start(colors, counts, points, weights, k, max_iter, tol):
     return centres, passes, None
 
 
-def _wide_start(colors, counts, points, weights, start, k, max_iter, tol):
+def _wide_start(colors, counts, points, weights, k, max_iter, tol):
     """The best of the split and the seeded starts on wide bins, after swaps."""
     wide_points, wide_weights = points, weights
     if len(points) > COARSE_MIN_POINTS:
         wide_points, wide_weights = bin_means(colors, counts, WIDE_BITS)
     if len(wide_points) <= k:
-        return start
+        return variance_split_start(points, weights, k)
+    start = variance_split_start(wide_points, wide_weights, k)
     seed_points, seed_weights = wide_points, wide_weights
     if len(points) > COARSE_MIN_POINTS:
         seed_points, seed_weights = bin_means(colors, counts, SEED_BITS)
@@ -214,7 +216,7 @@ def _refine_whole(colors, counts, centres, search, fine: bool, budget: int, tol:
     if fine:
         centres, _, used, _ = lloyd(
             search, weights, centres, min(budget, by_k(FINE_PASSES, len(centres))), tol, snap_to_grid,
-            by_k(LATE_RELAXATION, len(centres)),
+            LATE_RELAXATION,
         )
         budget -= used
     codebook, labels, _, _ = lloyd(
@@ -235,7 +237,7 @@ def _refine_sliced(colors, counts, centres, k: int, budget: int, tol: float):
         search = LateSearch(fine_points, CELL_BITS)
         centres, _, used, _ = lloyd(
             search, fine_weights[search.order], centres, min(budget, by_k(FINE_PASSES, k)), tol,
-            snap_to_grid, by_k(LATE_RELAXATION, k),
+            snap_to_grid, LATE_RELAXATION,
         )
         budget -= used
     codebook = _round_to_colours(centres)
