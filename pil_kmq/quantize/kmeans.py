@@ -70,6 +70,9 @@ COARSE_SWAPS = ((64, 0), (256, 1))
 # settled by one pass (the fine passes settle them further).
 WIDE_SWAP_SHARE, WIDE_SWAP_PASSES = 0.2, 3
 COARSE_SWAP_SHARE, COARSE_SWAP_PASSES = 0.05, 1
+# Beyond this many coarse bins (noise, synthetic images: not photographs)
+# swaps cost more than they gain: a removal cost is a distance to every entry.
+SWAP_MAX_POINTS = 1 << 16
 FINE_PASSES = ((16, 2), (64, 4), (256, 3))
 ROUNDED_PASSES = 1
 # Over-relaxation of the fine passes (see lloyd.lloyd): it covers more
@@ -116,7 +119,7 @@ def best_start(colors, counts, points, weights, k, max_iter, tol):
         centres, labels, passes, error = lloyd(
             search, weights, centres, min(max_iter, by_k(COARSE_PASSES, k)), tol, snap_to_grid
         )
-        if max_iter > passes:
+        if max_iter > passes and len(points) <= SWAP_MAX_POINTS:
             centres, _, _, used = swap_rounds(
                 search, weights, centres, labels, error, by_k(COARSE_SWAPS, k),
                 COARSE_SWAP_SHARE, min(COARSE_SWAP_PASSES, max_iter - passes), tol, snap_to_grid,
