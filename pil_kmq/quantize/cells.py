@@ -207,3 +207,24 @@ class LateSearch(BoundedSearch):
         self.labels = labels.astype(np.intp)
         self.centres = centres.copy()
         return labels.copy()
+
+
+def assign_exact(colors: np.ndarray, counts: np.ndarray, codebook: np.ndarray, cell_bits: int, size: int):
+    """Every colour's exactly nearest codebook entry (uint8), and the clusters'
+    weights and sums, `size` colours at a time."""
+    k, channels = codebook.shape
+    labels = np.empty(len(colors), dtype=np.uint8)
+    totals = np.zeros(k)
+    sums = np.zeros((k, channels))
+    for start in range(0, len(colors), size):
+        part = colors[start : start + size]
+        search = CellSearch(part.astype(np.float64), cell_bits)
+        part_labels = search.nearest(codebook)
+        weights = counts[start : start + size][search.order].astype(np.float64)
+        totals += np.bincount(part_labels, weights, minlength=k)
+        for channel in range(channels):
+            sums[:, channel] += np.bincount(
+                part_labels, weights * search.points[:, channel], minlength=k
+            )
+        labels[start + search.order] = part_labels
+    return labels, totals, sums

@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from .bins import bin_index, bin_means, count_bins, snap_to_grid
-from .cells import CellSearch, LateSearch
+from .cells import LateSearch, assign_exact
 from .init import kmeans_plus_plus, variance_split_start
-from .lloyd import cluster_sums, lloyd
+from .lloyd import lloyd, plain_step
 from .swap import swap_rounds
 from .nearest import BoundedSearch, BruteForceSearch
 
@@ -57,12 +57,13 @@ SEED_BITS = 4
 # Point sets up to this many distances a pass are searched by brute force.
 BRUTE_FORCE_ENTRIES = 1 << 17
 # Time, not quality, bounds the passes of each stage (a K=256 clustering
-# takes 11-26 coarse passes to converge): at most coarse_passes(K) on the
+# takes 11-26 coarse passes to converge): at most COARSE_PASSES on the
 # coarse bins, then COARSE_SWAPS rounds of swaps there (wide bins are too
-# coarse for K=256), then fine_passes(K) float and ROUNDED_PASSES rounded
+# coarse for K=256), then FINE_PASSES float and ROUNDED_PASSES rounded
 # passes over the exact colours. The coarse passes matter least (run to
 # convergence they gain 0.006 dB at K=256, the fine ones 0.08): the time
-# goes to the swaps and fine passes.
+# goes to the swaps and fine passes. Set for Kodak against libimagequant's
+# time (benchmarks/quantize.py).
 COARSE_PASSES = ((16, 8), (64, 4), (256, 3))
 COARSE_SWAPS = ((64, 0), (256, 1))
 # Swaps tried at once, as a share of K, and Lloyd passes settling them: on
@@ -76,8 +77,7 @@ SWAP_MAX_POINTS = 1 << 16
 FINE_PASSES = ((16, 2), (64, 5), (256, 4))
 ROUNDED_PASSES = 1
 # Over-relaxation of the fine passes (see lloyd.lloyd): it covers more
-# ground per pass (on Kodak +0.02 dB at K=256 for two passes, +0.006 at
-# K=64 for three).
+# ground per pass (on Kodak +0.02 dB at K=256, +0.006 at K=64).
 LATE_RELAXATION = 1.8
 # Distinct colours assigned at once in the final passes (bounds memory).
 EXACT_SLICE = 1 << 17
@@ -99,7 +99,7 @@ def by_k(table, k: int):
 
 
 def restarts(k: int) -> int:
-    return next((count for bound, count in RESTARTS if k <= bound), 0)
+    return by_k(RESTARTS + ((1 << 30, 0),), k)
 
 
 def best_start(colors, counts, points, weights, k, max_iter, tol):
@@ -146,7 +146,9 @@ def _wide_start(colors, counts, points, weights, k, max_iter, tol):
     for seed in range(1 + restarts(k)):
         centres = start if seed == 0 else kmeans_plus_plus(seed_points, seed_weights, k, seed)
         search = search_for(wide_points, k)
-        centres, labels, _, error = lloyd(search, wide_weights, snap_to_grid(centres), max_iter, loose, snap_to_grid)
+        centres, labels, _, error = lloyd(
+            search, wide_weights, snap_to_grid(centres), max_iter, loose, snap_to_grid
+        )
         if best is None or error < best[3]:
             best = (search, centres, labels, error)
     search, centres, labels, error = best
@@ -156,35 +158,15 @@ def _wide_start(colors, counts, points, weights, k, max_iter, tol):
     )[0]
 
 
-def assign_exact(colors: np.ndarray, counts: np.ndarray, codebook: np.ndarray):
-    """Every colour's exactly nearest codebook entry (uint8), and the clusters'
-    weights and sums, a slice of colours at a time."""
-    k, channels = codebook.shape
-    labels = np.empty(len(colors), dtype=np.uint8)
-    totals = np.zeros(k)
-    sums = np.zeros((k, channels))
-    for start in range(0, len(colors), EXACT_SLICE):
-        part = colors[start : start + EXACT_SLICE]
-        search = CellSearch(part.astype(np.float64), CELL_BITS)
-        part_labels = search.nearest(codebook)
-        weights = counts[start : start + EXACT_SLICE][search.order].astype(np.float64)
-        totals += np.bincount(part_labels, weights, minlength=k)
-        for channel in range(channels):
-            sums[:, channel] += np.bincount(
-                part_labels, weights * search.points[:, channel], minlength=k
-            )
-        labels[start + search.order] = part_labels
-    return labels, totals, sums
-
-
 def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 300, tol: float = 1e-4):
     """Codebook ((k, C) uint8) and each colour's label (uint8, exactly its
     nearest codebook entry, ties to the lowest index) for M > k distinct
     colours (M, C) uint8 weighted by their counts.
 
     Coarse to fine, because Lloyd's many early passes need not see every
-    colour: starts, Lloyd and swap moves (swap.py) on bin means, Lloyd over the exact
-    colours (beyond EXACT_SLICE of them, over bins 2 levels wide), then
+    colour: starts, Lloyd and swap moves (swap.py) on bin means, Lloyd over
+    the exact colours (beyond EXACT_SLICE of them, over bins 2 levels wide,
+    and starting from the bin means' bounds: BoundedSearch.from_bins), then
     passes on the codebook rounded to colours over the exact colours (the
     rounded mean is the best integer entry for a cluster, so those passes
     lower the error the file will really have). Each float stage stops when
@@ -223,7 +205,7 @@ def _refine_whole(colors, counts, centres, search, fine: bool, budget: int, tol:
         )
         # The last fine step goes straight on to the rounded passes: a
         # search at its float centres would only measure it.
-        centres = _step(search.points, weights, centres, labels)
+        centres = plain_step(search.points, weights, centres, labels, snap_to_grid)
         budget -= used + 1
     codebook, labels, _, _ = lloyd(
         search, weights, _round_to_colours(centres), min(ROUNDED_PASSES, budget), 0.0,
@@ -232,16 +214,6 @@ def _refine_whole(colors, counts, centres, search, fine: bool, budget: int, tol:
     unsorted = np.empty(len(colors), dtype=np.uint8)
     unsorted[search.order] = labels
     return codebook.astype(np.uint8), unsorted
-
-
-def _step(points, weights, centres, labels):
-    """One plain Lloyd update (an emptied cluster keeps its entry)."""
-    k, channels = centres.shape
-    totals, sums = cluster_sums(labels, weights, [weights * points[:, c] for c in range(channels)], k)
-    new = centres.copy()
-    filled = totals > 0
-    new[filled] = snap_to_grid(sums[filled] / totals[filled, None])
-    return new
 
 
 def _refine_sliced(colors, counts, centres, k: int, budget: int, tol: float):
@@ -259,7 +231,7 @@ def _refine_sliced(colors, counts, centres, k: int, budget: int, tol: float):
     codebook = _round_to_colours(centres)
     labels = None
     for _ in range(min(ROUNDED_PASSES, budget)):
-        labels, totals, sums = assign_exact(colors, counts, codebook)
+        labels, totals, sums = assign_exact(colors, counts, codebook, CELL_BITS, EXACT_SLICE)
         filled = totals > 0
         new = codebook.copy()
         new[filled] = _round_to_colours(sums[filled] / totals[filled, None])
@@ -267,5 +239,5 @@ def _refine_sliced(colors, counts, centres, k: int, budget: int, tol: float):
             break
         codebook, labels = new, None
     if labels is None:
-        labels = assign_exact(colors, counts, codebook)[0]
+        labels = assign_exact(colors, counts, codebook, CELL_BITS, EXACT_SLICE)[0]
     return codebook.astype(np.uint8), labels
