@@ -50,7 +50,7 @@ RESTART_TOL_FACTOR = 10.0
 # 0.05 dB for less time than a restart, which they replace.
 WIDE_RESTARTS_K = 64
 WIDE_BITS = 5
-WIDE_SWAPS = ((16, 5), (64, 6))
+WIDE_SWAPS = ((16, 5), (64, 5))
 # k-means++ draws its seeds from bins 2**(8 - SEED_BITS) levels wide: a few
 # hundred points, so seeding costs little beside the passes that follow.
 SEED_BITS = 4
@@ -74,7 +74,7 @@ COARSE_SWAP_SHARE, COARSE_SWAP_PASSES = 0.05, 1
 # Beyond this many coarse bins (noise, synthetic images: not photographs)
 # swaps cost more than they gain: a removal cost is a distance to every entry.
 SWAP_MAX_POINTS = 1 << 16
-FINE_PASSES = ((16, 2), (64, 5), (256, 4))
+FINE_PASSES = ((16, 2), (64, 4), (256, 3))
 ROUNDED_PASSES = 1
 # Over-relaxation of the fine passes (see lloyd.lloyd): it covers more
 # ground per pass (on Kodak +0.02 dB at K=256, +0.006 at K=64).
