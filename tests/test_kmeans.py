@@ -14,7 +14,8 @@ from pil_kmq.quantize import bins as bins_module
 from pil_kmq.quantize import kmeans as kmeans_module
 from pil_kmq.quantize.histogram import histogram
 from pil_kmq.quantize.init import kmeans_plus_plus, variance_split_start
-from pil_kmq.quantize.bins import bin_means
+from pil_kmq.quantize.bins import bin_index, bin_means
+from pil_kmq.quantize.cells import LateSearch
 from pil_kmq.quantize.kmeans import kmeans
 from pil_kmq.quantize.lloyd import lloyd, weighted_error
 from pil_kmq.quantize.nearest import BoundedSearch, nearest
@@ -85,18 +86,26 @@ def test_lloyd_honours_max_passes_and_tol():
     assert runs[500, 0.0][1] <= runs[500, 1e-2][1] <= runs[3, 0.0][1]
 
 
+@pytest.mark.parametrize("late", [False, True])
 @pytest.mark.parametrize("k", [16, 100, 256])
-def test_bounded_search_stays_exact_as_centres_move(k):
+def test_bounded_search_stays_exact_as_centres_move(k, late):
     """Bounds and neighbour lists (K >= NEIGHBOUR_K) against brute force, with
-    ties (points and centres on a coarse lattice, coincident centres)."""
+    ties (points and centres on a coarse lattice, coincident centres), when
+    all centres move, none, or only a few (far: the nearby-move bound);
+    LateSearch starting from cells, as the late passes do."""
     rng = np.random.default_rng(k)
     points = (rng.integers(0, 32, (3000, 3)) * 8).astype(float)
     centres = points[rng.choice(len(points), k, replace=False)] + 0.0
-    search = BoundedSearch(points)
-    for step, scale in enumerate((6.0, 2.0, 0.5, 0.0, 3.0, 0.25)):
+    search = LateSearch(points, 5) if late else BoundedSearch(points)
+    points = search.points
+    for step, scale in enumerate((6.0, 2.0, 0.5, 0.0, 3.0, 0.25, 20.0, 1.0, 40.0, 0.0)):
         distances = ((points[:, None, :] - centres[None]) ** 2).sum(axis=2)
         np.testing.assert_array_equal(search.nearest(centres), distances.argmin(axis=1))
         moved = centres + rng.normal(0, scale, centres.shape) * (step % 2)
+        if step >= 6:
+            few = rng.choice(k, 3, replace=False)
+            moved = centres.copy()
+            moved[few] += rng.normal(0, scale, (3, 3))
         centres = np.clip(np.rint(moved * 4) / 4, 0, 255)
         centres[:3] = centres[3:6]
 
@@ -141,3 +150,24 @@ def test_same_codebook_at_any_blas_thread_count():
         result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         outputs.add(result.stdout)
     assert len(outputs) == 1
+
+
+def test_search_from_bins_stays_exact():
+    """A search over colours started from a search over their bins' means
+    (as the fine passes start from the coarse ones) against brute force."""
+    colors, counts = photo_like_colors(9)
+    means, _ = bin_means(colors, counts, 6)
+    bins = bin_index(colors, 6)
+    # Each colour's row holds the mean of its own bin.
+    np.testing.assert_array_equal(np.floor(means[bins]).astype(int) >> 2, colors.astype(int) >> 2)
+    rng = np.random.default_rng(9)
+    centres = np.rint(means[rng.choice(len(means), 120, replace=False)] * 4) / 4
+    coarse = BoundedSearch(means)
+    coarse.nearest(centres)
+    centres[:5] += 1.5
+    points = colors.astype(float)
+    search = BoundedSearch.from_bins(points, bins, coarse, centres)
+    for step in range(3):
+        distances = ((points[:, None, :] - centres[None]) ** 2).sum(axis=2)
+        np.testing.assert_array_equal(search.nearest(centres), distances.argmin(axis=1))
+        centres = np.clip(centres + np.rint(rng.normal(0, 1, centres.shape) * 4) / 4, 0, 255)

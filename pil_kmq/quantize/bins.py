@@ -56,6 +56,16 @@ def bin_means(colors: np.ndarray, counts: np.ndarray, bits: int) -> tuple[np.nda
     return snap_to_grid(sums[:, filled].T / totals[filled, None]), totals[filled]
 
 
+def bin_index(colors: np.ndarray, bits: int) -> np.ndarray:
+    """Each colour's bin as a row of bin_means's result (bins in ascending
+    order there), from a bitmap of the bins."""
+    bits = min(bits, 21 // colors.shape[1])
+    which = _bin_of(colors, bits)
+    occupied = np.zeros(1 << (bits * colors.shape[1]), dtype=np.intp)
+    occupied[which] = 1
+    return (np.cumsum(occupied) - 1)[which]
+
+
 def count_bins(colors: np.ndarray, bits: int) -> int:
     """How many bins bin_means would return, from a bitmap of the bins."""
     bits = min(bits, 21 // colors.shape[1])

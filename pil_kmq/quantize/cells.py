@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .nearest import BoundedSearch
+
 # CellSearch's gathers use no BLAS: larger blocks, fewer numpy calls.
 CELL_CHUNK_ENTRIES = 1 << 18
 # Where padding entries of candidate lists sit (no colour is near it).
@@ -177,3 +179,52 @@ class CellSearch:
                 self.lower[rows] = np.minimum(second, self.floor[self.cell_of_point[rows]])
         self.labels, self.previous = labels, centres.copy()
         return labels.copy()
+
+
+class LateSearch(BoundedSearch):
+    """Exact nearest centre for the late passes over many points: the first
+    assignment by cells (a few distances per point), then Hamerly's bounds
+    and the neighbour lists of BoundedSearch. Late passes move few labels,
+    so re-building cell candidate lists each time centres drift (most of
+    CellSearch's cost) would buy nothing."""
+
+    def __init__(self, points: np.ndarray, cell_bits: int):
+        self.cells: CellSearch | None = CellSearch(points, cell_bits, slack=0.0)
+        super().__init__(self.cells.points)
+        self.order = self.cells.order
+
+    def nearest(self, centres: np.ndarray) -> np.ndarray:
+        if self.cells is None:
+            return super().nearest(centres)
+        cells, self.cells = self.cells, None
+        labels = cells.nearest(centres)
+        offsets = self.points - centres[labels]
+        self.upper = np.sqrt((offsets * offsets).sum(axis=1))
+        # Points of one-candidate cells have no second distance: every other
+        # centre is at least the cell's floor away.
+        floor = cells.floor[cells.cell_of_point]
+        self.lower = np.where(np.isneginf(cells.lower), floor, cells.lower)
+        self.labels = labels.astype(np.intp)
+        self.centres = centres.copy()
+        return labels.copy()
+
+
+def assign_exact(colors: np.ndarray, counts: np.ndarray, codebook: np.ndarray, cell_bits: int, size: int):
+    """Every colour's exactly nearest codebook entry (uint8), and the clusters'
+    weights and sums, `size` colours at a time."""
+    k, channels = codebook.shape
+    labels = np.empty(len(colors), dtype=np.uint8)
+    totals = np.zeros(k)
+    sums = np.zeros((k, channels))
+    for start in range(0, len(colors), size):
+        part = colors[start : start + size]
+        search = CellSearch(part.astype(np.float64), cell_bits)
+        part_labels = search.nearest(codebook)
+        weights = counts[start : start + size][search.order].astype(np.float64)
+        totals += np.bincount(part_labels, weights, minlength=k)
+        for channel in range(channels):
+            sums[:, channel] += np.bincount(
+                part_labels, weights * search.points[:, channel], minlength=k
+            )
+        labels[start + search.order] = part_labels
+    return labels, totals, sums

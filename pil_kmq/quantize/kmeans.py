@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bins import bin_means, count_bins, snap_to_grid
-from .cells import CellSearch
+from .bins import bin_index, bin_means, count_bins, snap_to_grid
+from .cells import LateSearch, assign_exact
 from .init import kmeans_plus_plus, variance_split_start
-from .lloyd import lloyd
+from .lloyd import lloyd, plain_step
+from .swap import swap_rounds
 from .nearest import BoundedSearch, BruteForceSearch
 
 # Cells of colour space for candidate lists: 2**CELL_BITS levels a side.
 CELL_BITS = 5
-# Candidate lists stay valid until a centre moves this far (colour levels).
-CELL_SLACK = 3.0
 # The coarse stage (starts and most passes) clusters means of bins
 # 2**(8 - COARSE_BITS) levels wide, when there are enough colours to pay.
 COARSE_BITS = 6
@@ -39,33 +38,47 @@ COARSE_MIN_POINTS = 4096
 # tables would cost several bytes per pixel.
 FINE_BITS = 7
 FINE_MAX_BINS = 1 << 19
-# Extra seeded k-means++ starts, tried beside the split, for K up to each
-# bound (more colours: a start matters less, costs more). On Kodak these
-# gain ~0.03 dB at K=16 and at K=64.
-RESTARTS = ((16, 5), (64, 1))
+# Per-K settings are tables of (largest K, value), searched in order.
+# Extra seeded k-means++ starts, tried beside the split (more colours: a
+# start matters less, costs more). On Kodak these gain ~0.03 dB at K=16.
+RESTARTS = ((16, 5),)
 # Restarts only need ranking: they stop at a looser tol, this many times tol.
 RESTART_TOL_FACTOR = 10.0
-# Up to this K restarts converge on bins 2**(8 - WIDE_BITS) levels wide,
-# where passes are cheap.
+# Up to this K the split and the restarts start and converge on bins
+# 2**(8 - WIDE_BITS) levels wide, where passes are cheap, and the best goes
+# through WIDE_SWAPS rounds of swap moves there (swap.py): at K=64 they gain
+# 0.05 dB for less time than a restart, which they replace.
 WIDE_RESTARTS_K = 64
 WIDE_BITS = 5
+WIDE_SWAPS = ((16, 5), (64, 5))
 # k-means++ draws its seeds from bins 2**(8 - SEED_BITS) levels wide: a few
 # hundred points, so seeding costs little beside the passes that follow.
 SEED_BITS = 4
 # Point sets up to this many distances a pass are searched by brute force.
 BRUTE_FORCE_ENTRIES = 1 << 17
 # Time, not quality, bounds the passes of each stage (a K=256 clustering
-# takes 11-26 coarse passes to converge; these caps cost ~0.1 dB there for
-# less than half the time): at most COARSE_PASSES on the coarse bins, then
-# fine_passes(K) float and ROUNDED_PASSES rounded passes over the exact
-# colours. Mid K gets more fine passes: there they gain most (~0.015 dB
-# at K=64) for the least time (no restarts, few candidates per colour).
-COARSE_PASSES = 8
-FINE_PASSES = ((16, 1), (64, 4), (256, 1))
+# takes 11-26 coarse passes to converge): at most COARSE_PASSES on the
+# coarse bins, then COARSE_SWAPS rounds of swaps there (wide bins are too
+# coarse for K=256), then FINE_PASSES float and ROUNDED_PASSES rounded
+# passes over the exact colours. The coarse passes matter least (run to
+# convergence they gain 0.006 dB at K=256, the fine ones 0.08): the time
+# goes to the swaps and fine passes. Set for Kodak against libimagequant's
+# time (benchmarks/quantize.py).
+COARSE_PASSES = ((16, 8), (64, 4), (256, 3))
+COARSE_SWAPS = ((64, 0), (256, 1))
+# Swaps tried at once, as a share of K, and Lloyd passes settling them: on
+# wide bins many swaps with time to settle; on the coarse bins a few, each
+# settled by one pass (the fine passes settle them further).
+WIDE_SWAP_SHARE, WIDE_SWAP_PASSES = 0.2, 3
+COARSE_SWAP_SHARE, COARSE_SWAP_PASSES = 0.05, 1
+# Beyond this many coarse bins (noise, synthetic images: not photographs)
+# swaps cost more than they gain: a removal cost is a distance to every entry.
+SWAP_MAX_POINTS = 1 << 16
+FINE_PASSES = ((16, 2), (64, 4), (256, 3))
 ROUNDED_PASSES = 1
-# No over-relaxation in those late passes (see lloyd.lloyd): its failed
-# tries cost a search each and gain little so close to convergence.
-LATE_RELAXATION = 1.0
+# Over-relaxation of the fine passes (see lloyd.lloyd): it covers more
+# ground per pass (on Kodak +0.02 dB at K=256, +0.006 at K=64).
+LATE_RELAXATION = 1.8
 # Distinct colours assigned at once in the final passes (bounds memory).
 EXACT_SLICE = 1 << 17
 
@@ -80,67 +93,69 @@ def search_for(points: np.ndarray, k: int):
     return BoundedSearch(points)
 
 
-def fine_passes(k: int) -> int:
-    return next((count for bound, count in FINE_PASSES if k <= bound), FINE_PASSES[-1][1])
+def by_k(table, k: int):
+    """The value for K from a table of (largest K, value)."""
+    return next((value for bound, value in table if k <= bound), table[-1][1])
 
 
 def restarts(k: int) -> int:
-    return next((count for bound, count in RESTARTS if k <= bound), 0)
+    return by_k(RESTARTS + ((1 << 30, 0),), k)
 
 
 def best_start(colors, counts, points, weights, k, max_iter, tol):
-    """The coarse clustering (Lloyd to tol or COARSE_PASSES) from the best
-    start, and the passes it took. At small K the split and restarts(k)
-    seeded k-means++ starts each converge (loosely) on bins twice as wide,
-    where passes are cheap, and only the one with the least error goes on
-    to the coarse bins."""
-    wide_points, wide_weights = points, weights
-    if len(points) > COARSE_MIN_POINTS and k <= WIDE_RESTARTS_K:
-        wide_points, wide_weights = bin_means(colors, counts, WIDE_BITS)
-    start = variance_split_start(points, weights, k)
-    if restarts(k) and len(wide_points) > k and max_iter > 0:
-        seed_points, seed_weights = wide_points, wide_weights
-        if len(points) > COARSE_MIN_POINTS:
-            seed_points, seed_weights = bin_means(colors, counts, SEED_BITS)
-            if len(seed_points) <= k:
-                seed_points, seed_weights = wide_points, wide_weights
-        best = None
-        for seed in range(1 + restarts(k)):
-            centres = start if seed == 0 else kmeans_plus_plus(seed_points, seed_weights, k, seed)
-            centres, _, _, error = lloyd(
-                search_for(wide_points, k), wide_weights, snap_to_grid(centres), max_iter,
-                tol * RESTART_TOL_FACTOR, snap_to_grid,
-            )
-            if best is None or error < best[1]:
-                best = (centres, error)
-        start = best[0]
+    """The coarse clustering from the best start, the passes it took, and
+    its search (None if there was no clustering to do). Up to
+    WIDE_RESTARTS_K the split and restarts(k) seeded k-means++ starts each
+    converge (loosely) on bins twice as wide, where passes are cheap, and
+    only the one with the least error, improved by swaps there, goes on to
+    the coarse bins: Lloyd to tol or COARSE_PASSES, then swaps."""
+    if k <= WIDE_RESTARTS_K and max_iter > 0:
+        start = _wide_start(colors, counts, points, weights, k, max_iter, tol)
+    else:
+        start = variance_split_start(points, weights, k)
     centres, passes = snap_to_grid(start), 0
     if len(points) > k:
-        centres, _, passes, _ = lloyd(
-            BoundedSearch(points), weights, centres, min(max_iter, COARSE_PASSES), tol, snap_to_grid
+        search = BoundedSearch(points)
+        centres, labels, passes, error = lloyd(
+            search, weights, centres, min(max_iter, by_k(COARSE_PASSES, k)), tol, snap_to_grid
         )
-    return centres, passes
-
-
-def assign_exact(colors: np.ndarray, counts: np.ndarray, codebook: np.ndarray):
-    """Every colour's exactly nearest codebook entry (uint8), and the clusters'
-    weights and sums, a slice of colours at a time."""
-    k, channels = codebook.shape
-    labels = np.empty(len(colors), dtype=np.uint8)
-    totals = np.zeros(k)
-    sums = np.zeros((k, channels))
-    for start in range(0, len(colors), EXACT_SLICE):
-        part = colors[start : start + EXACT_SLICE]
-        search = CellSearch(part.astype(np.float64), CELL_BITS)
-        part_labels = search.nearest(codebook)
-        weights = counts[start : start + EXACT_SLICE][search.order].astype(np.float64)
-        totals += np.bincount(part_labels, weights, minlength=k)
-        for channel in range(channels):
-            sums[:, channel] += np.bincount(
-                part_labels, weights * search.points[:, channel], minlength=k
+        if max_iter > passes and len(points) <= SWAP_MAX_POINTS:
+            centres, _, _, used = swap_rounds(
+                search, weights, centres, labels, error, by_k(COARSE_SWAPS, k),
+                COARSE_SWAP_SHARE, min(COARSE_SWAP_PASSES, max_iter - passes), tol, snap_to_grid,
             )
-        labels[start + search.order] = part_labels
-    return labels, totals, sums
+            passes += used
+        return centres, passes, search
+    return centres, passes, None
+
+
+def _wide_start(colors, counts, points, weights, k, max_iter, tol):
+    """The best of the split and the seeded starts on wide bins, after swaps."""
+    wide_points, wide_weights = points, weights
+    if len(points) > COARSE_MIN_POINTS:
+        wide_points, wide_weights = bin_means(colors, counts, WIDE_BITS)
+    if len(wide_points) <= k:
+        return variance_split_start(points, weights, k)
+    start = variance_split_start(wide_points, wide_weights, k)
+    seed_points, seed_weights = wide_points, wide_weights
+    if len(points) > COARSE_MIN_POINTS:
+        seed_points, seed_weights = bin_means(colors, counts, SEED_BITS)
+        if len(seed_points) <= k:
+            seed_points, seed_weights = wide_points, wide_weights
+    loose, best = tol * RESTART_TOL_FACTOR, None
+    for seed in range(1 + restarts(k)):
+        centres = start if seed == 0 else kmeans_plus_plus(seed_points, seed_weights, k, seed)
+        search = search_for(wide_points, k)
+        centres, labels, _, error = lloyd(
+            search, wide_weights, snap_to_grid(centres), max_iter, loose, snap_to_grid
+        )
+        if best is None or error < best[3]:
+            best = (search, centres, labels, error)
+    search, centres, labels, error = best
+    return swap_rounds(
+        search, wide_weights, centres, labels, error, by_k(WIDE_SWAPS, k),
+        WIDE_SWAP_SHARE, min(WIDE_SWAP_PASSES, max_iter), loose, snap_to_grid,
+    )[0]
 
 
 def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 300, tol: float = 1e-4):
@@ -149,15 +164,17 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
     colours (M, C) uint8 weighted by their counts.
 
     Coarse to fine, because Lloyd's many early passes need not see every
-    colour: starts and Lloyd on coarse bin means, Lloyd over the exact
-    colours (beyond EXACT_SLICE of them, over bins 2 levels wide), then
+    colour: starts, Lloyd and swap moves (swap.py) on bin means, Lloyd over
+    the exact colours (beyond EXACT_SLICE of them, over bins 2 levels wide,
+    and starting from the bin means' bounds: BoundedSearch.from_bins), then
     passes on the codebook rounded to colours over the exact colours (the
     rounded mean is the best integer entry for a cluster, so those passes
     lower the error the file will really have). Each float stage stops when
     a pass lowers the error by at most `tol` of it, or at its pass cap
-    (COARSE_PASSES, fine_passes(k), ROUNDED_PASSES). `max_iter` bounds the
+    (coarse and fine passes by K, ROUNDED_PASSES). `max_iter` bounds the
     Lloyd passes of the run, all stages together (0: the split's box means,
-    rounded, and the exact assignment); each restart has the same bound.
+    rounded, and the exact assignment); each restart has the same bound,
+    and swaps on wide bins settle in at most that many passes.
     """
     colors = np.asarray(colors, dtype=np.uint8)
     binned = colors.shape[1] >= 3 and len(colors) > COARSE_MIN_POINTS
@@ -165,27 +182,34 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
         coarse_points, coarse_weights = bin_means(colors, counts, COARSE_BITS)
     else:
         coarse_points, coarse_weights = colors.astype(np.float64), counts.astype(np.float64)
-    centres, passes = best_start(colors, counts, coarse_points, coarse_weights, k, max_iter, tol)
+    centres, passes, coarse = best_start(colors, counts, coarse_points, coarse_weights, k, max_iter, tol)
     budget = max_iter - passes
     if len(colors) <= EXACT_SLICE:
-        return _refine_whole(colors, counts, centres, binned and budget > 0, budget, tol)
+        if binned and coarse is not None:
+            points, bins = colors.astype(np.float64), bin_index(colors, COARSE_BITS)
+            search = BoundedSearch.from_bins(points, bins, coarse, centres)
+        else:
+            search = LateSearch(colors.astype(np.float64), CELL_BITS)
+        return _refine_whole(colors, counts, centres, search, binned and budget > 0, budget, tol)
     return _refine_sliced(colors, counts, centres, k, budget, tol)
 
 
-def _refine_whole(colors, counts, centres, fine: bool, budget: int, tol: float):
+def _refine_whole(colors, counts, centres, search, fine: bool, budget: int, tol: float):
     """The fine and rounded passes over every colour, with one search (its
-    candidate lists survive the small moves of these late passes)."""
-    search = CellSearch(colors.astype(np.float64), CELL_BITS, CELL_SLACK)
+    bounds survive the small moves of these late passes)."""
     weights = counts[search.order].astype(np.float64)
-    if fine:
-        centres, _, used, _ = lloyd(
-            search, weights, centres, min(budget, fine_passes(len(centres))), tol, snap_to_grid,
-            LATE_RELAXATION,
+    passes = min(budget, by_k(FINE_PASSES, len(centres))) if fine else 0
+    if passes > 0:
+        centres, labels, used, _ = lloyd(
+            search, weights, centres, passes - 1, tol, snap_to_grid, LATE_RELAXATION
         )
-        budget -= used
+        # The last fine step goes straight on to the rounded passes: a
+        # search at its float centres would only measure it.
+        centres = plain_step(search.points, weights, centres, labels, snap_to_grid)
+        budget -= used + 1
     codebook, labels, _, _ = lloyd(
         search, weights, _round_to_colours(centres), min(ROUNDED_PASSES, budget), 0.0,
-        _round_to_colours, LATE_RELAXATION,
+        _round_to_colours,
     )
     unsorted = np.empty(len(colors), dtype=np.uint8)
     unsorted[search.order] = labels
@@ -198,16 +222,16 @@ def _refine_sliced(colors, counts, centres, k: int, budget: int, tol: float):
     bounded memory."""
     if budget > 0 and k < count_bins(colors, FINE_BITS) <= FINE_MAX_BINS:
         fine_points, fine_weights = bin_means(colors, counts, FINE_BITS)
-        search = CellSearch(fine_points, CELL_BITS, CELL_SLACK)
+        search = LateSearch(fine_points, CELL_BITS)
         centres, _, used, _ = lloyd(
-            search, fine_weights[search.order], centres, min(budget, fine_passes(k)), tol,
+            search, fine_weights[search.order], centres, min(budget, by_k(FINE_PASSES, k)), tol,
             snap_to_grid, LATE_RELAXATION,
         )
         budget -= used
     codebook = _round_to_colours(centres)
     labels = None
     for _ in range(min(ROUNDED_PASSES, budget)):
-        labels, totals, sums = assign_exact(colors, counts, codebook)
+        labels, totals, sums = assign_exact(colors, counts, codebook, CELL_BITS, EXACT_SLICE)
         filled = totals > 0
         new = codebook.copy()
         new[filled] = _round_to_colours(sums[filled] / totals[filled, None])
@@ -215,5 +239,5 @@ def _refine_sliced(colors, counts, centres, k: int, budget: int, tol: float):
             break
         codebook, labels = new, None
     if labels is None:
-        labels = assign_exact(colors, counts, codebook)[0]
+        labels = assign_exact(colors, counts, codebook, CELL_BITS, EXACT_SLICE)[0]
     return codebook.astype(np.uint8), labels

@@ -102,3 +102,14 @@ def _update(points, weights, centres, labels, totals, sums, snap):
         worst = np.argsort(-(weights * distances), kind="stable")[: int(empty.sum())]
         new[np.flatnonzero(empty)[: len(worst)]] = snap(points[worst])
     return new, means, empty
+
+
+def plain_step(points, weights, centres, labels, snap) -> np.ndarray:
+    """One plain Lloyd update from labels, without a search after it (an
+    emptied cluster keeps its entry)."""
+    k, channels = centres.shape
+    totals, sums = cluster_sums(labels, weights, [weights * points[:, c] for c in range(channels)], k)
+    new = centres.copy()
+    filled = totals > 0
+    new[filled] = snap(sums[filled] / totals[filled, None])
+    return new

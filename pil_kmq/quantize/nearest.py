@@ -42,6 +42,13 @@ CHUNK_ENTRIES = 1 << 16
 # From this K up, a point that may have changed label checks only the
 # centres near its own (see BoundedSearch._search_neighbours).
 NEIGHBOUR_K = 100
+# Radii (colour levels) at which BoundedSearch looks for centres that moved
+# near a point (see BoundedSearch._nearby_moves).
+NEARBY_LOW_BITS = 2
+# When more than 1/NEARBY_SHARE of the centres move, Hamerly's plain bound:
+# most points are near some move anyway, and it costs less.
+NEARBY_SHARE = 4
+NEARBY_RADII = 2.0 ** np.arange(NEARBY_LOW_BITS, 8)
 
 
 class BruteForceSearch:
@@ -86,6 +93,22 @@ class BoundedSearch:
         self.upper = np.full(count, np.inf)
         self.lower = np.zeros(count)
 
+    @classmethod
+    def from_bins(cls, points, bins, coarse: "BoundedSearch", centres) -> "BoundedSearch":
+        """A search over `points` that starts from `coarse`, a search over
+        the means of their bins (bins[i]: point i's), instead of from a
+        brute-force pass: a point is at most |x - m| from its bin's mean m,
+        so its bin's lower bound less that still holds for it."""
+        coarse.nearest(centres)
+        search = cls(points)
+        search.labels = coarse.labels[bins]
+        offsets = points - centres[search.labels]
+        search.upper = np.sqrt((offsets * offsets).sum(axis=1))
+        offsets = points - coarse.points[bins]
+        search.lower = coarse.lower[bins] - np.sqrt((offsets * offsets).sum(axis=1))
+        search.centres = centres.copy()
+        return search
+
     def _search_all(self, rows: np.ndarray, centres: np.ndarray) -> None:
         k = len(centres)
         step = max(1, CHUNK_ENTRIES // k)
@@ -115,19 +138,15 @@ class BoundedSearch:
             return self.labels.copy()
         moves = np.sqrt(((centres - self.centres) ** 2).sum(axis=1))
         self.upper += moves[self.labels]
-        self.lower -= moves.max()
         self.centres = centres.copy()
         if len(centres) > 1:
-            # Squared gaps as |a|^2 - 2 a.b + |b|^2: exact on the grid, and a
-            # K x K x C product is small enough to stay on this thread.
-            norms = (centres * centres).sum(axis=1)
-            gaps = centres @ (-2.0 * centres.T)
-            gaps += norms
-            gaps += norms[:, None]
+            gaps = self._squared_gaps(centres)
+            self.lower -= self._nearby_moves(moves, gaps)
             np.fill_diagonal(gaps, np.inf)
             nearest_gap = np.sqrt(np.maximum(gaps.min(axis=1), 0))
             bound = np.maximum(0.5 * nearest_gap[self.labels], self.lower) - self.MARGIN
         else:
+            self.lower -= moves.max()
             bound = np.full(len(self.points), np.inf)
         unsure = np.flatnonzero(self.upper >= bound)
         if unsure.size:
@@ -140,18 +159,55 @@ class BoundedSearch:
                 self._search_all(unsure, centres)
         return self.labels.copy()
 
+    @staticmethod
+    def _squared_gaps(centres: np.ndarray) -> np.ndarray:
+        """Squared gaps as |a|^2 - 2 a.b + |b|^2: exact on the grid, and a
+        K x K x C product is small enough to stay on this thread."""
+        norms = (centres * centres).sum(axis=1)
+        gaps = centres @ (-2.0 * centres.T)
+        gaps += norms
+        gaps += norms[:, None]
+        return gaps
+
+    def _nearby_moves(self, moves: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+        """How far each point's lower bound must drop: the largest move of the
+        other centres that could now be within it (Hamerly's takes the
+        largest of all). With u its upper bound and l its lower, a centre at
+        a gap of at least l + u from the point's centre is still >= l away;
+        late passes move few centres, so most points see no move at all.
+        The gaps are taken at a few fixed radii, powers of two (any radius
+        >= l + u will do), so each point costs a few operations."""
+        k = len(moves)
+        moved = np.flatnonzero(moves)
+        largest = np.zeros((k, len(NEARBY_RADII) + 1))
+        if moved.size * NEARBY_SHARE > k:
+            return np.full(len(self.points), moves.max())
+        if moved.size:
+            near = gaps[:, moved] < NEARBY_RADII[:, None, None] ** 2
+            near[:, moved, np.arange(len(moved))] = False  # a centre's own move is in u
+            largest[:, :-1] = np.where(near, moves[moved], 0.0).max(axis=2).T
+            largest[:, -1] = moves.max()
+        # The least radius 2**e (e >= NEARBY_LOW_BITS) above l + u; beyond the
+        # last, the largest move of all.
+        reach = np.minimum(self.lower + self.upper + self.MARGIN, 1024.0)
+        level = np.clip(np.frexp(reach)[1] - NEARBY_LOW_BITS, 0, len(NEARBY_RADII))
+        return largest.ravel()[self.labels * largest.shape[1] + level]
+
     def _search_neighbours(self, rows: np.ndarray, centres: np.ndarray, gaps: np.ndarray) -> None:
         """_search_all for points with a label, checking only the centres that
         can beat it: c_j is no nearer to x than x's centre c_a once
         |c_j - c_a| >= 2 |x - c_a|, so each point needs only its centre's
         neighbours within twice its distance (a few of K at large K)."""
         k = len(centres)
-        np.fill_diagonal(gaps, 0.0)
+        # Lists only for the centres these points have (late passes: few).
+        listed, own = np.unique(self.labels[rows], return_inverse=True)
+        gaps = gaps[listed]
+        gaps[np.arange(len(listed)), listed] = 0.0
         # Any order of equal gaps will do: a list takes all of them or none.
         neighbours = np.argsort(gaps, axis=1)
         reach = np.sqrt(np.maximum(np.take_along_axis(gaps, neighbours, axis=1), 0))
-        reach = np.concatenate([reach, np.full((k, 1), np.inf)], axis=1)
-        own = self.labels[rows]
+        reach = np.concatenate([reach, np.full((len(listed), 1), np.inf)], axis=1)
+        own = own.reshape(-1)
         limit = 2 * self.upper[rows] + self.MARGIN
         # Table widths: powers of two up to K. A point needs the next width
         # while its centre's neighbour just past the current one is in reach.

@@ -1,0 +1,113 @@
+"""Swap moves between Lloyd runs: Lloyd only finds the local optimum nearest
+its start, and there some codebook entries still earn far less than one
+more entry would earn in a wide cluster. Moving those entries there and
+settling again reaches better optima than restarts from scratch, for less
+time (on Kodak at K=64: +0.05 dB, where best-of-ten k-means++ wins)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .init import _best_cuts
+from .lloyd import lloyd
+from .nearest import CHUNK_ENTRIES
+
+# A swap is tried when its cut's gain exceeds this share of the removal's
+# cost: both are estimates before Lloyd settles (the cost too high, the gain
+# too low), so a share below 1 finds the swaps that pay; each round is
+# checked by its error anyway.
+PROMISE = 0.5
+
+
+def swap_rounds(search, weights, centres, labels, error, rounds, share, passes, tol, snap):
+    """(centres, labels, error, passes used) after up to `rounds` rounds of
+    swaps, each of up to share x K swaps settled by `passes` Lloyd passes
+    and kept only if it lowers the error; a round that does not pay is
+    tried again with half as many swaps."""
+    most, used = max(1, int(len(centres) * share)), 0
+    for _ in range(rounds if passes > 0 else 0):
+        trial, count = swapped(search.points, weights, centres, labels, snap, most)
+        if count == 0:
+            break
+        trial, trial_labels, settled, trial_error = lloyd(search, weights, trial, passes, tol, snap)
+        used += settled
+        if trial_error < error:
+            centres, labels, error = trial, trial_labels, trial_error
+        elif count == 1:
+            break
+        else:
+            most = count // 2
+    return centres, labels, error, used
+
+
+def removal_costs(points, weights, centres, labels) -> np.ndarray:
+    """What removing each entry alone would add to the weighted squared
+    error: its points' squared distance to their second nearest entry less
+    that to their own (exact on the grid; sums by bincount)."""
+    k = len(centres)
+    scaled = -2.0 * centres.T
+    centre_norms = (centres * centres).sum(axis=1)
+    extra = np.empty(len(points))
+    step = max(1, CHUNK_ENTRIES // k)
+    for start in range(0, len(points), step):
+        block = points[start : start + step]
+        distances = block @ scaled
+        distances += centre_norms
+        span = np.arange(len(block))
+        own = labels[start : start + step]
+        nearest = distances[span, own]
+        distances[span, own] = np.inf
+        extra[start : start + step] = distances.min(axis=1) - nearest
+    return np.bincount(labels, weights * extra, minlength=k)
+
+
+def split_gains(points, weights, labels, k):
+    """Each cluster's best cut across one axis (the variance split's, see
+    init._best_cuts): what it would remove from the error, and the means
+    of its two sides."""
+    channels = points.shape[1]
+    levels = np.clip(points, 0, 255).astype(np.intp)
+    moments = np.column_stack([weights, points * weights[:, None], weights * (points * points).sum(axis=1)])
+    totals = np.stack([np.bincount(labels, m, minlength=k) for m in moments.T], axis=1)
+    low = np.full((k, channels), 255, dtype=np.intp)
+    high = np.zeros((k, channels), dtype=np.intp)
+    np.minimum.at(low, labels, levels)
+    np.maximum.at(high, labels, levels)
+    empty = totals[:, 0] <= 0
+    low[empty], high[empty] = 0, 0
+    cuts, lower = _best_cuts(levels, moments, labels, low, high, totals)
+    upper = totals - lower
+    with np.errstate(divide="ignore", invalid="ignore"):
+        def spread(m):
+            return (m[:, 1 : 1 + channels] ** 2).sum(axis=1) / m[:, 0]
+
+        gains = spread(lower) + spread(upper) - spread(totals)
+        lower_means = lower[:, 1 : 1 + channels] / lower[:, :1]
+        upper_means = upper[:, 1 : 1 + channels] / upper[:, :1]
+    gains[(cuts[:, 1] < 0) | ~np.isfinite(gains)] = -np.inf
+    return gains, lower_means, upper_means
+
+
+def swapped(points, weights, centres, labels, snap, most: int):
+    """(centres, swaps made) after up to `most` swaps: the entries that cost
+    least to remove move to one side of the clusters whose cut gains most,
+    each such cluster's entry to the other side; each entry in one swap at
+    most, and only while the gain beats PROMISE x the cost."""
+    k = len(centres)
+    costs = removal_costs(points, weights, centres, labels)
+    gains, lower_means, upper_means = split_gains(points, weights, labels, k)
+    cheap = iter(np.argsort(costs, kind="stable"))
+    used = np.zeros(k, dtype=bool)
+    new, count = centres.copy(), 0
+    for rich in np.argsort(-gains, kind="stable")[:k]:
+        if count >= most or not gains[rich] > 0:
+            break
+        if used[rich]:
+            continue
+        poor = next((c for c in cheap if not used[c] and c != rich), None)
+        if poor is None or not gains[rich] > PROMISE * costs[poor]:
+            break
+        used[poor] = used[rich] = True
+        new[rich], new[poor] = lower_means[rich], upper_means[rich]
+        count += 1
+    return snap(new), count
