@@ -145,14 +145,22 @@ class BoundedSearch:
             bound = np.full(len(self.points), np.inf)
         unsure = np.flatnonzero(self.upper >= bound)
         if unsure.size:
-            offsets = self.points[unsure] - centres[self.labels[unsure]]
-            self.upper[unsure] = np.sqrt((offsets * offsets).sum(axis=1))
+            self.upper[unsure] = np.sqrt(self._squared_distances(unsure, centres, self.labels[unsure]))
             unsure = unsure[self.upper[unsure] >= bound[unsure]]
             if unsure.size and len(centres) >= NEIGHBOUR_K:
                 self._search_neighbours(unsure, centres, gaps)
             elif unsure.size:
                 self._search_all(unsure, centres)
         return self.labels.copy()
+
+    def _squared_distances(self, rows, centres, labels) -> np.ndarray:
+        total = None
+        for values, point_values in zip(centres.T, self.points_by_channel):
+            offset = np.ascontiguousarray(values).take(labels)
+            offset -= point_values.take(rows)
+            offset *= offset
+            total = offset if total is None else total + offset
+        return total
 
     @staticmethod
     def _squared_gaps(centres: np.ndarray) -> np.ndarray:
@@ -235,8 +243,8 @@ class BoundedSearch:
         to the lowest index; every other centre is at least reach_beyond
         from the point's old centre."""
         total = None
-        for channel in range(centres.shape[1]):
-            offset = centres[:, channel].take(table)
+        for channel, values in enumerate(centres.T):
+            offset = np.ascontiguousarray(values).take(table)
             offset -= self.points_by_channel[channel].take(rows)
             offset *= offset
             total = offset if total is None else total + offset
