@@ -60,13 +60,13 @@ class BruteForceSearch:
     def __init__(self, points: np.ndarray):
         self.points = points
         self.order = np.arange(len(points))
-        self.norms = (points * points).sum(axis=1)[:, None]
+        self.norms = KEY_SCALE * (points * points).sum(axis=1)
 
     def nearest(self, centres: np.ndarray) -> np.ndarray:
-        distances = self.points @ (-2.0 * centres.T)
-        distances += self.norms
-        distances += (centres * centres).sum(axis=1)
-        return distances.argmin(axis=1)
+        keys = ((-2.0 * KEY_SCALE) * centres) @ self.points.T
+        keys += KEY_SCALE * (centres * centres).sum(axis=1)[:, None] + row_numbers(len(centres))
+        keys += self.norms
+        return keys.min(axis=0).astype(np.int64) & (KEY_ROWS - 1)
 
 
 class BoundedSearch:
