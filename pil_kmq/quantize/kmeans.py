@@ -23,7 +23,8 @@ from .cells import LateSearch, assign_exact
 from .init import kmeans_plus_plus, variance_split_start
 from .lloyd import lloyd, plain_step
 from .swap import swap_rounds
-from .nearest import BoundedSearch, BruteForceSearch
+from .keys import BruteForceSearch
+from .nearest import BoundedSearch
 
 # Cells of colour space for candidate lists: 2**CELL_BITS levels a side.
 CELL_BITS = 5

@@ -1,6 +1,6 @@
 """Assignment: every colour gets the label of its exactly nearest codebook
 entry. nearest() is the plain definition, the oracle the faster searches
-are tested against; BruteForceSearch (one distance matrix, for small point
+are tested against; keys.BruteForceSearch (one distance matrix, for small point
 sets) and BoundedSearch (skips points Hamerly's bounds prove unchanged)
 serve the coarse k-means passes; cells.CellSearch serves the fine ones.
 
@@ -13,6 +13,8 @@ result: ties go to the lowest index on every machine and thread count.
 from __future__ import annotations
 
 import numpy as np
+
+from .keys import KEY_SCALE, nearest_two, row_numbers
 
 # Rows of the distance matrix computed at once: bounds memory at
 # CHUNK x K x 4 bytes (16 MiB at K=256).
@@ -49,24 +51,6 @@ NEARBY_LOW_BITS = 2
 # most points are near some move anyway, and it costs less.
 NEARBY_SHARE = 4
 NEARBY_RADII = 2.0 ** np.arange(NEARBY_LOW_BITS, 8)
-
-
-class BruteForceSearch:
-    """Exact nearest centre by one distance matrix: for small point sets
-    (restarts on wide bins), where bookkeeping costs more than distances.
-    |x|^2 - 2 x.c + |c|^2 is exact on the grid, so BLAS's order of adding
-    does not matter."""
-
-    def __init__(self, points: np.ndarray):
-        self.points = points
-        self.order = np.arange(len(points))
-        self.norms = KEY_SCALE * (points * points).sum(axis=1)
-
-    def nearest(self, centres: np.ndarray) -> np.ndarray:
-        keys = ((-2.0 * KEY_SCALE) * centres) @ self.points.T
-        keys += KEY_SCALE * (centres * centres).sum(axis=1)[:, None] + row_numbers(len(centres))
-        keys += self.norms
-        return keys.min(axis=0).astype(np.int64) & (KEY_ROWS - 1)
 
 
 class BoundedSearch:
@@ -257,30 +241,3 @@ class BoundedSearch:
         self.labels[rows] = table[nearest, np.arange(len(rows))]
         self.upper[rows] = np.sqrt(best)
         self.lower[rows] = np.minimum(np.sqrt(second), beyond)
-
-
-# Squared distances between colours and centres on the 1/1024 grid are
-# multiples of 2**-20 below 2**18: scaled by 2**28 and plus a row index
-# below 256, each (distance, row) pair is one exact float64 key, and the
-# least key is the nearest row, ties to the lowest. A minimum down the
-# columns of a (K, n) matrix is far faster in numpy than argmin along rows.
-KEY_SCALE = 2.0**28
-KEY_ROWS = 256
-
-
-def row_numbers(count: int) -> np.ndarray:
-    return np.arange(count, dtype=np.float64)[:, None]
-
-
-def nearest_two(keys: np.ndarray):
-    """(row of the least, least, second least squared distance) of each
-    column of a (W, n) matrix of keys (W <= 256); second least inf when W
-    is 1. Overwrites `keys`."""
-    first = keys.min(axis=0)
-    nearest = first.astype(np.int64) & (KEY_ROWS - 1)
-    best = (first - nearest) / KEY_SCALE
-    if len(keys) == 1:
-        return nearest, best, np.full(len(first), np.inf)
-    keys[nearest, np.arange(keys.shape[1])] = np.inf
-    second = np.floor(keys.min(axis=0) / KEY_ROWS) * (KEY_ROWS / KEY_SCALE)
-    return nearest, best, second
