@@ -65,10 +65,10 @@ BRUTE_FORCE_ENTRIES = 1 << 17
 # convergence they gain 0.006 dB at K=256, the fine ones 0.08): the time
 # goes to the swaps and fine passes. Set for Kodak against libimagequant's
 # time (benchmarks/quantize.py): with the keyed searches (nearest.py) a pass
-# costs about a third less, and 4 / 12 / 8 fine passes (12 wide swap rounds
-# at K=64) fit where 2 / 4 / 3 did.
+# costs about a third less, and 4 / 12 / 7 fine passes (12 wide swap rounds
+# at K=64, 2 coarse swap rounds at K=256) fit where 2 / 4 / 3 did.
 COARSE_PASSES = ((16, 8), (64, 4), (256, 3))
-COARSE_SWAPS = ((64, 0), (256, 1))
+COARSE_SWAPS = ((64, 0), (256, 2))
 # Swaps tried at once, as a share of K, and Lloyd passes settling them: on
 # wide bins many swaps with time to settle; on the coarse bins a few, each
 # settled by one pass (the fine passes settle them further).
@@ -77,7 +77,7 @@ COARSE_SWAP_SHARE, COARSE_SWAP_PASSES = 0.05, 1
 # Beyond this many coarse bins (noise, synthetic images: not photographs)
 # swaps cost more than they gain: a removal cost is a distance to every entry.
 SWAP_MAX_POINTS = 1 << 16
-FINE_PASSES = ((16, 4), (64, 12), (256, 8))
+FINE_PASSES = ((16, 4), (64, 12), (256, 7))
 ROUNDED_PASSES = 1
 # Over-relaxation of the fine passes (see lloyd.lloyd): it covers more
 # ground per pass (on Kodak +0.02 dB at K=256, +0.006 at K=64).
