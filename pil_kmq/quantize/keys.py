@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# Squared distances between colours and centres on the 1/1024 grid are
-# multiples of 2**-20 below 2**18: scaled by 2**28 and plus a row index
+# Squared distances between colours and centres on the 1/1024 grid (both in
+# 0..255, up to 4 channels) are multiples of 2**-20 below 2**18: scaled by 2**28 and plus a row index
 # below 256, each (distance, row) pair is one exact float64 key, and the
 # least key is the nearest row, ties to the lowest. A minimum down the
 # columns of a (K, n) matrix is far faster in numpy than argmin along rows.
