@@ -171,3 +171,24 @@ def test_search_from_bins_stays_exact():
         distances = ((points[:, None, :] - centres[None]) ** 2).sum(axis=2)
         np.testing.assert_array_equal(search.nearest(centres), distances.argmin(axis=1))
         centres = np.clip(centres + np.rint(rng.normal(0, 1, centres.shape) * 4) / 4, 0, 255)
+
+
+def test_keyed_searches_break_ties_to_the_lowest_index():
+    """Keys pack a distance and a row into one float64: equal entries must
+    give the lower row, and a tie for second place the same distance."""
+    from pil_kmq.quantize.keys import BruteForceSearch
+
+    rng = np.random.default_rng(5)
+    points = rng.integers(0, 256, (3000, 3)).astype(float)
+    centres = np.rint(rng.uniform(0, 255, (40, 3)) * 1024) / 1024
+    centres[[7, 30]] = centres[3]  # three equal entries
+    centres[12] = points[0]  # a distance of exactly 0
+    for search in (BruteForceSearch(points), BoundedSearch(points)):
+        labels = search.nearest(centres)
+        offsets = points[:, None, :] - centres[None]
+        distances = (offsets * offsets).sum(axis=2)
+        np.testing.assert_array_equal(labels, distances.argmin(axis=1))
+        assert labels[0] == 12 and not np.any(np.isin(labels, [7, 30]))
+    ordered = np.sort(distances, axis=1)
+    np.testing.assert_array_equal(search.upper, np.sqrt(ordered[:, 0]))
+    np.testing.assert_array_equal(search.lower, np.sqrt(ordered[:, 1]))

@@ -23,7 +23,8 @@ from .cells import LateSearch, assign_exact
 from .init import kmeans_plus_plus, variance_split_start
 from .lloyd import lloyd, plain_step
 from .swap import swap_rounds
-from .nearest import BoundedSearch, BruteForceSearch
+from .keys import BruteForceSearch
+from .nearest import BoundedSearch
 
 # Cells of colour space for candidate lists: 2**CELL_BITS levels a side.
 CELL_BITS = 5
@@ -50,7 +51,7 @@ RESTART_TOL_FACTOR = 10.0
 # 0.05 dB for less time than a restart, which they replace.
 WIDE_RESTARTS_K = 64
 WIDE_BITS = 5
-WIDE_SWAPS = ((16, 5), (64, 5))
+WIDE_SWAPS = ((16, 5), (64, 12))
 # k-means++ draws its seeds from bins 2**(8 - SEED_BITS) levels wide: a few
 # hundred points, so seeding costs little beside the passes that follow.
 SEED_BITS = 4
@@ -63,18 +64,21 @@ BRUTE_FORCE_ENTRIES = 1 << 17
 # passes over the exact colours. The coarse passes matter least (run to
 # convergence they gain 0.006 dB at K=256, the fine ones 0.08): the time
 # goes to the swaps and fine passes. Set for Kodak against libimagequant's
-# time (benchmarks/quantize.py).
+# time (benchmarks/quantize.py): with the keyed searches (nearest.py) a pass
+# costs about a third less, and 4 / 12 / 7 fine passes (12 wide swap rounds
+# at K=64, 2 coarse swap rounds at K=256) fit where 2 / 4 / 3 did.
 COARSE_PASSES = ((16, 8), (64, 4), (256, 3))
-COARSE_SWAPS = ((64, 0), (256, 1))
+COARSE_SWAPS = ((64, 0), (256, 2))
 # Swaps tried at once, as a share of K, and Lloyd passes settling them: on
-# wide bins many swaps with time to settle; on the coarse bins a few, each
-# settled by one pass (the fine passes settle them further).
-WIDE_SWAP_SHARE, WIDE_SWAP_PASSES = 0.2, 3
+# wide bins a tenth of K with time to settle (with 12 rounds at K=64, a
+# tenth gains 0.004 dB on Kodak over a fifth); on the coarse bins a few,
+# each settled by one pass (the fine passes settle them further).
+WIDE_SWAP_SHARE, WIDE_SWAP_PASSES = 0.1, 3
 COARSE_SWAP_SHARE, COARSE_SWAP_PASSES = 0.05, 1
 # Beyond this many coarse bins (noise, synthetic images: not photographs)
 # swaps cost more than they gain: a removal cost is a distance to every entry.
 SWAP_MAX_POINTS = 1 << 16
-FINE_PASSES = ((16, 2), (64, 4), (256, 3))
+FINE_PASSES = ((16, 4), (64, 12), (256, 7))
 ROUNDED_PASSES = 1
 # Over-relaxation of the fine passes (see lloyd.lloyd): it covers more
 # ground per pass (on Kodak +0.02 dB at K=256, +0.006 at K=64).

@@ -1,6 +1,6 @@
 """Assignment: every colour gets the label of its exactly nearest codebook
 entry. nearest() is the plain definition, the oracle the faster searches
-are tested against; BruteForceSearch (one distance matrix, for small point
+are tested against; keys.BruteForceSearch (one distance matrix, for small point
 sets) and BoundedSearch (skips points Hamerly's bounds prove unchanged)
 serve the coarse k-means passes; cells.CellSearch serves the fine ones.
 
@@ -13,6 +13,8 @@ result: ties go to the lowest index on every machine and thread count.
 from __future__ import annotations
 
 import numpy as np
+
+from .keys import KEY_SCALE, nearest_two, row_numbers
 
 # Rows of the distance matrix computed at once: bounds memory at
 # CHUNK x K x 4 bytes (16 MiB at K=256).
@@ -51,24 +53,6 @@ NEARBY_SHARE = 4
 NEARBY_RADII = 2.0 ** np.arange(NEARBY_LOW_BITS, 8)
 
 
-class BruteForceSearch:
-    """Exact nearest centre by one distance matrix: for small point sets
-    (restarts on wide bins), where bookkeeping costs more than distances.
-    |x|^2 - 2 x.c + |c|^2 is exact on the grid, so BLAS's order of adding
-    does not matter."""
-
-    def __init__(self, points: np.ndarray):
-        self.points = points
-        self.order = np.arange(len(points))
-        self.norms = (points * points).sum(axis=1)[:, None]
-
-    def nearest(self, centres: np.ndarray) -> np.ndarray:
-        distances = self.points @ (-2.0 * centres.T)
-        distances += self.norms
-        distances += (centres * centres).sum(axis=1)
-        return distances.argmin(axis=1)
-
-
 class BoundedSearch:
     """Exact nearest centre by brute force, skipping points that provably
     keep their label (Hamerly's bounds), for the coarse stage.
@@ -87,6 +71,7 @@ class BoundedSearch:
         self.points = points
         self.order = np.arange(len(points))
         self.norms = (points * points).sum(axis=1)
+        self.points_by_channel = [np.ascontiguousarray(points[:, c]) for c in range(points.shape[1])]
         self.centres: np.ndarray | None = None
         count = len(points)
         self.labels = np.zeros(count, dtype=np.intp)
@@ -110,26 +95,20 @@ class BoundedSearch:
         return search
 
     def _search_all(self, rows: np.ndarray, centres: np.ndarray) -> None:
-        k = len(centres)
-        step = max(1, CHUNK_ENTRIES // k)
-        scaled = -2.0 * centres.T
-        centre_norms = (centres * centres).sum(axis=1)
+        # Keys (see nearest_two) term by term: scaling by a power of two is
+        # exact, and so is every partial sum of multiples of 2**8.
+        step = max(1, CHUNK_ENTRIES // len(centres))
+        scaled = (-2.0 * KEY_SCALE) * centres
+        centre_terms = KEY_SCALE * (centres * centres).sum(axis=1)[:, None] + row_numbers(len(centres))
         for start in range(0, len(rows), step):
             part = rows[start : start + step]
-            distances = self.points[part] @ scaled
-            distances += centre_norms
-            distances += self.norms[part, None]
-            nearest = distances.argmin(axis=1)
-            span = np.arange(len(part))
-            best = distances[span, nearest]
-            if k > 1:
-                distances[span, nearest] = np.inf
-                second = distances.min(axis=1)
-            else:
-                second = np.full(len(part), np.inf)
+            keys = scaled @ self.points[part].T
+            keys += centre_terms
+            keys += KEY_SCALE * self.norms[part]
+            nearest, best, second = nearest_two(keys)
             self.labels[part] = nearest
-            self.upper[part] = np.sqrt(np.maximum(best, 0))
-            self.lower[part] = np.sqrt(np.maximum(second, 0))
+            self.upper[part] = np.sqrt(best)
+            self.lower[part] = np.sqrt(second)
 
     def nearest(self, centres: np.ndarray) -> np.ndarray:
         if self.centres is None or len(self.centres) != len(centres):
@@ -150,14 +129,22 @@ class BoundedSearch:
             bound = np.full(len(self.points), np.inf)
         unsure = np.flatnonzero(self.upper >= bound)
         if unsure.size:
-            offsets = self.points[unsure] - centres[self.labels[unsure]]
-            self.upper[unsure] = np.sqrt((offsets * offsets).sum(axis=1))
+            self.upper[unsure] = np.sqrt(self._squared_distances(unsure, centres, self.labels[unsure]))
             unsure = unsure[self.upper[unsure] >= bound[unsure]]
             if unsure.size and len(centres) >= NEIGHBOUR_K:
                 self._search_neighbours(unsure, centres, gaps)
             elif unsure.size:
                 self._search_all(unsure, centres)
         return self.labels.copy()
+
+    def _squared_distances(self, rows, centres, labels) -> np.ndarray:
+        total = None
+        for values, point_values in zip(centres.T, self.points_by_channel):
+            offset = np.ascontiguousarray(values).take(labels)
+            offset -= point_values.take(rows)
+            offset *= offset
+            total = offset if total is None else total + offset
+        return total
 
     @staticmethod
     def _squared_gaps(centres: np.ndarray) -> np.ndarray:
@@ -200,51 +187,57 @@ class BoundedSearch:
         neighbours within twice its distance (a few of K at large K)."""
         k = len(centres)
         # Lists only for the centres these points have (late passes: few).
-        listed, own = np.unique(self.labels[rows], return_inverse=True)
+        present = np.zeros(k, dtype=bool)
+        present[self.labels[rows]] = True
+        listed = np.flatnonzero(present)
+        slot = np.cumsum(present) - 1
+        own = slot[self.labels[rows]]
         gaps = gaps[listed]
         gaps[np.arange(len(listed)), listed] = 0.0
-        # Any order of equal gaps will do: a list takes all of them or none.
-        neighbours = np.argsort(gaps, axis=1)
-        reach = np.sqrt(np.maximum(np.take_along_axis(gaps, neighbours, axis=1), 0))
-        reach = np.concatenate([reach, np.full((len(listed), 1), np.inf)], axis=1)
-        own = own.reshape(-1)
-        limit = 2 * self.upper[rows] + self.MARGIN
         # Table widths: powers of two up to K. A point needs the next width
         # while its centre's neighbour just past the current one is in reach.
         widths = [min(1 << b, k) for b in range(k.bit_length() + 1) if (1 << b) < 2 * k]
+        # Any order of equal gaps will do: a list takes all of them or none.
+        neighbours = np.argsort(gaps, axis=1)
+        # reach[:, i]: the gap of the neighbour just past widths[i] (inf: none).
+        beyond = np.array(widths[:-1])
+        reach = np.sqrt(np.maximum(np.take_along_axis(gaps, neighbours[:, beyond], axis=1), 0))
+        reach = np.concatenate([reach, np.full((len(listed), 1), np.inf)], axis=1)
+        limit = 2 * self.upper[rows] + self.MARGIN
         level = np.zeros(len(rows), dtype=np.intp)
-        for width in widths[:-1]:
-            level += reach[:, width].take(own) <= limit
+        for index in range(len(widths) - 1):
+            level += reach[:, index].take(own) <= limit
         for index, width in enumerate(widths):
             group = np.flatnonzero(level == index)
+            if group.size == 0:
+                continue
+            # Each listed centre's first `width` neighbours, in index order.
+            tables = np.sort(neighbours[:, :width], axis=1).T
             step = max(1, CHUNK_ENTRIES // width)
             for start in range(0, len(group), step):
                 part = group[start : start + step]
-                self._search_candidates(rows[part], centres, neighbours, reach, own[part], width)
+                owners = own[part]
+                self._search_candidates(
+                    rows[part], centres, tables[:, owners], reach[owners, index]
+                )
 
-    def _search_candidates(self, rows, centres, neighbours, reach, own, width) -> None:
-        """Nearest and second nearest of each of `rows` among its centre's
-        first `width` neighbours, in index order so that ties go to the
-        lowest index."""
-        channels = centres.shape[1]
-        table = neighbours[own, :width]
-        table.sort(axis=1)
+    def _search_candidates(self, rows, centres, table, reach_beyond) -> None:
+        """Nearest and second nearest of each of `rows` among its (W, n)
+        column of `table`, centre indices in ascending order so that ties go
+        to the lowest index; every other centre is at least reach_beyond
+        from the point's old centre."""
         total = None
-        for channel in range(channels):
-            offset = centres[:, channel].take(table)
-            offset -= self.points[rows, channel][:, None]
+        for channel, values in enumerate(centres.T):
+            offset = np.ascontiguousarray(values).take(table)
+            offset -= self.points_by_channel[channel].take(rows)
             offset *= offset
             total = offset if total is None else total + offset
         # Any centre beyond the list is at least its gap to the point's old
         # centre less the point's distance to that centre away.
-        beyond = reach[own, width] - self.upper[rows]
-        best = total.argmin(axis=1)
-        span = np.arange(len(rows))
-        self.labels[rows] = table[span, best]
-        self.upper[rows] = np.sqrt(total[span, best])
-        if width > 1:
-            total[span, best] = np.inf
-            second = np.sqrt(total.min(axis=1))
-        else:
-            second = np.full(len(rows), np.inf)
-        self.lower[rows] = np.minimum(second, beyond)
+        beyond = reach_beyond - self.upper[rows]
+        total *= KEY_SCALE
+        total += row_numbers(len(total))
+        nearest, best, second = nearest_two(total)
+        self.labels[rows] = table[nearest, np.arange(len(rows))]
+        self.upper[rows] = np.sqrt(best)
+        self.lower[rows] = np.minimum(np.sqrt(second), beyond)

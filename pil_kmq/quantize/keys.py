@@ -1,0 +1,52 @@
+"""Exact nearest centres by keys: a squared distance and a row number in one
+float64, so that a minimum down the columns of a (K, n) matrix (fast in
+numpy, unlike argmin along short rows) gives the nearest entry, ties to
+the lowest index, exactly and the same on every machine."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Squared distances between colours and centres on the 1/1024 grid (both in
+# 0..255, up to 4 channels) are multiples of 2**-20 below 2**18: scaled by 2**28 and plus a row index
+# below 256, each (distance, row) pair is one exact float64 key, and the
+# least key is the nearest row, ties to the lowest. A minimum down the
+# columns of a (K, n) matrix is far faster in numpy than argmin along rows.
+KEY_SCALE = 2.0**28
+KEY_ROWS = 256
+
+
+def row_numbers(count: int) -> np.ndarray:
+    return np.arange(count, dtype=np.float64)[:, None]
+
+
+def nearest_two(keys: np.ndarray):
+    """(row of the least, least, second least squared distance) of each
+    column of a (W, n) matrix of keys (W <= 256); second least inf when W
+    is 1. Overwrites `keys`."""
+    first = keys.min(axis=0)
+    nearest = first.astype(np.int64) & (KEY_ROWS - 1)
+    best = (first - nearest) / KEY_SCALE
+    if len(keys) == 1:
+        return nearest, best, np.full(len(first), np.inf)
+    keys[nearest, np.arange(keys.shape[1])] = np.inf
+    second = np.floor(keys.min(axis=0) / KEY_ROWS) * (KEY_ROWS / KEY_SCALE)
+    return nearest, best, second
+
+
+class BruteForceSearch:
+    """Exact nearest centre by one distance matrix: for small point sets
+    (restarts on wide bins), where bookkeeping costs more than distances.
+    |x|^2 - 2 x.c + |c|^2 is exact on the grid, so BLAS's order of adding
+    does not matter."""
+
+    def __init__(self, points: np.ndarray):
+        self.points = points
+        self.order = np.arange(len(points))
+        self.norms = KEY_SCALE * (points * points).sum(axis=1)
+
+    def nearest(self, centres: np.ndarray) -> np.ndarray:
+        keys = ((-2.0 * KEY_SCALE) * centres) @ self.points.T
+        keys += KEY_SCALE * (centres * centres).sum(axis=1)[:, None] + row_numbers(len(centres))
+        keys += self.norms
+        return keys.min(axis=0).astype(np.int64) & (KEY_ROWS - 1)
