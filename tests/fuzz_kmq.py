@@ -86,8 +86,8 @@ def _many_bands_seed(number: int) -> bytes:
     start = bands.BAND_HEIGHT.pack(64)
     parts = [start, container.crc_bytes(head + start)]
     for (top, rows), strip in zip(bands.band_rows(160, 64), (1, 32, 7)):
-        parts.append(bands.encode_band(labels[top : top + rows], strip, number, 5,
-                                       container.band_label_width(5)))
+        stream = bands.label_stream(labels[top : top + rows], strip, container.band_label_width(5))
+        parts.append(bands.encode_band(stream, strip, number, 5))
     return head + b"".join(parts)
 
 

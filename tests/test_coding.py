@@ -195,8 +195,8 @@ def test_packed_band_streams_are_smaller_and_quicker_to_compress_at_small_k():
     labels = ((x // 3 + y // 5) % 2).astype(np.uint8)
     stream = bands.label_stream(labels, 1, container.band_label_width(2))
     assert len(stream) == labels.size // 8
-    packed = len(bands.encode_band(labels, 1, container.XZ, 2, 1))
-    one_per_byte = len(bands.encode_band(labels, 1, container.XZ, 2, 8))
+    packed = len(bands.encode_band(bands.label_stream(labels, 1, 1), 1, container.XZ, 2))
+    one_per_byte = len(bands.encode_band(bands.label_stream(labels, 1, 8), 1, container.XZ, 2))
     assert packed < one_per_byte
 
 

@@ -173,10 +173,10 @@ def _pieces(band: Band, width: int):
 # one band
 
 
-def encode_band(labels: np.ndarray, strip: int, coding: int, k: int, width: int) -> bytes:
-    """S, L, the stream and the band CRC for a band's (rows, W) labels,
-    `width` bits each in the stream."""
-    stream = streams.compress(label_stream(labels, strip, width), coding, k)
+def encode_band(packed: bytes, strip: int, coding: int, k: int) -> bytes:
+    """S, L, the stream and the band CRC for a band's packed labels (what
+    label_stream gives for that strip height)."""
+    stream = streams.compress(packed, coding, k)
     head = BAND_HEAD.pack(strip, len(stream))
     return head + stream + CRC.pack(zlib.crc32(stream, zlib.crc32(head)))
 

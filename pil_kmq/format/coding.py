@@ -34,10 +34,11 @@ def band_payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize:
     def encode(rows: tuple[int, int]) -> bytes:
         top, count = rows
         band = labels[top : top + count]
+        candidates = {s: bands.label_stream(band, s, width_bits) for s in strips}
         strip = strips[0]
         if len(strips) > 1:
-            strip = min(strips, key=lambda s: len(zlib.compress(bands.label_stream(band, s, width_bits), 1)))
-        return bands.encode_band(band, strip, coding, k, width_bits)
+            strip = min(strips, key=lambda s: len(zlib.compress(candidates[s], 1)))
+        return bands.encode_band(candidates[strip], strip, coding, k)
 
     encoded = parallel.ordered_map(encode, bands.band_rows(height, band_height))
     start = bands.BAND_HEIGHT.pack(band_height)
