@@ -12,7 +12,7 @@ from PIL import Image
 from . import format
 from .options import METADATA_KEYS, Options, metadata_bytes
 from .pixels import to_array_with_profile
-from .quantize.histogram import pack_codes
+from .quantize.histogram import distinct_codes, pack_codes
 from .quantize.quantizer import quantize_with_smoothing
 
 # What progress(stage, done, total) hears, in order; "search" (one call per
@@ -97,9 +97,9 @@ def _has_at_most(pixels: np.ndarray, k: int) -> bool:
     """Whether pixels (N, C) hold at most k distinct colours; a sample
     usually answers no at once."""
     step = len(pixels) // 65536
-    if step > 1 and len(np.unique(pack_codes(pixels[::step]))) > k:
+    if step > 1 and len(distinct_codes(pack_codes(pixels[::step]))[0]) > k:
         return False
-    return len(np.unique(pack_codes(pixels))) <= k
+    return len(distinct_codes(pack_codes(pixels))[0]) <= k
 
 
 def collapse_transparent(image: np.ndarray) -> np.ndarray:
