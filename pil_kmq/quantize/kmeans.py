@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bins import bin_index, bin_means, count_bins, snap_to_grid
+from .bins import bin_index, bin_means, count_bins, finer_bins, snap_to_grid
 from .cells import LateSearch, assign_exact
 from .init import kmeans_plus_plus, variance_split_start
 from .lloyd import lloyd, plain_step
@@ -78,6 +78,11 @@ COARSE_SWAP_SHARE, COARSE_SWAP_PASSES = 0.05, 1
 # Beyond this many coarse bins (noise, synthetic images: not photographs)
 # swaps cost more than they gain: a removal cost is a distance to every entry.
 SWAP_MAX_POINTS = 1 << 16
+# Swaps judge a cluster by the bins in it: where there are fewer coarse bins
+# than SWAP_FINER_SHARE x K (smooth images, whose clusters are hardly wider
+# than a coarse bin) the coarse swaps run on bins one bit finer. At K=256 on
+# Kodak +0.006 dB (kodim02 +0.22), skimage's retina +0.08.
+SWAP_FINER_SHARE = 28
 FINE_PASSES = ((16, 4), (64, 12), (256, 7))
 ROUNDED_PASSES = 1
 # Over-relaxation of the fine passes (see lloyd.lloyd): it covers more
@@ -106,13 +111,15 @@ def restarts(k: int) -> int:
     return by_k(RESTARTS + ((1 << 30, 0),), k)
 
 
-def best_start(colors, counts, points, weights, k, max_iter, tol):
+def best_start(colors, counts, points, weights, k, max_iter, tol, swap_level=None):
     """The coarse clustering from the best start, the passes it took, and
     its search (None if there was no clustering to do). Up to
     WIDE_RESTARTS_K the split and restarts(k) seeded k-means++ starts each
     converge (loosely) on bins twice as wide, where passes are cheap, and
     only the one with the least error, improved by swaps there, goes on to
-    the coarse bins: Lloyd to tol or COARSE_PASSES, then swaps."""
+    the coarse bins: Lloyd to tol or COARSE_PASSES, then swaps (on the
+    finer bins of swap_level if given: its points, weights and each one's
+    coarse bin; the search returned is then over those)."""
     if k <= WIDE_RESTARTS_K and max_iter > 0:
         start = _wide_start(colors, counts, points, weights, k, max_iter, tol)
     else:
@@ -123,6 +130,10 @@ def best_start(colors, counts, points, weights, k, max_iter, tol):
         centres, labels, passes, error = lloyd(
             search, weights, centres, min(max_iter, by_k(COARSE_PASSES, k)), tol, snap_to_grid
         )
+        if swap_level is not None:
+            points, weights, parents = swap_level
+            search = BoundedSearch.from_bins(points, parents, search, centres)
+            _, labels, _, error = lloyd(search, weights, centres, 0, tol, snap_to_grid)
         if max_iter > passes and len(points) <= SWAP_MAX_POINTS:
             centres, _, _, used = swap_rounds(
                 search, weights, centres, labels, error, by_k(COARSE_SWAPS, k),
@@ -182,20 +193,35 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
     """
     colors = np.asarray(colors, dtype=np.uint8)
     binned = colors.shape[1] >= 3 and len(colors) > COARSE_MIN_POINTS
+    swap_level = bins = None
     if binned:
         coarse_points, coarse_weights = bin_means(colors, counts, COARSE_BITS)
+        if len(colors) <= EXACT_SLICE:
+            swap_level, bins = _swap_level(colors, counts, k, len(coarse_points))
     else:
         coarse_points, coarse_weights = colors.astype(np.float64), counts.astype(np.float64)
-    centres, passes, coarse = best_start(colors, counts, coarse_points, coarse_weights, k, max_iter, tol)
+    centres, passes, coarse = best_start(
+        colors, counts, coarse_points, coarse_weights, k, max_iter, tol, swap_level
+    )
     budget = max_iter - passes
     if len(colors) <= EXACT_SLICE:
         if binned and coarse is not None:
-            points, bins = colors.astype(np.float64), bin_index(colors, COARSE_BITS)
+            points = colors.astype(np.float64)
             search = BoundedSearch.from_bins(points, bins, coarse, centres)
         else:
             search = LateSearch(colors.astype(np.float64), CELL_BITS)
         return _refine_whole(colors, counts, centres, search, binned and budget > 0, budget, tol)
     return _refine_sliced(colors, counts, centres, k, budget, tol)
+
+
+def _swap_level(colors, counts, k, coarse_count):
+    """(None, each colour's coarse bin), or with swaps on finer bins (see
+    SWAP_FINER_SHARE) ((their points, weights, coarse bin of each), each
+    colour's finer bin): each colour's row in best_start's search."""
+    coarse = bin_index(colors, COARSE_BITS)
+    if by_k(COARSE_SWAPS, k) == 0 or coarse_count >= SWAP_FINER_SHARE * k:
+        return None, coarse
+    return finer_bins(colors, counts, COARSE_BITS + 1, coarse)
 
 
 def _refine_whole(colors, counts, centres, search, fine: bool, budget: int, tol: float):
