@@ -60,6 +60,7 @@ def test_max_iter_zero_is_the_rounded_split():
 def test_exact_assignment_across_slices(monkeypatch):
     colors, counts = photo_like_colors(3)
     monkeypatch.setattr(kmeans_module, "EXACT_SLICE", 1000)
+    monkeypatch.setattr(kmeans_module, "EXACT_MAX_COLOURS", ((1 << 30, 1000),))
     codebook, labels = kmeans(colors, counts, 32)
     np.testing.assert_array_equal(labels, nearest(colors, codebook))
 

@@ -96,6 +96,11 @@ ROUNDED_PASSES = 1
 LATE_RELAXATION = 1.8
 # Distinct colours assigned at once in the final passes (bounds memory).
 EXACT_SLICE = 1 << 17
+# Up to this many distinct colours the fine passes run over the exact
+# colours with one search (some 100 bytes a colour), beyond it over bins 2
+# levels wide and the rounded passes a slice at a time. Above K=16, 2**18:
+# skimage's motorcycles (150k colours) gain 0.01 dB at K=256, 20% faster.
+EXACT_MAX_COLOURS = ((16, 1 << 17), (256, 1 << 18))
 
 
 def _round_to_colours(centres: np.ndarray) -> np.ndarray:
@@ -188,7 +193,7 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
 
     Coarse to fine, because Lloyd's many early passes need not see every
     colour: starts, Lloyd and swap moves (swap.py) on bin means, Lloyd over
-    the exact colours (beyond EXACT_SLICE of them, over bins 2 levels wide,
+    the exact colours (beyond EXACT_MAX_COLOURS of them, over bins 2 levels wide,
     and starting from the bin means' bounds: BoundedSearch.from_bins), then
     passes on the codebook rounded to colours over the exact colours (the
     rounded mean is the best integer entry for a cluster, so those passes
@@ -204,7 +209,7 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
     swap_level = bins = None
     if binned:
         coarse_points, coarse_weights = bin_means(colors, counts, COARSE_BITS)
-        if len(colors) <= EXACT_SLICE:
+        if len(colors) <= by_k(EXACT_MAX_COLOURS, k):
             swap_level, bins = _swap_level(colors, counts, k, len(coarse_points))
     else:
         coarse_points, coarse_weights = colors.astype(np.float64), counts.astype(np.float64)
@@ -212,7 +217,7 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
         colors, counts, coarse_points, coarse_weights, k, max_iter, tol, swap_level
     )
     budget = max_iter - passes
-    if len(colors) <= EXACT_SLICE:
+    if len(colors) <= by_k(EXACT_MAX_COLOURS, k):
         if binned and coarse is not None:
             points = colors.astype(np.float64)
             search = BoundedSearch.from_bins(points, bins, coarse, centres)
