@@ -199,25 +199,26 @@ class BoundedSearch:
         own = slot[self.labels[rows]]
         gaps = gaps[listed]
         gaps[np.arange(len(listed)), listed] = 0.0
-        # Table widths: powers of two up to K. A point needs the next width
-        # while its centre's neighbour just past the current one is in reach.
-        widths = [min(1 << b, k) for b in range(k.bit_length() + 1) if (1 << b) < 2 * k]
+        # Table widths: powers of two below FULL_ROW_WIDTH. A point needs the
+        # next width while its centre's neighbour just past the current one
+        # is in reach; past the last, a full row.
+        widths = [1 << b for b in range(k.bit_length()) if (1 << b) < min(k, FULL_ROW_WIDTH)]
         # Any order of equal gaps will do: a list takes all of them or none.
-        neighbours = np.argsort(gaps, axis=1)
-        # reach[:, i]: the gap of the neighbour just past widths[i] (inf: none).
-        beyond = np.array(widths[:-1])
-        reach = np.sqrt(np.maximum(np.take_along_axis(gaps, neighbours[:, beyond], axis=1), 0))
-        reach = np.concatenate([reach, np.full((len(listed), 1), np.inf)], axis=1)
+        # Only the first widths[-1] + 1 of a row need sorting.
+        span = widths[-1] + 1
+        neighbours = np.argpartition(gaps, span - 1, axis=1)[:, :span]
+        order = np.argsort(np.take_along_axis(gaps, neighbours, axis=1), axis=1)
+        neighbours = np.take_along_axis(neighbours, order, axis=1)
+        # reach[:, i]: the gap of the neighbour just past widths[i].
+        reach = np.sqrt(np.maximum(np.take_along_axis(gaps, neighbours[:, widths], axis=1), 0))
         limit = 2 * self.upper[rows] + self.MARGIN
         level = np.zeros(len(rows), dtype=np.intp)
-        for index in range(len(widths) - 1):
+        for index in range(len(widths)):
             level += reach[:, index].take(own) <= limit
-        full = np.flatnonzero(np.take(widths, level) >= FULL_ROW_WIDTH)
+        full = np.flatnonzero(level == len(widths))
         if full.size:
             self._search_all(rows[full], centres)
         for index, width in enumerate(widths):
-            if width >= FULL_ROW_WIDTH:
-                break
             group = np.flatnonzero(level == index)
             if group.size == 0:
                 continue
