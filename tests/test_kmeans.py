@@ -134,13 +134,35 @@ def test_finer_bins_nest_in_the_coarse_ones(monkeypatch, sort_ratio):
     np.testing.assert_array_equal(parents[finer], coarse)
 
 
+def smooth_colors():
+    """Histogram of a smooth image with little noise: many colours, few bins."""
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:120, 0:120]
+    planes = [128 + 40 * np.sin(x / (9 + 4 * c) + y / (13 + c) + c) + rng.normal(0, 3, x.shape) for c in range(3)]
+    return histogram(np.clip(np.stack(planes, axis=2), 0, 255).astype(np.uint8).reshape(-1, 3))
+
+
+def test_smooth_images_also_start_on_finer_wide_bins(monkeypatch):
+    """At K=64 a smooth image starts on wide bins and on bins one bit finer,
+    and the start with the least coarse error goes on; not at K=16."""
+    colors, counts = smooth_colors()
+    levels, errors = [], []
+    real_start, real_run = kmeans_module._wide_start, kmeans_module._coarse_run
+    monkeypatch.setattr(kmeans_module, "_wide_start", lambda *a: levels.append(a[-1]) or real_start(*a))
+    monkeypatch.setattr(
+        kmeans_module, "_coarse_run", lambda *a: (lambda run: errors.append(run[1][3]) or run)(real_run(*a))
+    )
+    kmeans(colors, counts, 64)
+    assert levels == [kmeans_module.WIDE_BITS, kmeans_module.WIDE_BITS + 1] and len(errors) == 2
+    levels.clear()
+    kmeans(colors, counts, 16)
+    assert levels == [kmeans_module.WIDE_BITS]
+
+
 def test_swaps_on_finer_bins_only_for_few_coarse_bins(monkeypatch):
     """At K=256 a smooth image's swaps run on the finer bins (and the fine
     stage starts from them); with the share at 0 they never do."""
-    rng = np.random.default_rng(7)
-    y, x = np.mgrid[0:120, 0:120]
-    planes = [128 + 40 * np.sin(x / (9 + 4 * c) + y / (13 + c) + c) + rng.normal(0, 1, x.shape) for c in range(3)]
-    colors, counts = histogram(np.clip(np.stack(planes, axis=2), 0, 255).astype(np.uint8).reshape(-1, 3))
+    colors, counts = smooth_colors()
     levels = []
     real = kmeans_module.best_start
     monkeypatch.setattr(
