@@ -222,24 +222,25 @@ class BoundedSearch:
             group = np.flatnonzero(level == index)
             if group.size == 0:
                 continue
-            # Each listed centre's first `width` neighbours, in index order.
-            tables = np.sort(neighbours[:, :width], axis=1).T
+            # Each listed centre's first `width` neighbours, in index order,
+            # and their coordinates as (channel, neighbour, listed centre):
+            # a point gathers its centre's column, not W scattered values.
+            lists = np.sort(neighbours[:, :width], axis=1)
+            coordinates = np.ascontiguousarray(centres[lists].transpose(2, 1, 0))
             step = max(1, CHUNK_ENTRIES // width)
             for start in range(0, len(group), step):
                 part = group[start : start + step]
                 owners = own[part]
-                self._search_candidates(
-                    rows[part], centres, tables[:, owners], reach[owners, index]
-                )
+                self._search_candidates(rows[part], lists, coordinates, owners, reach[owners, index])
 
-    def _search_candidates(self, rows, centres, table, reach_beyond) -> None:
-        """Nearest and second nearest of each of `rows` among its (W, n)
-        column of `table`, centre indices in ascending order so that ties go
-        to the lowest index; every other centre is at least reach_beyond
-        from the point's old centre."""
+    def _search_candidates(self, rows, lists, coordinates, owners, reach_beyond) -> None:
+        """Nearest and second nearest of each of `rows` among its centre's
+        list (row `owners` of `lists`, centre indices in ascending order so
+        that ties go to the lowest index); every other centre is at least
+        reach_beyond from the point's old centre."""
         total = None
-        for channel, values in enumerate(centres.T):
-            offset = np.ascontiguousarray(values).take(table)
+        for channel, values in enumerate(coordinates):
+            offset = values.take(owners, axis=1)
             offset -= self.points_by_channel[channel].take(rows)
             offset *= offset
             total = offset if total is None else total + offset
@@ -249,6 +250,6 @@ class BoundedSearch:
         total *= KEY_SCALE
         total += row_numbers(len(total))
         nearest, best, second = nearest_two(total)
-        self.labels[rows] = table[nearest, np.arange(len(rows))]
+        self.labels[rows] = lists[owners, nearest]
         self.upper[rows] = np.sqrt(best)
         self.lower[rows] = np.minimum(np.sqrt(second), beyond)
