@@ -74,8 +74,8 @@ BRUTE_FORCE_ENTRIES = 1 << 17
 # at K=64, 2 coarse swap rounds at K=256) fit where 2 / 4 / 3 did.
 # At K=64 passes to 8 / 24 (most images stop at tol before): +0.001 dB on
 # Kodak, +0.002 on skimage, for 0.04 / 0.05x of libimagequant's time. At
-# K=256 two more fine passes (9) pay more than a third swap round for the
-# time: +0.003 dB on Kodak and skimage, for 0.05x of libimagequant's time.
+# K=256 three more fine passes (10) pay more than a third swap round for
+# the time: +0.004 dB on Kodak and skimage, for 0.05x of libimagequant's.
 COARSE_PASSES = ((16, 8), (64, 8), (256, 3))
 COARSE_SWAPS = ((64, 0), (256, 2))
 # Swaps tried at once, as a share of K, and Lloyd passes settling them: on
@@ -93,7 +93,7 @@ SWAP_MAX_POINTS = 1 << 16
 # than a coarse bin) the coarse swaps run on bins one bit finer. At K=256 on
 # Kodak +0.006 dB (kodim02 +0.22), skimage's retina +0.08.
 SWAP_FINER_SHARE = 28
-FINE_PASSES = ((16, 4), (64, 24), (256, 9))
+FINE_PASSES = ((16, 4), (64, 24), (256, 10))
 ROUNDED_PASSES = 1
 # Over-relaxation of the fine passes (see lloyd.lloyd): it covers more
 # ground per pass (on Kodak +0.02 dB at K=256, +0.006 at K=64).
