@@ -22,7 +22,7 @@ from .bins import bin_index, bin_means, count_bins, snap_to_grid
 from .cells import LateSearch, assign_exact
 from .init import kmeans_plus_plus, variance_split_start
 from .lloyd import lloyd, plain_step
-from .swap import swap_rounds
+from .swap import swap_rounds, swap_search
 from .keys import BruteForceSearch
 from .nearest import BoundedSearch
 
@@ -74,6 +74,13 @@ COARSE_SWAPS = ((64, 0), (256, 2))
 # tenth gains 0.004 dB on Kodak over a fifth); on the coarse bins a few,
 # each settled by one pass (the fine passes settle them further).
 WIDE_SWAP_SHARE, WIDE_SWAP_PASSES = 0.1, 3
+# Up to SEARCH_K the wide swaps are a swap search instead (swap.py): each
+# round tries SEARCH_TRIES = (cheap, rich) pairs one swap at a time, each
+# settled by Lloyd to SEARCH_TOL_FACTOR x tol (at most SEARCH_PASSES), for
+# at most SEARCH_ROUNDS rounds.
+SEARCH_K = 16
+SEARCH_TRIES, SEARCH_ROUNDS = (3, 3), 4
+SEARCH_PASSES, SEARCH_TOL_FACTOR = 20, 3.0
 COARSE_SWAP_SHARE, COARSE_SWAP_PASSES = 0.05, 1
 # Beyond this many coarse bins (noise, synthetic images: not photographs)
 # swaps cost more than they gain: a removal cost is a distance to every entry.
@@ -156,6 +163,11 @@ def _wide_start(colors, counts, points, weights, k, max_iter, tol):
         if best is None or error < best[3]:
             best = (search, centres, labels, error)
     search, centres, labels, error = best
+    if k <= SEARCH_K:
+        return swap_search(
+            search, wide_weights, centres, labels, error, SEARCH_TRIES, SEARCH_ROUNDS,
+            min(SEARCH_PASSES, max_iter), tol * SEARCH_TOL_FACTOR, snap_to_grid,
+        )[0]
     return swap_rounds(
         search, wide_weights, centres, labels, error, by_k(WIDE_SWAPS, k),
         WIDE_SWAP_SHARE, min(WIDE_SWAP_PASSES, max_iter), loose, snap_to_grid,

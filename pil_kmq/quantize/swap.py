@@ -40,6 +40,37 @@ def swap_rounds(search, weights, centres, labels, error, rounds, share, passes, 
     return centres, labels, error, used
 
 
+def swap_search(search, weights, centres, labels, error, tries, rounds, passes, tol, snap):
+    """(centres, labels, error, passes used) after up to `rounds` rounds of
+    single swaps tried one at a time: the `tries` = (cheap, rich) entries
+    that cost least to remove, each moved into each of the clusters whose
+    cut gains most, every trial settled by Lloyd (to tol, at most `passes`);
+    the best trial is kept if it lowers the error, else the search stops.
+
+    For small K: there the estimates before settling mislead (a good swap
+    first raises the error, and its cut gains far less than the removal
+    costs, so swapped() proposes none), and trying each pair costs little."""
+    cheap_count, rich_count = tries
+    used = 0
+    for _ in range(rounds if passes > 0 else 0):
+        costs = removal_costs(search.points, weights, centres, labels)
+        gains, lower_means, upper_means = split_gains(search.points, weights, labels, len(centres))
+        cheap = np.argsort(costs, kind="stable")[:cheap_count]
+        best = None
+        for rich in np.argsort(-gains, kind="stable")[:rich_count]:
+            for poor in cheap[(cheap != rich) & (gains[rich] > 0)]:
+                trial = centres.copy()
+                trial[rich], trial[poor] = lower_means[rich], upper_means[rich]
+                settled = lloyd(search, weights, snap(trial), passes, tol, snap)
+                used += settled[2]
+                if settled[3] < (error if best is None else best[3]):
+                    best = settled
+        if best is None:
+            break
+        centres, labels, _, error = best
+    return centres, labels, error, used
+
+
 def removal_costs(points, weights, centres, labels) -> np.ndarray:
     """What removing each entry alone would add to the weighted squared
     error: its points' squared distance to their second nearest entry less
