@@ -45,13 +45,15 @@ def swap_search(search, weights, centres, labels, error, tries, rounds, passes, 
     single swaps tried one at a time: the `tries` = (cheap, rich) entries
     that cost least to remove, each moved into each of the clusters whose
     cut gains most, every trial settled by Lloyd (to tol, at most `passes`);
-    the best trial is kept if it lowers the error, else the search stops.
+    the best trial is kept if it lowers the error, else the search stops. A
+    pair of entries is tried once: one that did not pay seldom pays a round
+    later (on Kodak at K=16 skipping them saves a sixth of the time).
 
     For small K: there the estimates before settling mislead (a good swap
     first raises the error, and its cut gains far less than the removal
     costs, so swapped() proposes none), and trying each pair costs little."""
     cheap_count, rich_count = tries
-    used = 0
+    used, tried = 0, set()
     for _ in range(rounds if passes > 0 else 0):
         costs = removal_costs(search.points, weights, centres, labels)
         gains, lower_means, upper_means = split_gains(search.points, weights, labels, len(centres))
@@ -59,6 +61,9 @@ def swap_search(search, weights, centres, labels, error, tries, rounds, passes, 
         best = None
         for rich in np.argsort(-gains, kind="stable")[:rich_count]:
             for poor in cheap[(cheap != rich) & (gains[rich] > 0)]:
+                if (poor, rich) in tried:
+                    continue
+                tried.add((poor, rich))
                 trial = centres.copy()
                 trial[rich], trial[poor] = lower_means[rich], upper_means[rich]
                 settled = lloyd(search, weights, snap(trial), passes, tol, snap)
