@@ -76,7 +76,7 @@ def test_a_search_moves_an_idle_entry_that_the_estimates_would_keep():
     labels = ((points[:, None] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
     before = weighted_error(points, weights, centres, labels)
     settled, settled_labels, error, used = swap_search(
-        BoundedSearch(points), weights, centres, labels, before, (2, 2), 3, 5, 0.0, snap_to_grid
+        BoundedSearch(points), weights, centres, labels, before, 5, 0.0, snap_to_grid, (2, 2), 3
     )
     assert error < 0.1 * before and 0 < used
     assert sorted(np.rint(settled[:, 0] / 100).astype(int)) == [0, 2, 2]
@@ -93,7 +93,7 @@ def test_searches_never_raise_the_error_and_stop_without_passes():
     centres = snap_to_grid(points[:12] + 0.5)
     labels = ((points[:, None] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
     error = weighted_error(points, weights, centres, labels)
-    _, _, after, _ = swap_search(BoundedSearch(points), weights, centres, labels, error, (3, 3), 2, 4, 0.0, snap_to_grid)
+    _, _, after, _ = swap_search(BoundedSearch(points), weights, centres, labels, error, 4, 0.0, snap_to_grid)
     assert after < error
-    unchanged = swap_search(BoundedSearch(points), weights, centres, labels, error, (3, 3), 2, 0, 0.0, snap_to_grid)
+    unchanged = swap_search(BoundedSearch(points), weights, centres, labels, error, 0, 0.0, snap_to_grid)
     assert unchanged[2] == error and unchanged[3] == 0

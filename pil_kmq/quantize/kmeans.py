@@ -52,7 +52,7 @@ RESTART_TOL_FACTOR = 10.0
 # 0.05 dB for less time than a restart, which they replace.
 WIDE_RESTARTS_K = 64
 WIDE_BITS = 5
-WIDE_SWAPS = ((64, 12),)
+WIDE_SWAPS = ((16, 5), (64, 12))
 # k-means++ draws its seeds from bins 2**(8 - SEED_BITS) levels wide: a few
 # hundred points, so seeding costs little beside the passes that follow.
 SEED_BITS = 4
@@ -75,21 +75,17 @@ COARSE_SWAPS = ((64, 0), (256, 2))
 # tenth gains 0.004 dB on Kodak over a fifth); on the coarse bins a few,
 # each settled by one pass (the fine passes settle them further).
 WIDE_SWAP_SHARE, WIDE_SWAP_PASSES = 0.1, 3
-# Up to SEARCH_K the wide swaps are a swap search (swap.py): SEARCH_TRIES
-# (cheap, rich) pairs a round, each settled to SEARCH_TOL_FACTOR x tol (at
-# most SEARCH_PASSES passes), SEARCH_ROUNDS rounds. At K=16 with one restart
-# (was five and swap rounds) +0.008 dB on Kodak, +0.025 on skimage's photos;
-# more rounds chase what wide bins cannot see (5 rounds: -0.002 on Kodak).
+# Up to SEARCH_K the wide swaps are a swap search (swap.swap_search; with
+# one restart, was five: K=16 +0.008 dB on Kodak, +0.025 on skimage's
+# photographs), over wide bins few enough for brute force (photographs:
+# 1-7k; on noise the trials would cost more than all the other passes).
 SEARCH_K = 16
-SEARCH_TRIES, SEARCH_ROUNDS = (3, 3), 3
-SEARCH_PASSES, SEARCH_TOL_FACTOR = 20, 3.0
 COARSE_SWAP_SHARE, COARSE_SWAP_PASSES = 0.05, 1
 # Beyond this many coarse bins (noise, synthetic images: not photographs)
 # swaps cost more than they gain: a removal cost is a distance to every entry.
 SWAP_MAX_POINTS = 1 << 16
-# At K=16 the fine passes are cheap beside the start and run nearly to
-# convergence: to FINE_TOL_FACTOR x tol (tol/10: +0.0008 dB on Kodak,
-# +0.0005 on skimage's photographs), at most 40 of them.
+# At K=16 fine passes are cheap beside the start: they run to tol/10 (+0.0008
+# dB on Kodak, +0.0005 on skimage's photographs), at most 40 of them.
 FINE_PASSES = ((16, 40), (64, 12), (256, 7))
 FINE_TOL_FACTOR = ((16, 0.1), (1 << 30, 1.0))
 ROUNDED_PASSES = 1
@@ -169,11 +165,8 @@ def _wide_start(colors, counts, points, weights, k, max_iter, tol):
         if best is None or error < best[3]:
             best = (search, centres, labels, error)
     search, centres, labels, error = best
-    if k <= SEARCH_K:
-        return swap_search(
-            search, wide_weights, centres, labels, error, SEARCH_TRIES, SEARCH_ROUNDS,
-            min(SEARCH_PASSES, max_iter), tol * SEARCH_TOL_FACTOR, snap_to_grid,
-        )[0]
+    if k <= SEARCH_K and len(wide_points) * k <= BRUTE_FORCE_ENTRIES:
+        return swap_search(search, wide_weights, centres, labels, error, max_iter, tol, snap_to_grid)[0]
     return swap_rounds(
         search, wide_weights, centres, labels, error, by_k(WIDE_SWAPS, k),
         WIDE_SWAP_SHARE, min(WIDE_SWAP_PASSES, max_iter), loose, snap_to_grid,
