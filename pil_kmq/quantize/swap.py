@@ -46,8 +46,7 @@ def swap_rounds(search, weights, centres, labels, error, rounds, share, passes, 
     return centres, labels, error, used
 
 
-def swap_search(search, weights, centres, labels, error, max_passes, tol, snap,
-                tries=SEARCH_TRIES, rounds=SEARCH_ROUNDS):
+def swap_search(search, weights, centres, labels, error, max_passes, tol, snap, tries=None, rounds=None):
     """(centres, labels, error, passes used) after up to `rounds` rounds of
     single swaps tried one at a time: the `tries` = (cheap, rich) entries
     that cost least to remove, each moved into each of the clusters whose
@@ -60,9 +59,10 @@ def swap_search(search, weights, centres, labels, error, max_passes, tol, snap,
     For small K: there the estimates before settling mislead (a good swap
     first raises the error, and its cut gains far less than the removal
     costs, so swapped() proposes none), and trying each pair costs little."""
-    cheap_count, rich_count = tries
+    cheap_count, rich_count = tries or SEARCH_TRIES
     used, tried = 0, set()
     passes, tol = min(SEARCH_PASSES, max_passes), tol * SEARCH_TOL_FACTOR
+    rounds = SEARCH_ROUNDS if rounds is None else rounds
     for _ in range(rounds if passes > 0 else 0):
         costs = removal_costs(search.points, weights, centres, labels)
         gains, lower_means, upper_means = split_gains(search.points, weights, labels, len(centres))
