@@ -85,8 +85,8 @@ COARSE_SWAP_SHARE, COARSE_SWAP_PASSES = 0.05, 1
 # swaps cost more than they gain: a removal cost is a distance to every entry.
 SWAP_MAX_POINTS = 1 << 16
 # At K=16 fine passes are cheap beside the start: they run to tol/10 (+0.0008
-# dB on Kodak, +0.0005 on skimage's photographs), at most 40 of them.
-FINE_PASSES = ((16, 40), (64, 12), (256, 7))
+# dB on Kodak, +0.0005 on skimage's photographs), at most 20 of them.
+FINE_PASSES = ((16, 20), (64, 12), (256, 7))
 FINE_TOL_FACTOR = ((16, 0.1), (1 << 30, 1.0))
 ROUNDED_PASSES = 1
 # Over-relaxation of the fine passes (see lloyd.lloyd): it covers more
