@@ -68,7 +68,7 @@ def test_rounds_never_raise_the_error():
         assert after <= error and used <= 2 * rounds
 
 
-def test_a_search_moves_an_idle_entry_that_the_estimates_would_keep():
+def test_a_search_moves_an_idle_entry_to_the_cluster_that_needs_it():
     """Two entries share the first blob, one covers both far blobs: a swap
     gives each blob its own entry; the search finds it by trying it."""
     points, weights = blobs()

@@ -52,14 +52,14 @@ def swap_search(search, weights, centres, labels, error, max_passes, tol, snap, 
     that cost least to remove, each moved into each of the clusters whose
     cut gains most, every trial settled by Lloyd (to SEARCH_TOL_FACTOR x
     tol, in at most SEARCH_PASSES and `max_passes` passes); the best trial
-    is kept if it lowers the error, else the search stops. A
-    pair of entries is tried once: one that did not pay seldom pays a round
-    later (on Kodak at K=16 skipping them saves a sixth of the time).
+    is kept if it lowers the error, else the search stops. A pair of entries
+    is tried once: one that did not pay seldom pays a round later (on Kodak
+    at K=16 skipping them saves a sixth of the time).
 
     For small K: there the estimates before settling mislead (a good swap
     first raises the error, and its cut gains far less than the removal
     costs, so swapped() proposes none), and trying each pair costs little."""
-    cheap_count, rich_count = tries or SEARCH_TRIES
+    cheap_count, rich_count = SEARCH_TRIES if tries is None else tries
     used, tried = 0, set()
     passes, tol = min(SEARCH_PASSES, max_passes), tol * SEARCH_TOL_FACTOR
     rounds = SEARCH_ROUNDS if rounds is None else rounds
