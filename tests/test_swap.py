@@ -1,5 +1,6 @@
 """Swap moves: the removal cost by its definition, a swap that moves an idle
-entry to where a cluster needs two, and rounds that never raise the error."""
+entry to where a cluster needs two, and rounds and searches that never raise
+the error."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 from pil_kmq.quantize.bins import snap_to_grid
 from pil_kmq.quantize.lloyd import weighted_error
 from pil_kmq.quantize.nearest import BoundedSearch
-from pil_kmq.quantize.swap import removal_costs, swap_rounds, swapped
+from pil_kmq.quantize.swap import removal_costs, swap_rounds, swap_search, swapped
 
 
 def blobs():
@@ -65,3 +66,34 @@ def test_rounds_never_raise_the_error():
             BoundedSearch(points), weights, centres, labels, error, rounds, 0.2, 2, 0.0, snap_to_grid
         )
         assert after <= error and used <= 2 * rounds
+
+
+def test_a_search_moves_an_idle_entry_to_the_cluster_that_needs_it():
+    """Two entries share the first blob, one covers both far blobs: a swap
+    gives each blob its own entry; the search finds it by trying it."""
+    points, weights = blobs()
+    centres = snap_to_grid(np.array([[19.0, 20, 20], [21.0, 20, 20], [220, 120, 120]]))
+    labels = ((points[:, None] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
+    before = weighted_error(points, weights, centres, labels)
+    settled, settled_labels, error, used = swap_search(
+        BoundedSearch(points), weights, centres, labels, before, 5, 0.0, snap_to_grid, (2, 2), 3
+    )
+    assert error < 0.1 * before and 0 < used
+    assert sorted(np.rint(settled[:, 0] / 100).astype(int)) == [0, 2, 2]
+    np.testing.assert_array_equal(
+        settled_labels, ((points[:, None] - settled[None]) ** 2).sum(axis=2).argmin(axis=1)
+    )
+    assert error == weighted_error(points, weights, settled, settled_labels)
+
+
+def test_searches_never_raise_the_error_and_stop_without_passes():
+    rng = np.random.default_rng(6)
+    points = np.rint(rng.normal(128, 40, (3000, 3)).clip(0, 255))
+    weights = rng.integers(1, 20, 3000).astype(float)
+    centres = snap_to_grid(points[:12] + 0.5)
+    labels = ((points[:, None] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
+    error = weighted_error(points, weights, centres, labels)
+    _, _, after, _ = swap_search(BoundedSearch(points), weights, centres, labels, error, 4, 0.0, snap_to_grid)
+    assert after < error
+    unchanged = swap_search(BoundedSearch(points), weights, centres, labels, error, 0, 0.0, snap_to_grid)
+    assert unchanged[2] == error and unchanged[3] == 0

@@ -22,7 +22,7 @@ from .bins import bin_index, bin_means, count_bins, finer_bins, snap_to_grid
 from .cells import LateSearch, assign_exact
 from .init import kmeans_plus_plus, variance_split_start
 from .lloyd import lloyd, plain_step
-from .swap import swap_rounds
+from .swap import swap_rounds, swap_search
 from .keys import BruteForceSearch
 from .nearest import BoundedSearch
 
@@ -41,8 +41,9 @@ FINE_BITS = 7
 FINE_MAX_BINS = 1 << 19
 # Per-K settings are tables of (largest K, value), searched in order.
 # Extra seeded k-means++ starts, tried beside the split (more colours: a
-# start matters less, costs more). On Kodak these gain ~0.03 dB at K=16.
-RESTARTS = ((16, 5),)
+# start matters less, costs more). At K=16 the swap search (below) does what
+# five restarts did, better: one restart is left, for a second basin.
+RESTARTS = ((16, 1),)
 # Restarts only need ranking: they stop at a looser tol, this many times tol.
 RESTART_TOL_FACTOR = 10.0
 # Up to this K the split and the restarts start and converge on bins
@@ -84,6 +85,11 @@ COARSE_SWAPS = ((64, 0), (256, 2))
 # each settled by one pass (the fine passes settle them further): at K=256
 # 3% of K gains 0.006 dB on skimage over 5% (Kodak -0.002).
 WIDE_SWAP_SHARE, WIDE_SWAP_PASSES = 0.1, 3
+# Up to SEARCH_K the wide swaps are a swap search (swap.swap_search; with
+# one restart, was five: K=16 +0.008 dB on Kodak, +0.025 on skimage's
+# photographs), over wide bins few enough for brute force (photographs:
+# 1-7k; on noise the trials would cost more than all the other passes).
+SEARCH_K = 16
 COARSE_SWAP_SHARE, COARSE_SWAP_PASSES = 0.03, 1
 # Beyond this many coarse bins (noise, synthetic images: not photographs)
 # swaps cost more than they gain: a removal cost is a distance to every entry.
@@ -93,7 +99,10 @@ SWAP_MAX_POINTS = 1 << 16
 # than a coarse bin) the coarse swaps run on bins one bit finer. At K=256 on
 # Kodak +0.006 dB (kodim02 +0.22), skimage's retina +0.08.
 SWAP_FINER_SHARE = 28
-FINE_PASSES = ((16, 4), (64, 24), (256, 10))
+# At K=16 fine passes are cheap beside the start: they run to tol/10 (+0.0008
+# dB on Kodak, +0.0005 on skimage's photographs), at most 20 of them.
+FINE_PASSES = ((16, 20), (64, 24), (256, 10))
+FINE_TOL_FACTOR = ((16, 0.1), (1 << 30, 1.0))
 ROUNDED_PASSES = 1
 # Over-relaxation of the fine passes (see lloyd.lloyd): it covers more
 # ground per pass (on Kodak +0.02 dB at K=256, +0.006 at K=64).
@@ -134,9 +143,9 @@ def best_start(colors, counts, points, weights, k, max_iter, tol, swap_level=Non
     only the one with the least error, improved by swaps there, goes on to
     the coarse bins (for smooth images, that of the wide bins and that of
     bins one bit finer, and the better after Lloyd goes on): Lloyd to tol
-    or COARSE_PASSES, then swaps (on the
-    finer bins of swap_level if given: its points, weights and each one's
-    coarse bin; the search returned is then over those)."""
+    or COARSE_PASSES, then swaps (on the finer bins of swap_level if given:
+    its points, weights and each one's coarse bin; the search returned is
+    then over those)."""
     if k <= WIDE_RESTARTS_K and max_iter > 0:
         starts = [
             _wide_start(colors, counts, points, weights, k, max_iter, tol, bits)
@@ -199,6 +208,8 @@ def _wide_start(colors, counts, points, weights, k, max_iter, tol, bits):
         if best is None or error < best[3]:
             best = (search, centres, labels, error)
     search, centres, labels, error = best
+    if k <= SEARCH_K and len(wide_points) * k <= BRUTE_FORCE_ENTRIES:
+        return swap_search(search, wide_weights, centres, labels, error, max_iter, tol, snap_to_grid)[0]
     return swap_rounds(
         search, wide_weights, centres, labels, error, by_k(WIDE_SWAPS, k),
         WIDE_SWAP_SHARE, min(WIDE_SWAP_PASSES, max_iter), loose, snap_to_grid,
@@ -217,12 +228,13 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
     passes on the codebook rounded to colours over the exact colours (the
     rounded mean is the best integer entry for a cluster, so those passes
     lower the error the file will really have). Each float stage stops when
-    a pass lowers the error by at most `tol` of it, or at its pass cap
-    (coarse and fine passes by K, ROUNDED_PASSES). `max_iter` bounds the
-    Lloyd passes of the run, all stages together (0: the split's box means,
-    rounded, and the exact assignment); each restart and each start level
-    (see WIDE_FINER_SHARE) has the same bound, and swaps on wide bins
-    settle in at most that many passes.
+    a pass lowers the error by at most `tol` of it (the fine stage:
+    FINE_TOL_FACTOR x tol), or at its pass cap (coarse and fine passes by K,
+    ROUNDED_PASSES). `max_iter` bounds the Lloyd passes of the run, all
+    stages together (0: the split's box means, rounded, and the exact
+    assignment); each restart and each start level (see WIDE_FINER_SHARE)
+    has the same bound, and each swap on wide bins settles in at most that
+    many passes.
     """
     colors = np.asarray(colors, dtype=np.uint8)
     binned = colors.shape[1] >= 3 and len(colors) > COARSE_MIN_POINTS
@@ -236,7 +248,7 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
     centres, passes, coarse = best_start(
         colors, counts, coarse_points, coarse_weights, k, max_iter, tol, swap_level
     )
-    budget = max_iter - passes
+    budget, tol = max_iter - passes, tol * by_k(FINE_TOL_FACTOR, k)
     if len(colors) <= by_k(EXACT_MAX_COLOURS, k):
         if binned and coarse is not None:
             points = colors.astype(np.float64)

@@ -17,6 +17,12 @@ from .nearest import CHUNK_ENTRIES
 # too low), so a share below 1 finds the swaps that pay; each round is
 # checked by its error anyway.
 PROMISE = 0.5
+# The swap search (small K): SEARCH_TRIES = (cheap, rich) entries paired in
+# each round, each trial settled to SEARCH_TOL_FACTOR x tol (at most
+# SEARCH_PASSES passes), at most SEARCH_ROUNDS rounds. More rounds chase
+# differences that wide bins cannot see (K=16, 5 rounds: -0.002 dB on Kodak).
+SEARCH_TRIES, SEARCH_ROUNDS = (3, 3), 3
+SEARCH_PASSES, SEARCH_TOL_FACTOR = 20, 3.0
 
 
 def swap_rounds(search, weights, centres, labels, error, rounds, share, passes, tol, snap):
@@ -37,6 +43,45 @@ def swap_rounds(search, weights, centres, labels, error, rounds, share, passes, 
             break
         else:
             most = count // 2
+    return centres, labels, error, used
+
+
+def swap_search(search, weights, centres, labels, error, max_passes, tol, snap, tries=None, rounds=None):
+    """(centres, labels, error, passes used) after up to `rounds` rounds of
+    single swaps tried one at a time: the `tries` = (cheap, rich) entries
+    that cost least to remove, each moved into each of the clusters whose
+    cut gains most, every trial settled by Lloyd (to SEARCH_TOL_FACTOR x
+    tol, in at most SEARCH_PASSES and `max_passes` passes); the best trial
+    is kept if it lowers the error, else the search stops. A pair of entries
+    is tried once: one that did not pay seldom pays a round later (on Kodak
+    at K=16 skipping them saves a sixth of the time).
+
+    For small K: there the estimates before settling mislead (a good swap
+    first raises the error, and its cut gains far less than the removal
+    costs, so swapped() proposes none), and trying each pair costs little."""
+    cheap_count, rich_count = SEARCH_TRIES if tries is None else tries
+    used, tried = 0, set()
+    passes, tol = min(SEARCH_PASSES, max_passes), tol * SEARCH_TOL_FACTOR
+    rounds = SEARCH_ROUNDS if rounds is None else rounds
+    for _ in range(rounds if passes > 0 else 0):
+        costs = removal_costs(search.points, weights, centres, labels)
+        gains, lower_means, upper_means = split_gains(search.points, weights, labels, len(centres))
+        cheap = np.argsort(costs, kind="stable")[:cheap_count]
+        best = None
+        for rich in np.argsort(-gains, kind="stable")[:rich_count]:
+            for poor in cheap[(cheap != rich) & (gains[rich] > 0)]:
+                if (poor, rich) in tried:
+                    continue
+                tried.add((poor, rich))
+                trial = centres.copy()
+                trial[rich], trial[poor] = lower_means[rich], upper_means[rich]
+                settled = lloyd(search, weights, snap(trial), passes, tol, snap)
+                used += settled[2]
+                if settled[3] < (error if best is None else best[3]):
+                    best = settled
+        if best is None:
+            break
+        centres, labels, _, error = best
     return centres, labels, error, used
 
 
