@@ -12,6 +12,7 @@ import pytest
 
 from pil_kmq.quantize import bins as bins_module
 from pil_kmq.quantize import kmeans as kmeans_module
+from pil_kmq.quantize import refine as refine_module
 from pil_kmq.quantize.histogram import histogram
 from pil_kmq.quantize.init import kmeans_plus_plus, variance_split_start
 from pil_kmq.quantize.bins import bin_index, bin_means, finer_bins
@@ -59,7 +60,7 @@ def test_max_iter_zero_is_the_rounded_split():
 
 def test_exact_assignment_across_slices(monkeypatch):
     colors, counts = photo_like_colors(3)
-    monkeypatch.setattr(kmeans_module, "EXACT_SLICE", 1000)
+    monkeypatch.setattr(refine_module, "EXACT_SLICE", 1000)
     monkeypatch.setattr(kmeans_module, "EXACT_MAX_COLOURS", ((1 << 30, 1000),))
     codebook, labels = kmeans(colors, counts, 32)
     np.testing.assert_array_equal(labels, nearest(colors, codebook))

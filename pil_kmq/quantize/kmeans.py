@@ -19,26 +19,18 @@ from __future__ import annotations
 import numpy as np
 
 from .bins import bin_index, bin_means, count_bins, finer_bins, snap_to_grid
-from .cells import LateSearch, assign_exact
+from .cells import LateSearch
 from .init import kmeans_plus_plus, variance_split_start
-from .lloyd import lloyd, plain_step
+from .lloyd import lloyd
 from .swap import swap_rounds, swap_search
 from .keys import BruteForceSearch
 from .nearest import BoundedSearch
+from .refine import CELL_BITS, refine_sliced, refine_whole
 
-# Cells of colour space for candidate lists: 2**CELL_BITS levels a side.
-CELL_BITS = 5
 # The coarse stage (starts and most passes) clusters means of bins
 # 2**(8 - COARSE_BITS) levels wide, when there are enough colours to pay.
 COARSE_BITS = 6
 COARSE_MIN_POINTS = 4096
-# The fine stage clusters means of bins 2 levels wide: about as many as the
-# colours of a photograph, far fewer than the colours of a noisy image.
-# Beyond FINE_MAX_BINS of them (noise, synthetic images) it is skipped: the
-# coarse bins are then already as fine as the clustering can use, and its
-# tables would cost several bytes per pixel.
-FINE_BITS = 7
-FINE_MAX_BINS = 1 << 19
 # Per-K settings are tables of (largest K, value), searched in order.
 # Extra seeded k-means++ starts, tried beside the split (more colours: a
 # start matters less, costs more). At K=16 the swap search (below) does what
@@ -103,21 +95,11 @@ SWAP_FINER_SHARE = 28
 # dB on Kodak, +0.0005 on skimage's photographs), at most 20 of them.
 FINE_PASSES = ((16, 20), (64, 24), (256, 10))
 FINE_TOL_FACTOR = ((16, 0.1), (1 << 30, 1.0))
-ROUNDED_PASSES = 1
-# Over-relaxation of the fine passes (see lloyd.lloyd): it covers more
-# ground per pass (on Kodak +0.02 dB at K=256, +0.006 at K=64).
-LATE_RELAXATION = 1.8
-# Distinct colours assigned at once in the final passes (bounds memory).
-EXACT_SLICE = 1 << 17
 # Up to this many distinct colours the fine passes run over the exact
 # colours with one search (some 100 bytes a colour), beyond it over bins 2
 # levels wide and the rounded passes a slice at a time. Above K=16, 2**18:
 # skimage's motorcycles (150k colours) gain 0.01 dB at K=256, 20% faster.
 EXACT_MAX_COLOURS = ((16, 1 << 17), (256, 1 << 18))
-
-
-def _round_to_colours(centres: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(centres), 0, 255)
 
 
 def search_for(points: np.ndarray, k: int):
@@ -230,7 +212,7 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
     lower the error the file will really have). Each float stage stops when
     a pass lowers the error by at most `tol` of it (the fine stage:
     FINE_TOL_FACTOR x tol), or at its pass cap (coarse and fine passes by K,
-    ROUNDED_PASSES). `max_iter` bounds the Lloyd passes of the run, all
+    refine.ROUNDED_PASSES). `max_iter` bounds the Lloyd passes of the run, all
     stages together (0: the split's box means, rounded, and the exact
     assignment); each restart and each start level (see WIDE_FINER_SHARE)
     has the same bound, and each swap on wide bins settles in at most that
@@ -255,8 +237,9 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
             search = BoundedSearch.from_bins(points, bins, coarse, centres)
         else:
             search = LateSearch(colors.astype(np.float64), CELL_BITS)
-        return _refine_whole(colors, counts, centres, search, binned and budget > 0, budget, tol)
-    return _refine_sliced(colors, counts, centres, k, budget, tol)
+        fine = by_k(FINE_PASSES, k) if binned else 0
+        return refine_whole(colors, counts, centres, search, fine, budget, tol)
+    return refine_sliced(colors, counts, centres, by_k(FINE_PASSES, k), budget, tol)
 
 
 def _swap_level(colors, counts, k, coarse_count):
@@ -267,52 +250,3 @@ def _swap_level(colors, counts, k, coarse_count):
     if by_k(COARSE_SWAPS, k) == 0 or coarse_count >= SWAP_FINER_SHARE * k:
         return None, coarse
     return finer_bins(colors, counts, COARSE_BITS + 1, coarse)
-
-
-def _refine_whole(colors, counts, centres, search, fine: bool, budget: int, tol: float):
-    """The fine and rounded passes over every colour, with one search (its
-    bounds survive the small moves of these late passes)."""
-    weights = counts[search.order].astype(np.float64)
-    passes = min(budget, by_k(FINE_PASSES, len(centres))) if fine else 0
-    if passes > 0:
-        centres, labels, used, _ = lloyd(
-            search, weights, centres, passes - 1, tol, snap_to_grid, LATE_RELAXATION
-        )
-        # The last fine step goes straight on to the rounded passes: a
-        # search at its float centres would only measure it.
-        centres = plain_step(search.points, weights, centres, labels, snap_to_grid)
-        budget -= used + 1
-    codebook, labels, _, _ = lloyd(
-        search, weights, _round_to_colours(centres), min(ROUNDED_PASSES, budget), 0.0,
-        _round_to_colours,
-    )
-    unsorted = np.empty(len(colors), dtype=np.uint8)
-    unsorted[search.order] = labels
-    return codebook.astype(np.uint8), unsorted
-
-
-def _refine_sliced(colors, counts, centres, k: int, budget: int, tol: float):
-    """The fine passes on bins 2 levels wide (if there are not too many),
-    the rounded passes over the colours a slice at a time: many colours in
-    bounded memory."""
-    if budget > 0 and k < count_bins(colors, FINE_BITS) <= FINE_MAX_BINS:
-        fine_points, fine_weights = bin_means(colors, counts, FINE_BITS)
-        search = LateSearch(fine_points, CELL_BITS)
-        centres, _, used, _ = lloyd(
-            search, fine_weights[search.order], centres, min(budget, by_k(FINE_PASSES, k)), tol,
-            snap_to_grid, LATE_RELAXATION,
-        )
-        budget -= used
-    codebook = _round_to_colours(centres)
-    labels = None
-    for _ in range(min(ROUNDED_PASSES, budget)):
-        labels, totals, sums = assign_exact(colors, counts, codebook, CELL_BITS, EXACT_SLICE)
-        filled = totals > 0
-        new = codebook.copy()
-        new[filled] = _round_to_colours(sums[filled] / totals[filled, None])
-        if np.array_equal(new, codebook):
-            break
-        codebook, labels = new, None
-    if labels is None:
-        labels = assign_exact(colors, counts, codebook, CELL_BITS, EXACT_SLICE)[0]
-    return codebook.astype(np.uint8), labels
