@@ -12,9 +12,10 @@ import pytest
 
 from pil_kmq.quantize import bins as bins_module
 from pil_kmq.quantize import kmeans as kmeans_module
+from pil_kmq.quantize import refine as refine_module
 from pil_kmq.quantize.histogram import histogram
 from pil_kmq.quantize.init import kmeans_plus_plus, variance_split_start
-from pil_kmq.quantize.bins import bin_index, bin_means
+from pil_kmq.quantize.bins import bin_index, bin_means, finer_bins
 from pil_kmq.quantize.cells import LateSearch
 from pil_kmq.quantize.kmeans import kmeans
 from pil_kmq.quantize.lloyd import lloyd, weighted_error
@@ -59,7 +60,8 @@ def test_max_iter_zero_is_the_rounded_split():
 
 def test_exact_assignment_across_slices(monkeypatch):
     colors, counts = photo_like_colors(3)
-    monkeypatch.setattr(kmeans_module, "EXACT_SLICE", 1000)
+    monkeypatch.setattr(refine_module, "EXACT_SLICE", 1000)
+    monkeypatch.setattr(kmeans_module, "EXACT_MAX_COLOURS", ((1 << 30, 1000),))
     codebook, labels = kmeans(colors, counts, 32)
     np.testing.assert_array_equal(labels, nearest(colors, codebook))
 
@@ -118,6 +120,61 @@ def test_sorted_and_dense_bins_agree(monkeypatch):
     dense_means, dense_totals = bin_means(colors, counts, 7)
     np.testing.assert_array_equal(sorted_means, dense_means)
     np.testing.assert_array_equal(sorted_totals, dense_totals)
+
+
+@pytest.mark.parametrize("sort_ratio", [bins_module.SORT_RATIO, 0])
+def test_finer_bins_nest_in_the_coarse_ones(monkeypatch, sort_ratio):
+    monkeypatch.setattr(bins_module, "SORT_RATIO", sort_ratio)
+    colors, counts = photo_like_colors(6)
+    coarse = bin_index(colors, 6)
+    (means, totals, parents), finer = finer_bins(colors, counts, 7, coarse)
+    expected_means, expected_totals = bin_means(colors, counts, 7)
+    np.testing.assert_array_equal(means, expected_means)
+    np.testing.assert_array_equal(totals, expected_totals)
+    np.testing.assert_array_equal(finer, bin_index(colors, 7))
+    np.testing.assert_array_equal(parents[finer], coarse)
+
+
+def smooth_colors():
+    """Histogram of a smooth image with little noise: many colours, few bins."""
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[0:120, 0:120]
+    planes = [128 + 40 * np.sin(x / (9 + 4 * c) + y / (13 + c) + c) + rng.normal(0, 3, x.shape) for c in range(3)]
+    return histogram(np.clip(np.stack(planes, axis=2), 0, 255).astype(np.uint8).reshape(-1, 3))
+
+
+def test_smooth_images_also_start_on_finer_wide_bins(monkeypatch):
+    """At K=64 a smooth image starts on wide bins and on bins one bit finer,
+    and the start with the least coarse error goes on; not at K=16."""
+    colors, counts = smooth_colors()
+    levels, errors = [], []
+    real_start, real_run = kmeans_module._wide_start, kmeans_module._coarse_run
+    monkeypatch.setattr(kmeans_module, "_wide_start", lambda *a: levels.append(a[-1]) or real_start(*a))
+    monkeypatch.setattr(
+        kmeans_module, "_coarse_run", lambda *a: (lambda run: errors.append(run[1][3]) or run)(real_run(*a))
+    )
+    kmeans(colors, counts, 64)
+    assert levels == [kmeans_module.WIDE_BITS, kmeans_module.WIDE_BITS + 1] and len(errors) == 2
+    levels.clear()
+    kmeans(colors, counts, 16)
+    assert levels == [kmeans_module.WIDE_BITS]
+
+
+def test_swaps_on_finer_bins_only_for_few_coarse_bins(monkeypatch):
+    """At K=256 a smooth image's swaps run on the finer bins (and the fine
+    stage starts from them); with the share at 0 they never do."""
+    colors, counts = smooth_colors()
+    levels = []
+    real = kmeans_module.best_start
+    monkeypatch.setattr(
+        kmeans_module, "best_start", lambda *a: levels.append(a[-1]) or real(*a)
+    )
+    finer = kmeans(colors, counts, 256)
+    monkeypatch.setattr(kmeans_module, "SWAP_FINER_SHARE", 0)
+    coarse = kmeans(colors, counts, 256)
+    assert levels[0] is not None and levels[1] is None
+    assert not np.array_equal(finer[0], coarse[0])
+    np.testing.assert_array_equal(finer[1], nearest(colors, finer[0]))
 
 
 def test_bins_keep_the_weight_and_the_mean():

@@ -33,16 +33,7 @@ def bin_means(colors: np.ndarray, counts: np.ndarray, bits: int) -> tuple[np.nda
     bits = min(bits, 21 // channels)
     size = 1 << (bits * channels)
     if len(colors) * SORT_RATIO < size:
-        which = _bin_of(colors, bits)
-        order = np.argsort(which, kind="stable")
-        which = which[order]
-        starts = np.flatnonzero(np.diff(which, prepend=-1))
-        weights = counts[order].astype(np.float64)
-        totals = np.add.reduceat(weights, starts)
-        sums = np.stack(
-            [np.add.reduceat(weights * colors[order, c], starts) for c in range(channels)], axis=1
-        )
-        return snap_to_grid(sums / totals[:, None]), totals
+        return _sorted_bin_means(colors, counts, bits)[:2]
     totals = np.zeros(size)
     sums = np.zeros((channels, size))
     for start in range(0, len(colors), SLICE):
@@ -54,6 +45,37 @@ def bin_means(colors: np.ndarray, counts: np.ndarray, bits: int) -> tuple[np.nda
             sums[channel] += np.bincount(which, weights * part[:, channel], minlength=size)
     filled = np.flatnonzero(totals)
     return snap_to_grid(sums[:, filled].T / totals[filled, None]), totals[filled]
+
+
+def _sorted_bin_means(colors, counts, bits):
+    """bin_means by a sort, and each colour's bin (a row of the means)."""
+    which = _bin_of(colors, bits)
+    order = np.argsort(which, kind="stable")
+    firsts = np.diff(which[order], prepend=-1) != 0
+    starts = np.flatnonzero(firsts)
+    weights = counts[order].astype(np.float64)
+    totals = np.add.reduceat(weights, starts)
+    sums = np.stack(
+        [np.add.reduceat(weights * colors[order, c], starts) for c in range(colors.shape[1])], axis=1
+    )
+    index = np.empty(len(colors), dtype=np.intp)
+    index[order] = np.cumsum(firsts) - 1
+    return snap_to_grid(sums / totals[:, None]), totals, index
+
+
+def finer_bins(colors: np.ndarray, counts: np.ndarray, bits: int, parents: np.ndarray):
+    """((means, totals, each bin's row in `parents`' bins), each colour's
+    bin) for bins `bits` wide inside coarser ones (parents: each colour's
+    coarser bin). One sort when the colours are few: bin_index's bitmap of
+    2**21 bins at 7 bits costs more than sorting a photograph's colours."""
+    bits = min(bits, 21 // colors.shape[1])
+    if len(colors) * SORT_RATIO < 1 << (bits * colors.shape[1]):
+        means, totals, index = _sorted_bin_means(colors, counts, bits)
+    else:
+        means, totals, index = (*bin_means(colors, counts, bits), bin_index(colors, bits))
+    outer = np.empty(len(means), dtype=np.intp)
+    outer[index] = parents
+    return (means, totals, outer), index
 
 
 def bin_index(colors: np.ndarray, bits: int) -> np.ndarray:

@@ -109,30 +109,26 @@ def _best_cuts(levels, moments, slots, low, high, totals):
 
     One table of moments by (box, axis, level), each box and axis only as
     long as its own level range: cumulative sums along it give the moments
-    at or below every cut of every axis of every box at once."""
+    at or below every cut of every axis of every box at once. The table is
+    (moment, entry): each moment's row is contiguous for bincount and cumsum."""
     count, channels = low.shape
     lengths = (high - low + 1).ravel()  # (box, axis) segments
     starts = np.cumsum(lengths) - lengths
     positions = (starts.reshape(count, channels)[slots] + levels - low[slots]).ravel()
     size = int(lengths.sum())
-    repeated = np.repeat(moments, channels, axis=0)
     table = np.stack(
-        [np.bincount(positions, repeated[:, m], minlength=size) for m in range(moments.shape[1])],
-        axis=1,
+        [np.bincount(positions, np.repeat(column, channels), minlength=size) for column in moments.T]
     )
     # Cumulative along each segment: a running sum less its value where the
     # segment starts (weights and weighted sums are exact either way).
-    table = np.cumsum(table, axis=0)
-    before = np.concatenate([np.zeros((1, table.shape[1])), table])[starts]
-    left = table - np.repeat(before, lengths, axis=0)
+    table = np.cumsum(table, axis=1)
+    before = np.concatenate([np.zeros((len(table), 1)), table], axis=1)[:, starts]
+    left = table - np.repeat(before, lengths, axis=1)
     box_of_entry = np.repeat(np.arange(count), lengths.reshape(count, channels).sum(axis=1))
-    right = totals[box_of_entry] - left
-    left_sums, right_sums = left[:, 1 : 1 + channels], right[:, 1 : 1 + channels]
+    right = totals.T[:, box_of_entry] - left
     with np.errstate(divide="ignore", invalid="ignore"):
-        gain = (left_sums * left_sums).sum(axis=1) / left[:, 0] + (
-            right_sums * right_sums
-        ).sum(axis=1) / right[:, 0]
-    gain[(left[:, 0] <= 0) | (right[:, 0] <= 0)] = -np.inf
+        gain = _spread(left, channels) + _spread(right, channels)
+    gain[(left[0] <= 0) | (right[0] <= 0)] = -np.inf
     # First best entry of each box, as argmax over (axis, level) would pick.
     box_starts = starts[::channels]
     top = np.maximum.reduceat(gain, box_starts)
@@ -141,7 +137,16 @@ def _best_cuts(levels, moments, slots, low, high, totals):
     segment = np.searchsorted(starts, first, side="right") - 1
     axes = segment % channels
     cuts = np.where(np.isfinite(top), first - starts[segment], -1)
-    return np.column_stack([axes, cuts]), left[first]
+    return np.column_stack([axes, cuts]), left[:, first].T
+
+
+def _spread(part, channels):
+    """|S|^2 / W of each column of (moment, entry) moments, the squares
+    added channel by channel (the order a sum along a row of 3 takes)."""
+    squares = part[1] * part[1]
+    for channel in range(2, 1 + channels):
+        squares += part[channel] * part[channel]
+    return squares / part[0]
 
 
 def kmeans_plus_plus(points: np.ndarray, weights: np.ndarray, k: int, seed: int) -> np.ndarray:
