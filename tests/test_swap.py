@@ -54,13 +54,19 @@ def test_an_idle_entry_moves_to_the_cluster_that_needs_it():
     )
 
 
-def test_rounds_never_raise_the_error():
-    rng = np.random.default_rng(5)
+def random_start(seed: int, k: int):
+    """A cloud of weighted colours, k entries on some of them, their labels
+    and error."""
+    rng = np.random.default_rng(seed)
     points = np.rint(rng.normal(128, 40, (3000, 3)).clip(0, 255))
     weights = rng.integers(1, 20, 3000).astype(float)
-    centres = snap_to_grid(points[:24] + 0.5)
+    centres = snap_to_grid(points[:k] + 0.5)
     labels = ((points[:, None] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
-    error = weighted_error(points, weights, centres, labels)
+    return points, weights, centres, labels, weighted_error(points, weights, centres, labels)
+
+
+def test_rounds_never_raise_the_error():
+    points, weights, centres, labels, error = random_start(5, 24)
     for rounds in (1, 4):
         _, _, after, used = swap_rounds(
             BoundedSearch(points), weights, centres, labels, error, rounds, 0.2, 2, 0.0, snap_to_grid
@@ -87,12 +93,7 @@ def test_a_search_moves_an_idle_entry_to_the_cluster_that_needs_it():
 
 
 def test_searches_never_raise_the_error_and_stop_without_passes():
-    rng = np.random.default_rng(6)
-    points = np.rint(rng.normal(128, 40, (3000, 3)).clip(0, 255))
-    weights = rng.integers(1, 20, 3000).astype(float)
-    centres = snap_to_grid(points[:12] + 0.5)
-    labels = ((points[:, None] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
-    error = weighted_error(points, weights, centres, labels)
+    points, weights, centres, labels, error = random_start(6, 12)
     _, _, after, _ = swap_search(BoundedSearch(points), weights, centres, labels, error, 4, 0.0, snap_to_grid)
     assert after < error
     unchanged = swap_search(BoundedSearch(points), weights, centres, labels, error, 0, 0.0, snap_to_grid)
