@@ -9,7 +9,7 @@ import numpy as np
 from pil_kmq.quantize.bins import snap_to_grid
 from pil_kmq.quantize.lloyd import weighted_error
 from pil_kmq.quantize.nearest import BoundedSearch
-from pil_kmq.quantize.swap import removal_costs, swap_rounds, swap_search, swapped
+from pil_kmq.quantize.swap import focused_swapped, removal_costs, swap_rounds, swap_search, swapped
 
 
 def blobs():
@@ -72,6 +72,22 @@ def test_rounds_never_raise_the_error():
             BoundedSearch(points), weights, centres, labels, error, rounds, 0.2, 2, 0.0, snap_to_grid
         )
         assert after <= error and used <= 2 * rounds
+
+
+def test_focused_swaps_are_the_full_ones_when_they_see_every_entry():
+    """With reach x most >= K every entry is measured: the same swaps as
+    swapped(); with less, still a swap of the idle entry in the blobs."""
+    points, weights, centres, labels, _ = random_start(7, 24)
+    for most in (1, 3):
+        full = swapped(points, weights, centres, labels, snap_to_grid, most)
+        focused = focused_swapped(points, weights, centres, labels, snap_to_grid, most, 24)
+        np.testing.assert_array_equal(focused[0], full[0])
+        assert focused[1] == full[1] > 0
+    points, weights = blobs()
+    centres = snap_to_grid(np.array([[19.0, 20, 20], [21.0, 20, 20], [220, 120, 120]]))
+    labels = ((points[:, None] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
+    new, count = focused_swapped(points, weights, centres, labels, snap_to_grid, 1, 1)
+    assert count == 1 and sorted(np.rint(new[:, 0] / 100).astype(int)) == [0, 2, 2]
 
 
 def test_a_search_moves_an_idle_entry_to_the_cluster_that_needs_it():

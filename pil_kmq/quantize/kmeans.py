@@ -91,6 +91,10 @@ SWAP_MAX_POINTS = 1 << 16
 # than a coarse bin) the coarse swaps run on bins one bit finer. At K=256 on
 # Kodak +0.006 dB (kodim02 +0.22), skimage's retina +0.08.
 SWAP_FINER_SHARE = 28
+# Focused coarse swaps (swap.focused_swapped) pay for FINE_SWAPS rounds
+# among the fine passes (refine.py): +0.013 dB on Kodak and skimage at K=256.
+COARSE_SWAP_REACH = 8
+FINE_SWAPS = ((64, 0), (256, 1))
 # At K=16 fine passes are cheap beside the start: they run to tol/10 (+0.0008
 # dB on Kodak, +0.0005 on skimage's photographs), at most 20 of them.
 FINE_PASSES = ((16, 20), (64, 24), (256, 10))
@@ -149,6 +153,7 @@ def best_start(colors, counts, points, weights, k, max_iter, tol, swap_level=Non
             centres, _, _, used = swap_rounds(
                 search, weights, centres, labels, error, by_k(COARSE_SWAPS, k),
                 COARSE_SWAP_SHARE, min(COARSE_SWAP_PASSES, max_iter - passes), tol, snap_to_grid,
+                COARSE_SWAP_REACH,
             )
             passes += used
         return centres, passes, search
@@ -206,8 +211,10 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
 
     Coarse to fine, because Lloyd's many early passes need not see every
     colour: starts, Lloyd and swap moves (swap.py) on bin means, Lloyd over
-    the exact colours (beyond EXACT_MAX_COLOURS of them, over bins 2 levels wide,
-    and starting from the bin means' bounds: BoundedSearch.from_bins), then
+    the exact colours (beyond EXACT_MAX_COLOURS of them, over bins 2 levels
+    wide, and starting from the bin means' bounds: BoundedSearch.from_bins;
+    with FINE_SWAPS rounds of swaps among its passes, each settled by one
+    of them), then
     passes on the codebook rounded to colours over the exact colours (the
     rounded mean is the best integer entry for a cluster, so those passes
     lower the error the file will really have). Each float stage stops when
@@ -238,8 +245,8 @@ def kmeans(colors: np.ndarray, counts: np.ndarray, k: int, *, max_iter: int = 30
             search = BoundedSearch.from_bins(points, bins, coarse, centres)
         else:
             search = LateSearch(colors.astype(np.float64), CELL_BITS)
-        fine = by_k(FINE_PASSES, k) if binned else 0
-        return refine_whole(colors, counts, centres, search, fine, budget, tol)
+        fine, swaps = (by_k(FINE_PASSES, k), by_k(FINE_SWAPS, k)) if binned else (0, 0)
+        return refine_whole(colors, counts, centres, search, fine, budget, tol, swaps)
     return refine_sliced(colors, counts, centres, by_k(FINE_PASSES, k), budget, tol)
 
 
