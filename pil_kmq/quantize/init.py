@@ -30,6 +30,12 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int) -> np.
     return boxes.means()
 
 
+def moments(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each point's (w, w x, w |x|^2): summed over a box or cluster, its
+    weight, mean and squared error."""
+    return np.column_stack([weights, points * weights[:, None], weights * (points * points).sum(axis=1)])
+
+
 class _Boxes:
     """The split's state: each point's box, and each box's moments (weight,
     weighted sums, weighted sum of squares) and level range (inclusive; may
@@ -38,9 +44,7 @@ class _Boxes:
     def __init__(self, points: np.ndarray, weights: np.ndarray):
         self.channels = points.shape[1]
         self.levels = np.clip(points, 0, 255).astype(np.intp)
-        self.moments = np.column_stack(
-            [weights, points * weights[:, None], weights * (points * points).sum(axis=1)]
-        )
+        self.moments = moments(points, weights)
         self.box_of_point = np.zeros(len(points), dtype=np.intp)
         self.box_moments = self.moments.sum(axis=0, keepdims=True)
         self.box_low = self.levels.min(axis=0, keepdims=True)

@@ -131,7 +131,14 @@ def plain_step(points, weights, centres, labels, snap) -> np.ndarray:
     emptied cluster keeps its entry)."""
     k, channels = centres.shape
     totals, sums = cluster_sums(labels, weights, [weights * points[:, c] for c in range(channels)], k)
+    return moved_to_means(centres, totals, sums, snap)
+
+
+def moved_to_means(centres, totals, sums, snap=None) -> np.ndarray:
+    """Each non-empty cluster's entry at its mean (through snap, if given);
+    an empty cluster keeps its entry."""
     new = centres.copy()
     filled = totals > 0
-    new[filled] = snap(sums[filled] / totals[filled, None])
+    means = sums[filled] / totals[filled, None]
+    new[filled] = means if snap is None else snap(means)
     return new

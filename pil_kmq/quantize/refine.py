@@ -9,7 +9,7 @@ import numpy as np
 
 from .bins import bin_means, count_bins, snap_to_grid
 from .cells import LateSearch, assign_exact
-from .lloyd import lloyd, plain_step
+from .lloyd import lloyd, moved_to_means, plain_step
 from .swap import swap_rounds
 
 # Cells of colour space for candidate lists: 2**CELL_BITS levels a side.
@@ -99,9 +99,7 @@ def refine_sliced(colors, counts, centres, fine_passes: int, budget: int, tol: f
     labels = None
     for _ in range(min(ROUNDED_PASSES, budget)):
         labels, totals, sums = assign_exact(colors, counts, codebook, CELL_BITS, EXACT_SLICE)
-        filled = totals > 0
-        new = codebook.copy()
-        new[filled] = round_to_colours(sums[filled] / totals[filled, None])
+        new = moved_to_means(codebook, totals, sums, round_to_colours)
         if np.array_equal(new, codebook):
             break
         codebook, labels = new, None

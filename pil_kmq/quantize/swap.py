@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .init import _best_cuts
-from .lloyd import lloyd
+from .init import _best_cuts, moments
+from .lloyd import cluster_sums, lloyd, moved_to_means
 from .nearest import CHUNK_ENTRIES
 
 # A swap is tried when its cut's gain exceeds this share of the removal's
@@ -117,15 +117,15 @@ def split_gains(points, weights, labels, k):
     of its two sides."""
     channels = points.shape[1]
     levels = np.clip(points, 0, 255).astype(np.intp)
-    moments = np.column_stack([weights, points * weights[:, None], weights * (points * points).sum(axis=1)])
-    totals = np.stack([np.bincount(labels, m, minlength=k) for m in moments.T], axis=1)
+    point_moments = moments(points, weights)
+    totals = np.stack([np.bincount(labels, m, minlength=k) for m in point_moments.T], axis=1)
     low = np.full((k, channels), 255, dtype=np.intp)
     high = np.zeros((k, channels), dtype=np.intp)
     np.minimum.at(low, labels, levels)
     np.maximum.at(high, labels, levels)
     empty = totals[:, 0] <= 0
     low[empty], high[empty] = 0, 0
-    cuts, lower = _best_cuts(levels, moments, labels, low, high, totals)
+    cuts, lower = _best_cuts(levels, point_moments, labels, low, high, totals)
     upper = totals - lower
     with np.errstate(divide="ignore", invalid="ignore"):
         def spread(m):
@@ -156,8 +156,7 @@ def focused_swapped(points, weights, centres, labels, snap, most: int, reach: in
     error; the others stay out. At K=256 on the exact colours this costs a
     fraction of the full measures, which cost several Lloyd passes."""
     k = len(centres)
-    totals = np.bincount(labels, weights, minlength=k)
-    sums = np.stack([np.bincount(labels, weights * points[:, c], minlength=k) for c in range(points.shape[1])], axis=1)
+    totals, sums = cluster_sums(labels, weights, [weights * points[:, c] for c in range(points.shape[1])], k)
     squares = np.bincount(labels, weights * (points * points).sum(axis=1), minlength=k)
     filled = totals > 0
     errors = np.zeros(k)
@@ -180,9 +179,7 @@ def _merge_bounds(centres, totals, sums) -> np.ndarray:
     whole cluster (weight W, mean m) to the best other entry c' would add,
     W |m - c'|^2 - W |m - c|^2."""
     k = len(centres)
-    means = centres.copy()
-    filled = totals > 0
-    means[filled] = sums[filled] / totals[filled, None]
+    means = moved_to_means(centres, totals, sums)
     to_entries = np.zeros((k, k))
     for channel in range(centres.shape[1]):
         offsets = np.subtract.outer(means[:, channel], centres[:, channel])
