@@ -13,7 +13,7 @@ import lzma
 import zlib
 from typing import Callable
 
-from .container import XZ, ZLIB, KmqFormatError
+from .container import XZ, ZLIB, KmqFormatError, band_label_width
 
 # The LZMA2 dictionary size every band is decoded with (spec: "Coding 2").
 LZMA2_DICT_SIZE = 1 << 20
@@ -34,11 +34,13 @@ BYTE_LABEL_SEARCH = {"depth": 8, "nice_len": 48}
 
 
 def lzma2_filters(k: int = 256, preset: int = 6) -> list[dict]:
-    """Encoder filter chain: lc = 4 helps once labels have high bits (K > 16)."""
-    search = BYTE_LABEL_SEARCH if k > 16 else {}
+    """Encoder filter chain: with byte labels (K > 16) lc = 4 helps, the
+    labels' high bits telling their group (see order.py)."""
+    byte_labels = band_label_width(k) == 8
+    search = BYTE_LABEL_SEARCH if byte_labels else {}
     return [{
         "id": lzma.FILTER_LZMA2, "preset": preset, "dict_size": LZMA2_DICT_SIZE,
-        "lc": 4 if k > 16 else 0, "lp": 0, "pb": 0, **search,
+        "lc": 4 if byte_labels else 0, "lp": 0, "pb": 0, **search,
     }]
 
 
