@@ -9,6 +9,9 @@ import numpy as np
 # Centres (and bin means) live on this grid during the float passes: every
 # squared distance to an integer colour is then exact in float64.
 GRID = 1024.0
+# Bins are numbered in at most this many bits, all channels together (RGB:
+# 7 a channel, RGBA: 5); a finer level asked for is this coarsest one.
+MAX_BIN_BITS = 21
 # Colours are binned by a sort when there are SORT_RATIO times fewer than
 # bins, else by bincounts over every bin (at most 2**21: 16 MiB each).
 SORT_RATIO = 8
@@ -18,6 +21,11 @@ SLICE = 1 << 17
 
 def snap_to_grid(centres: np.ndarray) -> np.ndarray:
     return np.rint(centres * GRID) / GRID
+
+
+def level_bits(bits: int, channels: int) -> int:
+    """The bits a channel of bins asked to be `bits` wide really gets."""
+    return min(bits, MAX_BIN_BITS // channels)
 
 
 def bin_means(colors: np.ndarray, counts: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -30,7 +38,7 @@ def bin_means(colors: np.ndarray, counts: np.ndarray, bits: int) -> tuple[np.nda
     does not grow with the colours. The sums are of integers, exact either
     way, so both give the same bins."""
     channels = colors.shape[1]
-    bits = min(bits, 21 // channels)
+    bits = level_bits(bits, channels)
     size = 1 << (bits * channels)
     if len(colors) * SORT_RATIO < size:
         return _sorted_bin_means(colors, counts, bits)[:2]
@@ -68,7 +76,7 @@ def finer_bins(colors: np.ndarray, counts: np.ndarray, bits: int, parents: np.nd
     bin) for bins `bits` wide inside coarser ones (parents: each colour's
     coarser bin). One sort when the colours are few: bin_index's bitmap of
     2**21 bins at 7 bits costs more than sorting a photograph's colours."""
-    bits = min(bits, 21 // colors.shape[1])
+    bits = level_bits(bits, colors.shape[1])
     if len(colors) * SORT_RATIO < 1 << (bits * colors.shape[1]):
         means, totals, index = _sorted_bin_means(colors, counts, bits)
     else:
@@ -81,7 +89,7 @@ def finer_bins(colors: np.ndarray, counts: np.ndarray, bits: int, parents: np.nd
 def bin_index(colors: np.ndarray, bits: int) -> np.ndarray:
     """Each colour's bin as a row of bin_means's result (bins in ascending
     order there), from a bitmap of the bins."""
-    bits = min(bits, 21 // colors.shape[1])
+    bits = level_bits(bits, colors.shape[1])
     which = _bin_of(colors, bits)
     occupied = np.zeros(1 << (bits * colors.shape[1]), dtype=np.intp)
     occupied[which] = 1
@@ -90,7 +98,7 @@ def bin_index(colors: np.ndarray, bits: int) -> np.ndarray:
 
 def count_bins(colors: np.ndarray, bits: int) -> int:
     """How many bins bin_means would return, from a bitmap of the bins."""
-    bits = min(bits, 21 // colors.shape[1])
+    bits = level_bits(bits, colors.shape[1])
     occupied = np.zeros(1 << (bits * colors.shape[1]), dtype=bool)
     for start in range(0, len(colors), SLICE):
         occupied[_bin_of(colors[start : start + SLICE], bits)] = True

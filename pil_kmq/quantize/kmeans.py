@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bins import bin_index, bin_means, count_bins, finer_bins, snap_to_grid
+from .bins import bin_index, bin_means, count_bins, finer_bins, level_bits, snap_to_grid
 from .cells import LateSearch
 from .init import kmeans_plus_plus, variance_split_start
 from .lloyd import lloyd
@@ -168,8 +168,8 @@ def _coarse_run(points, weights, start, passes: int, tol: float):
 def _wide_levels(colors, points, k) -> tuple[int, ...]:
     """Bits of the wide bins to start on (see WIDE_FINER_SHARE)."""
     few = len(points) > COARSE_MIN_POINTS and count_bins(colors, WIDE_BITS) < by_k(WIDE_FINER_SHARE, k) * k
-    # Bins are at most 21 bits in all (RGBA: 5 a channel, no finer level).
-    return (WIDE_BITS, WIDE_BITS + 1) if few and (WIDE_BITS + 1) * colors.shape[1] <= 21 else (WIDE_BITS,)
+    finer = level_bits(WIDE_BITS + 1, colors.shape[1]) > WIDE_BITS  # not RGBA
+    return (WIDE_BITS, WIDE_BITS + 1) if few and finer else (WIDE_BITS,)
 
 
 def _wide_start(colors, counts, points, weights, k, max_iter, tol, bits):
@@ -255,7 +255,7 @@ def _swap_level(colors, counts, k, coarse_count):
     SWAP_FINER_SHARE) ((their points, weights, coarse bin of each), each
     colour's finer bin): each colour's row in best_start's search."""
     coarse = bin_index(colors, COARSE_BITS)
-    finer = (COARSE_BITS + 1) * colors.shape[1] <= 21  # not RGBA (see bin_means)
+    finer = level_bits(COARSE_BITS + 1, colors.shape[1]) > COARSE_BITS  # not RGBA
     if by_k(COARSE_SWAPS, k) == 0 or coarse_count >= SWAP_FINER_SHARE * k or not finer:
         return None, coarse
     return finer_bins(colors, counts, COARSE_BITS + 1, coarse)
