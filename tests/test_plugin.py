@@ -291,6 +291,7 @@ REJECTIONS = {
     "exif_shorter_than_its_signature": "TIFF header",
     "xz_state_reset_after_dictionary_reset": "xz band: Corrupt input data",
     "xz_distance_past_2_20": "xz band: Corrupt input data",
+    "zlib_distance_before_the_stream": "zlib band: .*invalid distance too far back",
 }
 
 

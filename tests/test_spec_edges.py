@@ -16,6 +16,8 @@ from PIL import Image
 
 from conftest import FIXTURES
 from pil_kmq import read_labels
+from pil_kmq.format import write_file
+from test_format import spec_block
 
 VALID = FIXTURES / "valid"
 MALFORMED = FIXTURES / "malformed"
@@ -154,3 +156,24 @@ def test_unknown_chunks_among_the_new_ones_are_skipped():
     assert im.getpixel((0, 0)) == 7
     with Image.open(io.BytesIO((VALID / "newer_writer_chunks.kmq").read_bytes())) as again:
         again.verify()
+
+
+def test_a_zlib_back_reference_before_the_label_stream_is_rejected():
+    path = MALFORMED / "zlib_distance_before_the_stream.kmq"
+    for read in (opened, read_labels):
+        with pytest.raises(OSError, match="invalid distance too far back"):
+            read(path)
+    assert "but not before the first byte of the label stream" in SPEC
+
+
+# --- the spec's worked example of metadata ------------------------------------
+
+
+def test_the_metadata_example_decodes_as_the_spec_says_and_is_what_the_encoder_writes():
+    data = spec_block("## Worked example: metadata")
+    assert len(data) == 63
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.info == {"dpi": (300.0, 72.5), "xmp": b"<x/>", "colors": 1}
+        assert im.getpixel((0, 0)) == 7
+    codebook = np.array([[7]], np.uint8)
+    assert write_file(np.zeros((1, 1), np.uint8), codebook, metadata={"dpi": (300, 72.5), "xmp": b"<x/>"}) == data
