@@ -4,13 +4,14 @@ writes a byte, so a failure never leaves a plausible partial file."""
 
 from __future__ import annotations
 
+import warnings
 from typing import IO, Any
 
 import numpy as np
 from PIL import Image
 
 from . import format
-from .options import METADATA_KEYS, Options, metadata_bytes
+from .options import METADATA, Options, OptionValueError
 from .pixels import to_array_with_profile
 from .quantize.histogram import distinct_codes, pack_codes
 from .quantize.quantizer import quantize_with_smoothing
@@ -115,14 +116,36 @@ def collapse_transparent(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def image_metadata(im: Image.Image, params: dict[str, Any]) -> dict[str, bytes]:
-    """ICC profile and EXIF from the save options, else from im.info."""
+def image_metadata(im: Image.Image, params: dict[str, Any]) -> dict[str, Any]:
+    """ICC profile, EXIF, dpi and XMP from the save options, else from
+    im.info. A value in im.info that the option would refuse (a JPEG's dpi
+    of (0, 0), a WMF's single number) is left out with a warning, so the
+    image still saves; the same value given as an option is refused."""
     metadata = {}
-    for key in METADATA_KEYS:
-        value = metadata_bytes(params[key] if key in params else im.info.get(key), key)
+    for key, parse in METADATA.items():
+        if key in params:
+            value = None if params[key] is None else parse(params[key], key)
+        else:
+            value = _from_info(im.info, key, parse)
         if value:
             metadata[key] = value
     return metadata
+
+
+# im.info keys an entry may also have: Pillow < 11 keeps a PNG's XMP only
+# under its iTXt keyword (a str).
+INFO_ALIASES = {"xmp": ("xmp", "XML:com.adobe.xmp")}
+
+
+def _from_info(info: dict[str, Any], key: str, parse) -> Any:
+    value = next((info[name] for name in INFO_ALIASES.get(key, (key,)) if info.get(name)), None)
+    if value is None:
+        return None
+    try:
+        return parse(value, key)
+    except OptionValueError as error:
+        warnings.warn(f"im.info[{key!r}] is not stored in the KMQ file: {error}", UserWarning, stacklevel=2)
+        return None
 
 
 def refuse_frames(im: Image.Image, frames: int) -> None:

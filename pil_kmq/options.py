@@ -18,6 +18,7 @@ from typing import Any, Callable
 from PIL import Image
 
 from .format import coding
+from .format.container import is_resolution
 
 DEFAULT_COLORS = 256
 DEFAULT_MAX_ITER = 300
@@ -82,15 +83,32 @@ class Options:
 
 
 def metadata_bytes(value: Any, name: str) -> bytes | None:
-    """icc_profile / exif: bytes-like (exif also Image.Exif), or None."""
+    """icc_profile / exif / xmp: bytes-like (exif also Image.Exif; xmp also
+    str, as Pillow < 11 keeps a PNG's XMP), or None."""
     if value is None or value == b"":
         return None
     if isinstance(value, Image.Exif) and name == "exif":
         return value.tobytes()
+    if isinstance(value, str) and name == "xmp":
+        return value.encode("utf-8") or None
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
-    accepted = "bytes or Image.Exif" if name == "exif" else "bytes"
+    accepted = {"exif": "bytes or Image.Exif", "xmp": "bytes or str"}.get(name, "bytes")
     raise OptionTypeError(f"{name} must be {accepted}, got {type(value).__name__} {_short(value)}")
+
+
+def _dpi(value: Any, name: str) -> tuple[float, float]:
+    """dpi=(x, y) in dots per inch, as Pillow's PNG, JPEG and TIFF plugins
+    take it; stored exactly (the file holds binary64), so 300 reads back 300.0."""
+    wanted = "a pair (x, y) of numbers > 0 (dots per inch)"
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(
+        isinstance(part, numbers.Real) and not isinstance(part, bool) for part in value
+    ):
+        raise OptionTypeError(f"{name} must be {wanted}, got {_short(value)}")
+    dpi = (float(value[0]), float(value[1]))
+    if not is_resolution(dpi):
+        raise OptionValueError(f"{name} must be {wanted}, got {_short(value)}")
+    return dpi
 
 
 def warn_near_misses(params: dict[str, Any]) -> None:
@@ -239,7 +257,11 @@ PARSERS: dict[str, tuple[Callable[[Any, str], Any], str]] = {
     "coding": (_coding, "str or int: " + ", ".join(coding.NAMES.values())),
     "progress": (_progress, "callable(stage, done, total)"),
 }
-METADATA_KEYS = ("icc_profile", "exif")
+# Metadata options: name -> parser. Each also comes from im.info when not given.
+METADATA: dict[str, Callable[[Any, str], Any]] = {
+    "icc_profile": metadata_bytes, "exif": metadata_bytes, "dpi": _dpi, "xmp": metadata_bytes,
+}
+METADATA_KEYS = tuple(METADATA)
 
 
 def quality_from_text(text: str) -> Any:

@@ -58,7 +58,8 @@ _FIELD = {name: (offset, fmt) for name, offset, fmt in HEADER_FIELDS}
 def _metadata_seed() -> bytes:
     buffer = io.BytesIO()
     im = Image.open(FIXTURES / "golden" / "rgb_k3.kmq").convert("RGB")
-    im.save(buffer, "KMQ", colors=3, icc_profile=b"icc" * 5, exif=b"Exif\0\0MM\0*\0\0\0\x08\0\0")
+    im.save(buffer, "KMQ", colors=3, icc_profile=b"icc" * 5, exif=b"Exif\0\0MM\0*\0\0\0\x08\0\0",
+            dpi=(300, 72.5), xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
     return buffer.getvalue()
 
 
@@ -161,9 +162,44 @@ def repair(data: bytes | bytearray) -> bytes:
     return bytes(data)
 
 
+# A valid body of every defined chunk type, for mutate_metadata to vary.
+CHUNK_BODIES = {
+    b"iCCP": b"icc", b"eXIf": b"MM\0*\0\0\0\x08", b"smTh": b"1.5",
+    b"dpIn": struct.pack(">dd", 300, 72.5), b"xMPp": b"<x:xmpmeta/>",
+}
+ODD_DOUBLES = (0.0, -0.0, -1.0, float("nan"), float("inf"), 5e-324, 1e308, 300.0)
+
+
+def mutate_metadata(data: bytes, rng: random.Random) -> bytes:
+    """One chunk of a defined type added to the metadata region, valid or
+    varied (a byte, its length, its type's case, odd resolutions, twice),
+    M and every CRC repaired: the chunk rules, not the CRC, must catch it."""
+    if len(data) < container.HEADER_SIZE:
+        return data
+    (meta,) = struct.unpack_from(">I", data, 18)
+    tag = rng.choice(list(CHUNK_BODIES))
+    body = bytearray(CHUNK_BODIES[tag])
+    variant = rng.randrange(6)
+    if variant == 1:
+        body[rng.randrange(len(body))] = rng.randrange(256)
+    elif variant == 2:
+        body = body[: rng.randrange(len(body))] if rng.random() < 0.5 else body + b"\0"
+    elif variant == 3:
+        position = rng.randrange(4)
+        tag = tag[:position] + bytes([tag[position] ^ 0x20]) + tag[position + 1 :]
+    elif variant == 4:
+        tag, body = b"dpIn", struct.pack(">dd", rng.choice(ODD_DOUBLES), rng.choice(ODD_DOUBLES))
+    added = struct.pack(">4sI", tag, len(body)) + body
+    added *= 2 if variant == 5 else 1
+    region = data[22 : 22 + meta] + added
+    return with_fixed_crc(data[:18] + struct.pack(">I", len(region)) + region + data[22 + meta :])
+
+
 def mutate(data: bytes, rng: random.Random) -> bytes:
     """One random mutation of the kinds an attacker or a bad disk makes."""
-    kind = rng.randrange(8)
+    kind = rng.randrange(9)
+    if kind == 8:
+        return mutate_metadata(data, rng)
     if kind == 0:
         return data[: rng.randrange(len(data))]
     if kind == 1:

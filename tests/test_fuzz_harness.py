@@ -29,6 +29,14 @@ def test_every_seed_decodes_and_the_mutations_reach_several_outcomes(report):
     assert report.largest is not None and report.largest.pixels >= fuzz_harness.LARGE_PIXELS
 
 
+def test_the_mutations_reach_the_metadata_chunk_rules(report):
+    """fuzz_kmq.mutate_metadata adds chunks of every defined type, varied,
+    with the CRCs repaired: the chunk rules (dpIn's among them) must be
+    what refuses them."""
+    rules = {message for message in report.messages if "bad metadata" in message}
+    assert len(rules) >= 5 and any("dpIn" in rule for rule in rules), rules
+
+
 def test_fuzz_inputs_fail_only_with_errors_pillow_accepts(report):
     assert report.reasons("crash") == []
 

@@ -285,6 +285,13 @@ REJECTIONS = {
     "zlib_preset_dictionary": "zlib band",
     "band_label_ge_k": "label 3 >= K=3",
     "band_nonzero_padding": "non-zero padding bits",
+    "dpi_wrong_length": "dpIn of 15 bytes, must be 16",
+    "dpi_not_positive": "not two finite numbers > 0",
+    "dpi_not_finite": "not two finite numbers > 0",
+    "exif_shorter_than_its_signature": "TIFF header",
+    "xz_state_reset_after_dictionary_reset": "xz band: Corrupt input data",
+    "xz_distance_past_2_20": "xz band: Corrupt input data",
+    "zlib_distance_before_the_stream": "zlib band: .*invalid distance too far back",
 }
 
 

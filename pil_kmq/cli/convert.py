@@ -15,6 +15,7 @@ from dataclasses import replace
 from PIL import Image, ImageOps
 
 from ..atomic import format_for_path, save_atomic
+from ..options import METADATA_KEYS
 from ..quantize.quality import QualityNotReached
 from .batch import check_single_output, expand_inputs, plan_jobs, run_job, run_jobs
 from .batch_types import Job, Outcome
@@ -84,7 +85,7 @@ def _decode(job: Job, format: str, view: str, force: bool, background: tuple | N
         if view:
             im.draft("P", None)
         im.load()
-        metadata = {key: im.info[key] for key in ("icc_profile", "exif") if im.info.get(key)}
+        metadata = {key: im.info[key] for key in METADATA_KEYS if im.info.get(key)}
         out = label_image(im, raw=view == "labels-raw") if view else im
         if background is not None and "A" in out.getbands():
             out = flatten(out, background)

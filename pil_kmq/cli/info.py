@@ -48,7 +48,8 @@ def file_report(path: Path, original: Path | None = None) -> dict[str, Any]:
             "flags": header.flags,
             "metadata_length": header.metadata_length,
         },
-        "metadata": {key: len(value) for key, value in parsed.info.items() if key != "smooth"},
+        "metadata": {key: len(value) for key, value in parsed.info.items() if isinstance(value, bytes)},
+        "dpi": parsed.info.get("dpi"),
         "smooth": parsed.info.get("smooth", 0.0),
         "sizes": {
             "original_bits": sizes.original_bits,
@@ -87,7 +88,10 @@ def load_as(path: Path, mode: str, shape: tuple[int, ...]) -> np.ndarray:
 def format_report(report: dict[str, Any]) -> str:
     header = report["header"]
     sizes = report["sizes"]
-    metadata = ", ".join(f"{key} ({length:,} bytes)" for key, length in report["metadata"].items())
+    metadata = ", ".join(
+        [f"{key} ({length:,} bytes)" for key, length in report["metadata"].items()]
+        + ([f"dpi {report['dpi'][0]:g} x {report['dpi'][1]:g}"] if report["dpi"] else [])
+    )
     lines = [
         f"{'file':<15}{report['file']}",
         f"{'version':<15}{header['version']}",

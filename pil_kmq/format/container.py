@@ -7,10 +7,12 @@ anything the size of the image is allocated.
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from .bitpack import bits_per_label, packed_size
 
@@ -35,13 +37,12 @@ CODING_NAMES = {RAW: "raw", ZLIB: "zlib", XZ: "xz"}
 CHANNELS_TO_MODE = {1: "L", 3: "RGB", 4: "RGBA"}
 MODE_TO_CHANNELS = {mode: channels for channels, mode in CHANNELS_TO_MODE.items()}
 
-# Metadata chunk types and the im.info keys they carry.
-CHUNK_INFO_KEYS = {b"iCCP": "icc_profile", b"eXIf": "exif", b"smTh": "smooth"}
-INFO_KEY_CHUNKS = {key: tag for tag, key in CHUNK_INFO_KEYS.items()}
 EXIF_PREFIX = b"Exif\x00\x00"  # JPEG's APP1 prefix: Pillow's im.info["exif"] has it
 TIFF_HEADERS = (b"II*\x00", b"MM\x00*")
 # smTh: the encoder's smoothing strength, ASCII digits with at most one "."
 SMOOTH_BODY = re.compile(rb"[0-9]{1,8}(\.[0-9]{1,8})?")
+# dpIn: horizontal and vertical dots per inch, IEEE 754 binary64 each
+DPI_BODY = struct.Struct(">dd")
 
 
 def band_label_width(k: int, version: int = VERSION) -> int:
@@ -135,10 +136,82 @@ def parse_header(data: bytes) -> Header:
     return Header(width, height, channels, k, coding, flags, meta, version)
 
 
-def parse_chunks(data: bytes | memoryview) -> dict[str, bytes]:
+@dataclass(frozen=True)
+class ChunkType:
+    """A defined metadata chunk type: the im.info key it carries, and its
+    body's rules both ways, so that what the encoder writes and what a reader
+    accepts are one definition (spec/kmq.md, "Metadata")."""
+
+    tag: bytes
+    key: str
+    write: Callable[[Any], bytes]  # im.info value -> body (ValueError if it cannot be one)
+    read: Callable[[bytes], Any]  # body -> im.info value (KmqFormatError if the spec rejects it)
+
+
+def _as_is(body: bytes) -> bytes:
+    return body
+
+
+def _exif_body(value: bytes) -> bytes:
+    body = bytes(value).removeprefix(EXIF_PREFIX)
+    if body and not body.startswith(TIFF_HEADERS):
+        raise ValueError("exif must be a TIFF-structured block (after an optional Exif\\0\\0)")
+    return body
+
+
+def _exif_info(body: bytes) -> bytes:
+    # The 4-byte signature is the whole rule: the TIFF structure is not parsed.
+    if not body.startswith(TIFF_HEADERS):
+        raise KmqFormatError("bad metadata: eXIf does not start with a TIFF header")
+    return EXIF_PREFIX + body
+
+
+def _smooth_body(value: float) -> bytes:
+    return f"{float(value):.8f}".rstrip("0").rstrip(".").encode()
+
+
+def _smooth_info(body: bytes) -> float:
+    if SMOOTH_BODY.fullmatch(body) is None or float(body) == 0:
+        raise KmqFormatError(f"bad metadata: smTh {body[:20]!r} is not a positive decimal number")
+    return float(body)
+
+
+def is_resolution(values: tuple[float, ...]) -> bool:
+    """Whether a (x, y) dots-per-inch pair is one a file may hold."""
+    return len(values) == 2 and all(math.isfinite(value) and value > 0 for value in values)
+
+
+def _dpi_body(value: tuple[float, float]) -> bytes:
+    dpi = tuple(float(part) for part in value)
+    if not is_resolution(dpi):
+        raise ValueError(f"dpi must be a pair of finite numbers > 0, got {value!r}")
+    return DPI_BODY.pack(*dpi)
+
+
+def _dpi_info(body: bytes) -> tuple[float, float]:
+    if len(body) != DPI_BODY.size:
+        raise KmqFormatError(f"bad metadata: dpIn of {len(body)} bytes, must be {DPI_BODY.size}")
+    dpi = DPI_BODY.unpack(body)
+    if not is_resolution(dpi):
+        raise KmqFormatError(f"bad metadata: dpIn {dpi} is not two finite numbers > 0")
+    return dpi
+
+
+CHUNK_TYPES = (  # in the order a writer stores them
+    ChunkType(b"iCCP", "icc_profile", bytes, _as_is),
+    ChunkType(b"eXIf", "exif", _exif_body, _exif_info),
+    ChunkType(b"smTh", "smooth", _smooth_body, _smooth_info),
+    ChunkType(b"dpIn", "dpi", _dpi_body, _dpi_info),
+    ChunkType(b"xMPp", "xmp", bytes, _as_is),
+)
+# Types are compared byte for byte: b"EXIF" is not b"eXIf" but an unknown type.
+CHUNKS_BY_TAG = {chunk.tag: chunk for chunk in CHUNK_TYPES}
+
+
+def parse_chunks(data: bytes | memoryview) -> dict[str, Any]:
     """The metadata region as im.info entries; unknown chunk types are
     checked like known ones, then skipped."""
-    info: dict[str, bytes] = {}
+    info: dict[str, Any] = {}
     seen: set[bytes] = set()
     pos = 0
     while pos < len(data):
@@ -160,41 +233,22 @@ def parse_chunks(data: bytes | memoryview) -> dict[str, bytes]:
             raise KmqFormatError(
                 f"bad metadata: chunk {tag.decode()} of {length} bytes runs past the region"
             )
-        body = bytes(data[pos : pos + length])
+        chunk = CHUNKS_BY_TAG.get(tag)
+        if chunk is not None:
+            info[chunk.key] = chunk.read(bytes(data[pos : pos + length]))
         pos += length
-        if tag == b"eXIf":
-            if not body.startswith(TIFF_HEADERS):
-                raise KmqFormatError("bad metadata: eXIf does not start with a TIFF header")
-            body = EXIF_PREFIX + body
-        key = CHUNK_INFO_KEYS.get(tag)
-        if tag == b"smTh":
-            info[key] = _smoothing(body)
-        elif key is not None:
-            info[key] = body
     return info
 
 
-def _smoothing(body: bytes) -> float:
-    if SMOOTH_BODY.fullmatch(body) is None or float(body) == 0:
-        raise KmqFormatError(f"bad metadata: smTh {body[:20]!r} is not a positive decimal number")
-    return float(body)
-
-
-def build_chunks(metadata: dict[str, bytes]) -> bytes:
-    """The metadata region for im.info-style entries (ValueError if bad)."""
+def build_chunks(metadata: dict[str, Any]) -> bytes:
+    """The metadata region for im.info-style entries (ValueError if bad);
+    an empty or zero entry writes no chunk."""
     parts = []
-    for key, tag in INFO_KEY_CHUNKS.items():
-        if tag == b"smTh":
-            value = b"" if not metadata.get(key) else f"{float(metadata[key]):.8f}".rstrip("0").rstrip(".").encode()
-        else:
-            value = bytes(metadata.get(key) or b"")
-        if tag == b"eXIf" and value.startswith(EXIF_PREFIX):
-            value = value[len(EXIF_PREFIX) :]
-        if not value:
-            continue
-        if tag == b"eXIf" and not value.startswith(TIFF_HEADERS):
-            raise ValueError("exif must be a TIFF-structured block (after an optional Exif\\0\\0)")
-        parts.append(CHUNK_HEAD.pack(tag, len(value)) + value)
+    for chunk in CHUNK_TYPES:
+        value = metadata.get(chunk.key)
+        body = chunk.write(value) if value else b""
+        if body:
+            parts.append(CHUNK_HEAD.pack(chunk.tag, len(body)) + body)
     return b"".join(parts)
 
 
