@@ -272,3 +272,19 @@ def test_threads_report_each_band_from_the_caller_s_thread_and_failures_in_order
 
     with pytest.raises(ValueError, match="item 2"):
         parallel.ordered_map(fail, range(7), threads=3, each=lambda: None)
+
+
+def test_adjacency_counted_in_slices_of_rows_is_the_whole_count(monkeypatch):
+    from pil_kmq.format import order
+
+    rng = np.random.default_rng(1)
+    for height, width, k in [(1, 1, 1), (1, 7, 3), (5, 1, 4), (37, 53, 16), (30, 200, 256)]:
+        labels = rng.integers(0, k, (height, width)).astype(np.uint8)
+        whole = order.adjacency(labels, k)
+        for rows in (1, 2, 3):
+            monkeypatch.setattr(order, "ADJACENCY_SLICE", rows * width)
+            calls = []
+            assert np.array_equal(order.adjacency(labels, k, lambda: calls.append(1)), whole)
+            assert len(calls) == -(-height // rows)
+        monkeypatch.undo()
+        assert whole.sum() == 2 * (height * (width - 1) + (height - 1) * width)

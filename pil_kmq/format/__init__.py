@@ -42,7 +42,8 @@ def write_file(
         raise ValueError(f"labels must be < K={k} and K 1..256")
     numbers = _coding.candidates(coding, optimize)
     reorder = optimize and k > 2 and coding != RAW
-    work = [0, int(reorder) + sum(_coding.band_count(labels, number) for number in numbers)]
+    steps = _coding.order_steps(labels) if reorder else 0
+    work = [0, steps + sum(_coding.band_count(labels, number) for number in numbers)]
 
     def done() -> None:
         work[0] += 1
@@ -52,8 +53,7 @@ def write_file(
     if progress is not None:
         progress(*work)
     if reorder:
-        labels, codebook = _coding.ordered(labels, codebook)
-        done()
+        labels, codebook = _coding.ordered(labels, codebook, done)
     best = None
     for number in numbers:
         header = Header(width=labels.shape[1], height=labels.shape[0],

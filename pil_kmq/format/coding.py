@@ -61,9 +61,16 @@ def payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool
     raise ValueError(f"unknown coding {coding!r}")
 
 
-def ordered(labels: np.ndarray, codebook: np.ndarray):
-    """(labels, codebook) with the codebook in the order LZMA likes."""
-    return order.apply_order(labels, codebook, order.reorder_palette(labels, len(codebook)))
+def ordered(labels: np.ndarray, codebook: np.ndarray, each: Callable[[], object] | None = None):
+    """(labels, codebook) with the codebook in the order LZMA likes; each(),
+    if given, after each slice of the labels counted (order_steps of them)."""
+    return order.apply_order(labels, codebook, order.reorder_palette(labels, len(codebook), each))
+
+
+def order_steps(labels: np.ndarray) -> int:
+    """How many times ordered() calls each."""
+    height, width = labels.shape
+    return -(-height // order.adjacency_rows(width))
 
 
 def band_count(labels: np.ndarray, coding: int) -> int:
