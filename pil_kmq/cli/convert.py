@@ -61,7 +61,7 @@ def _encode(job: Job, params: dict[str, Any], force: bool, frame: int, skip_if_l
     the sizes: the file is never larger than the input without a warning."""
     if job.target != STDIO:
         check_output_folder(job.target)
-    source = read_input(job.source)
+    source = read_input(job.source) if job.source == STDIO else job.source
     try:
         with Image.open(source) as im:
             pick_frame(im, frame)
@@ -71,7 +71,7 @@ def _encode(job: Job, params: dict[str, Any], force: bool, frame: int, skip_if_l
     finally:
         if isinstance(params.get("progress"), StageLine):
             params["progress"].clear()  # before a failure line or the summary
-    data, input_bytes = encoded.getvalue(), len(source.getbuffer())
+    data, input_bytes = encoded.getvalue(), input_size(source)
     larger = None
     if len(data) > input_bytes:
         larger = (f"the .kmq file ({human_bytes(len(data))}) is larger than the input "
@@ -85,11 +85,13 @@ def _encode(job: Job, params: dict[str, Any], force: bool, frame: int, skip_if_l
 
 
 def read_input(source: Path) -> io.BytesIO:
-    """The input's bytes (standard input for -): read whole, so that its
-    size is known and stdin, which cannot seek, opens like a file."""
-    if source == STDIO:
-        return io.BytesIO(sys.stdin.buffer.read())
-    return io.BytesIO(source.read_bytes())
+    """Standard input's bytes, read whole: so that its size is known and
+    stdin, which cannot seek, opens like a file."""
+    return io.BytesIO(sys.stdin.buffer.read())
+
+
+def input_size(source: Path | io.BytesIO) -> int:
+    return len(source.getbuffer()) if isinstance(source, io.BytesIO) else source.stat().st_size
 
 
 def write_output(target: Path, data: bytes, force: bool) -> None:
@@ -147,8 +149,7 @@ def _decode(job: Job, format: str, view: str, force: bool, background: tuple | N
                 decoded = io.BytesIO()
                 out.save(decoded, format, **metadata)
                 write_output(job.target, decoded.getvalue(), force)
-                input_bytes = len(source.getbuffer()) if job.source == STDIO else job.source.stat().st_size
-                return Outcome(job.source, None, input_bytes, len(decoded.getvalue()))
+                return Outcome(job.source, None, input_size(source), len(decoded.getvalue()))
             save_atomic(out, job.target, format, overwrite=force, **metadata)
             return None
         except OSError as exc:
