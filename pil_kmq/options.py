@@ -88,9 +88,9 @@ def warn_smoothing_raw(values: dict[str, Any]) -> None:
     raw = values.get("coding", coding.RAW if not values.get("optimize") else None) == coding.RAW
     if values.get("smooth", 0) > 0 and raw:
         warnings.warn(
-            f"smooth={values['smooth']:g} with the raw coding (coding 0) only costs quality: "
-            "raw labels take ceil(log2 K) bits however smooth; give optimize=True or "
-            "coding='zlib' or 'xz' for smaller files",
+            f"smooth={values['smooth']:g} with the raw coding (coding 0) makes no file smaller: "
+            "raw labels take ceil(log2 K) bits however smooth, so it only costs quality "
+            "(with psnr or quality it is ignored); give optimize=True or coding='zlib' or 'xz'",
             UserWarning, stacklevel=4,
         )
 
