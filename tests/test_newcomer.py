@@ -176,6 +176,9 @@ def test_decode_of_a_non_kmq_file_says_so_and_exits_1(tmp_path):
     assert result.returncode == 1
     assert failure_lines(result) == [f"kmq: {source}: not a KMQ file (it is PNG)"]
     assert sorted(os.listdir(tmp_path)) == ["photo.png"]
+    piped = run_process("decode", "-", stdin=source.read_bytes(), cwd=tmp_path)
+    assert piped.returncode == 1 and b"kmq: -: not a KMQ file (it is PNG)" in piped.stderr
+    assert run_process("decode", "-", stdin=b"hello", cwd=tmp_path).stderr.startswith(b"kmq: -: not a KMQ file\n")
     (tmp_path / "notes.txt").write_text("hello")
     result = run_kmq("decode", tmp_path / "notes.txt")
     assert result.returncode == 1 and failure_lines(result) == [f"kmq: {tmp_path / 'notes.txt'}: not a KMQ file"]

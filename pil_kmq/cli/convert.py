@@ -134,6 +134,8 @@ def _decode(job: Job, format: str, view: str, force: bool, background: tuple | N
     if job.target != STDIO:
         check_output_folder(job.target)
     source = read_input(job.source) if job.source == STDIO else job.source
+    if job.source == STDIO and not_kmq(source):
+        raise ValueError(not_kmq(source))
     with Image.open(source) as im:
         if im.format != "KMQ":
             raise ValueError(f"not a KMQ file (it is {im.format})")
@@ -265,23 +267,31 @@ def run_decode(args: argparse.Namespace) -> int:
     return run_jobs(args, "decode", task, jobs, problems + clashes)
 
 
-def not_kmq(source: Path) -> str | None:
-    """Why a named input is not a .kmq file ("not a KMQ file (it is PNG)"),
-    or None: a .kmq file, stdin, or one that cannot be read (its job says
-    why). Checked before outputs are planned, so `kmq decode photo.png` is
-    not taken for an attempt to write over the photo."""
+def not_kmq(source: Path | io.BytesIO) -> str | None:
+    """Why an input (a named file, or stdin's bytes) is not a .kmq file
+    ("not a KMQ file (it is PNG)"), or None: a .kmq file, stdin not read
+    yet, or a file that cannot be read (its job says why). Named files are
+    checked before outputs are planned, so `kmq decode photo.png` is not
+    taken for an attempt to write over the photo."""
     if source == STDIO:
         return None
     try:
-        with open(source, "rb") as file:
-            if file.read(len(MAGIC)) == MAGIC:
-                return None
+        if isinstance(source, io.BytesIO):
+            head = bytes(source.getbuffer()[: len(MAGIC)])
+        else:
+            with open(source, "rb") as file:
+                head = file.read(len(MAGIC))
+        if head == MAGIC:
+            return None
         with Image.open(source) as im:
             kind = im.format
     except (OSError, ValueError):
         kind = None
-        if not source.is_file():
+        if isinstance(source, Path) and not source.is_file():
             return None
+    finally:
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
     return f"not a KMQ file (it is {kind})" if kind else "not a KMQ file"
 
 
