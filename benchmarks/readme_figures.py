@@ -1,8 +1,8 @@
 """Regenerate the README's figures from the code, so they stay true.
 
-    python benchmarks/readme_figures.py            # show what the README should say
-    python benchmarks/readme_figures.py --write    # rewrite those parts of README.md
-    python benchmarks/readme_figures.py --corpus DIR   # also the size and memory tables
+    .venv/bin/python benchmarks/readme_figures.py            # show what the pages should say
+    .venv/bin/python benchmarks/readme_figures.py --write    # rewrite those parts of README.md and docs/
+    .venv/bin/python benchmarks/readme_figures.py --corpus DIR   # also the size and memory tables
 
 Without a corpus it regenerates what needs nothing but the repository: the
 `kmq info` example (fixtures/images/kodim23_crop.png as photos/parrot.png,
@@ -11,7 +11,10 @@ benchmarks/sheet.png. With --corpus (the Kodak folder) it also runs
 benchmarks/size.py and benchmarks/quantize.py and prints their tables
 for the README's size and memory paragraphs (copied by hand: timings vary
 from run to run; keep the full outputs in benchmarks/results/).
-tests/test_readme.py checks the README's examples against the same functions.
+The examples live in README.md or docs/*.md (the `kmq info` example in
+docs/cli.md, the numpy example in docs/options.md): the functions below
+take the text of all of them (documents_text). tests/test_readme.py checks
+the examples against the same functions.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
+# The README and the pages it leads to, where the examples live.
+DOCUMENTS = [README, *sorted((REPO / "docs").glob("*.md"))]
 CROP = REPO / "fixtures" / "images" / "kodim23_crop.png"
 INFO_COMMAND = "kmq info kmq/parrot.kmq --original photos/parrot.png"
 SHEET_COMMAND = ["sheet", "fixtures/images/kodim23_crop.png", "-o", "benchmarks/sheet.png", "--force"]
@@ -105,15 +110,23 @@ def readme_numpy_block(text: str) -> str:
     return text[start : text.index("```\n", start)]
 
 
+def documents_text() -> str:
+    """README.md and docs/*.md, one after the other."""
+    return "\n".join(path.read_text() for path in DOCUMENTS)
+
+
 def updated_readme(text: str) -> str:
-    text = text.replace(readme_info_block(text), info_example(), 1)
-    text = text.replace(readme_numpy_block(text), numpy_example(), 1)
+    """The text of one document with its examples regenerated (those it holds)."""
+    if f"$ {INFO_COMMAND}\n" in text:
+        text = text.replace(readme_info_block(text), info_example(), 1)
+    if "print(size_report(array.shape, 16).table())" in text:
+        text = text.replace(readme_numpy_block(text), numpy_example(), 1)
     return re.sub(r"\d[\d,]* \+ \d+ bits, [\d.]+% of its [\d,]+ raw bits", tutorial_example(), text, count=1)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="rewrite README.md and benchmarks/sheet.png")
+    parser.add_argument("--write", action="store_true", help="rewrite README.md, docs/*.md and benchmarks/sheet.png")
     parser.add_argument("--corpus", type=Path,
                         help="Kodak folder: also run benchmarks/size.py and quantize.py")
     args = parser.parse_args()
@@ -121,9 +134,10 @@ def main() -> int:
     print(numpy_example())
     print(tutorial_example())
     if args.write:
-        README.write_text(updated_readme(README.read_text()))
+        for path in DOCUMENTS:
+            path.write_text(updated_readme(path.read_text()))
         write_sheet()
-        print(f"\nwrote {README.relative_to(REPO)} and benchmarks/sheet.png")
+        print(f"\nwrote {', '.join(str(path.relative_to(REPO)) for path in DOCUMENTS)} and benchmarks/sheet.png")
     if args.corpus:
         print(corpus_tables(args.corpus))
     return 0

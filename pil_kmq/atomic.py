@@ -20,7 +20,7 @@ import secrets
 import socket
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 from PIL import Image
 
@@ -59,10 +59,20 @@ def save_atomic(
         Image.init()  # Pillow loads most plugins lazily
         if format.upper() not in Image.SAVE:
             raise ValueError(f"Pillow cannot write {format} files")
+    _write_atomic(target, overwrite, lambda file: im.save(file, format=format, **params))
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True) -> None:
+    """Write bytes already encoded to `path` atomically, as save_atomic does
+    (kmq encode encodes first, to compare sizes before anything is written)."""
+    _write_atomic(Path(path), overwrite, lambda file: file.write(data))
+
+
+def _write_atomic(target: Path, overwrite: bool, write: Callable[[IO[bytes]], object]) -> None:
     fd, temp = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb", closefd=False) as file:
-            im.save(file, format=format, **params)
+            write(file)
             file.flush()
             os.fsync(fd)
         _keep_mode_of(target, fd)

@@ -32,7 +32,7 @@ def bundled_image() -> contextlib.AbstractContextManager[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pil_kmq.demo", description=__doc__.splitlines()[0])
     parser.add_argument("image", nargs="?", type=Path,
                         help=f"image to encode (default: {DEFAULT_IMAGE}, shipped in the package)")
     parser.add_argument("--out", type=Path, default=Path("out"),

@@ -4,7 +4,10 @@ writes a byte, so a failure never leaves a plausible partial file."""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import warnings
+from collections.abc import Iterator
 from typing import IO, Any
 
 import numpy as np
@@ -12,26 +15,37 @@ from PIL import Image
 
 from . import format
 from .options import METADATA, Options, OptionValueError
-from .pixels import to_array_with_profile
+from .pixels import check_profile_space, to_array_with_profile
+from .quantize import histogram, work
 from .quantize.histogram import distinct_codes, pack_codes
 from .quantize.quantizer import quantize_with_smoothing
 
 # What progress(stage, done, total) hears, in order; "search" (one call per
-# K tried) comes between quantize's 0 and 1 when quality or psnr is given.
+# K tried) comes among quantize's calls when quality or psnr is given.
+# quantize counts units of work (quantize/work.py: sorted runs of the
+# histogram, Lloyd passes, slices of labels) against a plan; code counts
+# bands coded (each candidate coding's) against their number.
 STAGES = ("pixels", "quantize", "search", "code")
+# The Lloyd passes progress plans for a k-means run, by K: the median on
+# Kodak, screenshots and icons (a run stops at its tol, so a plan is an
+# estimate; should a run take more, the total grows with it).
+PLANNED_PASSES = ((2, 20), (8, 60), (16, 100), (64, 50), (256, 15))
 
 
 def encode_image(im: Image.Image, params: dict[str, Any]) -> bytes:
     """The .kmq file for a Pillow image and its save options (im.encoderinfo)."""
     options = Options.from_mapping(params)
-    refuse_frames(im, getattr(im, "n_frames", 1))
     progress = options.progress or _silent
     progress("pixels", 0, 1)
     metadata = image_metadata(im, params)
-    # A profile from the image describes its pixels: it is converted with
-    # them (pixels.py); one given as an option is stored as given.
-    from_image = metadata.get("icc_profile") == im.info.get("icc_profile")
-    array, profile = to_array_with_profile(im, metadata.pop("icc_profile", None) if from_image else None)
+    # A profile describes the image's pixels, from im.info or given as the
+    # option (as Pillow's PNG and JPEG writers read it): it is converted
+    # with them when the stored mode changes colour space (pixels.py). An
+    # option naming another colour space than the pixels' is refused.
+    profile = metadata.pop("icc_profile", None)
+    if profile and params.get("icc_profile") is not None:
+        check_profile_space(im, profile)
+    array, profile = to_array_with_profile(im, profile)
     if profile:
         metadata = {"icc_profile": profile, **metadata}
     progress("pixels", 1, 1)
@@ -43,17 +57,41 @@ def encode_array(
 ) -> bytes:
     """A complete .kmq file for an (h, w, C) uint8 array."""
     progress = options.progress or _silent
-    progress("quantize", 0, 1)
-    labels, codebook, smooth = quantize_image(image, options)
+    with quantize_progress(image, options) as heard:
+        labels, codebook, smooth = quantize_image(image, options)
     if smooth > 0:
         metadata = {**(metadata or {}), "smooth": smooth}
-    progress("quantize", 1, 1)
-    progress("code", 0, 1)
-    data = format.write_file(
-        labels, codebook, coding=options.coding, optimize=options.optimize, metadata=metadata
+    progress("quantize", heard[1], heard[1])
+    return format.write_file(
+        labels, codebook, coding=options.coding, optimize=options.optimize, metadata=metadata,
+        progress=lambda done, total: progress("code", done, total),
     )
-    progress("code", 1, 1)
-    return data
+
+
+@contextlib.contextmanager
+def quantize_progress(image: np.ndarray, options: Options) -> Iterator[list[int]]:
+    """Hear the quantize stage's units of work as progress("quantize", done,
+    total); yields [done, total] (total as planned, or as many as were done)."""
+    progress = options.progress or _silent
+    height, width = image.shape[:2]
+    pixels = height * width
+    passes = next(count for bound, count in PLANNED_PASSES + ((1 << 30, 15),) if options.colors <= bound)
+    if options.quality is not None or options.psnr is not None:
+        passes *= 1 + max(1, math.ceil(math.log2(max(options.colors, 2))))  # a bisection's runs
+    slices = 0 if options.dither else -(-pixels // histogram.SLICE)
+    heard = [0, histogram.sort_runs(pixels) + passes + slices]
+
+    def unit_done(unit: str) -> None:
+        heard[0] += 1
+        heard[1] = max(heard[1], heard[0] + 1)  # never 100% before the end
+        progress("quantize", heard[0], heard[1])
+
+    progress("quantize", 0, heard[1])
+    if options.progress is None:
+        yield heard
+        return
+    with work.listening(unit_done):
+        yield heard
 
 
 def quantize_image(image: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarray, float]:
@@ -149,12 +187,14 @@ def _from_info(info: dict[str, Any], key: str, parse) -> Any:
 
 
 def refuse_frames(im: Image.Image, frames: int) -> None:
-    """A .kmq file holds one image: refuse to drop frames silently (an MPO,
-    a phone photo with its preview, is one image)."""
+    """save_all=True asks for every frame and a .kmq file holds one image:
+    refuse rather than drop frames silently (an MPO, a phone photo with its
+    preview, is one image). A plain save() writes the current frame, as
+    Pillow's PNG and WebP writers do."""
     if frames > 1 and getattr(im, "format", None) != "MPO":
         raise ValueError(
-            f"KMQ holds a single image and this one has {frames} frames; save one "
-            "frame at a time (im.seek(n), then im.copy().save(...))"
+            f"save_all=True: KMQ holds a single image and this one has {frames} frames; "
+            "save without save_all to write the current frame (im.seek(n) picks it)"
         )
 
 

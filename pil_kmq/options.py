@@ -79,7 +79,21 @@ class Options:
             raise OptionValueError(
                 "dither and smooth > 0 cannot be combined: dithering adds the noise that smoothing removes"
             )
+        warn_smoothing_raw(values)
         return cls(**values)
+
+
+def warn_smoothing_raw(values: dict[str, Any]) -> None:
+    """smooth > 0 only pays in a compressed coding: a raw file costs
+    ceil(log2 K) bits a label however smooth, so there it only costs quality."""
+    raw = values.get("coding", coding.RAW if not values.get("optimize") else None) == coding.RAW
+    if values.get("smooth", 0) > 0 and raw:
+        warnings.warn(
+            f"smooth={values['smooth']:g} with the raw coding (coding 0) makes no file smaller: "
+            "raw labels take ceil(log2 K) bits however smooth, so it only costs quality "
+            "(with psnr or quality it is ignored); give optimize=True or coding='zlib' or 'xz'",
+            UserWarning, stacklevel=4,
+        )
 
 
 def metadata_bytes(value: Any, name: str) -> bytes | None:

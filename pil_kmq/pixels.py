@@ -18,6 +18,8 @@ from importlib import resources
 import numpy as np
 from PIL import Image
 
+from .options import OptionValueError
+
 STORED_MODES = ("L", "RGB", "RGBA")
 
 # Modes converted without loss of anything visible.
@@ -50,6 +52,30 @@ def stored_mode(im: Image.Image) -> str:
         f"cannot save mode {mode} as KMQ: only 8-bit modes and 16-bit grey are supported "
         "(L, RGB, RGBA, I;16 and those that convert to them without loss)"
     )
+
+
+# An ICC profile's data colour space (header bytes 16-19) as _SPACE names it.
+_PROFILE_SPACES = {b"RGB ": "RGB", b"GRAY": "GRAY", b"CMYK": "CMYK", b"Lab ": "LAB"}
+
+
+def profile_space(profile: bytes) -> str | None:
+    """The colour space an ICC profile describes (RGB, GRAY, CMYK, LAB), or
+    None for bytes without a profile header ('acsp' at 36) or another space."""
+    if len(profile) < 40 or profile[36:40] != b"acsp":
+        return None
+    return _PROFILE_SPACES.get(bytes(profile[16:20]))
+
+
+def check_profile_space(im: Image.Image, profile: bytes) -> None:
+    """ValueError naming icc_profile if the profile describes another colour
+    space than the image's pixels (a CMYK profile on RGB pixels): it cannot
+    be converted through, and written beside them it would be wrong."""
+    space, pixels = profile_space(profile), _SPACE.get(im.mode, "RGB")
+    if space is not None and space != pixels and im.mode not in ("YCbCr", "HSV"):
+        raise OptionValueError(
+            f"icc_profile describes {space} colours but this {im.mode} image's pixels are {pixels}: "
+            f"give the profile of the pixels (or none), or convert the image to a {space} mode first"
+        )
 
 
 def _scale_hint(im: Image.Image) -> str:

@@ -94,4 +94,7 @@ def test_ci_runs_the_readme_command_and_the_suite_at_the_stated_minimums():
     readme = (REPO / "README.md").read_text()
     command = 'python3 -m venv .venv && .venv/bin/pip install ".[test]" && .venv/bin/python -m pytest -q'
     assert command in readme and command in ci
+    # and the slow tests (a fresh venv running the README's commands), which that command skips
+    assert ".venv/bin/python -m pytest -q --runslow -m slow" in ci
+    assert "@pytest.mark.slow" in (REPO / "tests" / "test_fresh_install.py").read_text()
     assert "python3 .ci/minimums.py" in ci and ".venv-min/bin/python -m pytest -q" in ci

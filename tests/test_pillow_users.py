@@ -266,14 +266,17 @@ def animation(tmp_path, frames: int = 3):
     return Image.open(tmp_path / "anim.gif")
 
 
-def test_a_multi_frame_image_is_refused_naming_its_frames(tmp_path):
+def test_save_writes_the_current_frame_and_save_all_refuses_several_by_name(tmp_path):
+    # Pillow's PNG and WebP writers save the current frame unless save_all=True.
     with animation(tmp_path) as im:
-        with pytest.raises(ValueError, match="has 3 frames"):
-            im.save(tmp_path / "anim.kmq")
-        with pytest.raises(ValueError, match="has 3 frames"):
+        im.save(tmp_path / "first.kmq")
+        im.seek(2)
+        im.save(tmp_path / "third.kmq")
+        with pytest.raises(ValueError, match="save_all=True: .* has 3 frames"):
             im.save(tmp_path / "anim.kmq", save_all=True)
-        im.seek(1)
-        reopen(save_to_bytes(im.copy()))  # one frame at a time is fine
+    for name, index in (("first.kmq", 0), ("third.kmq", 2)):
+        with Image.open(tmp_path / name) as out:
+            assert out.convert("RGB").getpixel((0, 0)) == (index, 255 - index, 0)
     assert not (tmp_path / "anim.kmq").exists()
 
 
@@ -319,15 +322,34 @@ def test_a_float_image_is_refused_with_how_to_convert():
 def test_progress_hears_every_stage_in_order():
     heard = []
     save_to_bytes(gradient_image(32, 24), colors=8, progress=lambda *call: heard.append(call))
-    assert heard == [("pixels", 0, 1), ("pixels", 1, 1), ("quantize", 0, 1), ("quantize", 1, 1),
-                     ("code", 0, 1), ("code", 1, 1)]
+    assert [call[0] for call in heard][:2] == ["pixels", "pixels"]
+    assert heard[:2] == [("pixels", 0, 1), ("pixels", 1, 1)]
+    stages = [stage for stage, _, _ in heard]
+    assert stages == sorted(stages, key=["pixels", "quantize", "code"].index)
+    for stage in ("quantize", "code"):
+        calls = [(done, total) for name, done, total in heard if name == stage]
+        assert calls[0][0] == 0 and calls[-1][0] == calls[-1][1]  # from 0 to all done
+        assert all(0 <= done <= total for done, total in calls)
+        assert [done for done, _ in calls] == sorted(done for done, _ in calls)
     heard.clear()
     save_to_bytes(Image.open(FIXTURES / "images" / "rgb.png"), quality=70, progress=lambda *call: heard.append(call))
     searches = [call for call in heard if call[0] == "search"]
     assert len(searches) > 2 and [call[1] for call in searches] == list(range(1, len(searches) + 1))
     assert all(done <= total for _, done, total in searches)
-    assert [call[0] for call in heard if call[0] != "search"] == \
-        ["pixels", "pixels", "quantize", "quantize", "code", "code"]
+    assert [call[0] for call in heard if call[0] not in ("search", "quantize")] == \
+        ["pixels", "pixels"] + ["code"] * len([call for call in heard if call[0] == "code"])
+
+
+def test_progress_counts_real_work_passes_and_bands():
+    """Not just (0, 1) and (1, 1): k-means passes and bands coded (issue 23)."""
+    heard = []
+    im = noise_image(600, 500)  # 300k colours: k-means runs its passes; two bands
+    save_to_bytes(im, colors=16, optimize=True, progress=lambda *call: heard.append(call))
+    quantize = [(done, total) for stage, done, total in heard if stage == "quantize"]
+    code = [(done, total) for stage, done, total in heard if stage == "code"]
+    assert len(quantize) > 20 and quantize[-1][1] > 20
+    # raw once, the codebook order once and each xz band: 300,000 labels make 1 band
+    assert code == [(0, 3), (1, 3), (2, 3), (3, 3)]
 
 
 def test_progress_changes_nothing_in_the_file_and_a_failing_callback_stops_the_save():

@@ -4,8 +4,9 @@ Built on the same library calls a program would make (Image.save with the
 KMQ options, Image.open, the container parser), so the command and the
 library cannot drift apart. Every output goes through save_atomic.
 
-Exit codes: 0 all succeeded, 1 some file failed, 2 usage error, 99 an
-image missed --quality's minimum (as pngquant); a stop signal or a closed
+Exit codes: 0 all succeeded, 1 some file failed, 2 usage error, 98 a file
+larger than its input was not written (--skip-if-larger), 99 an image
+missed --quality's minimum (both as pngquant); a stop signal or a closed
 output pipe ends the process by that signal (128+n).
 """
 
@@ -43,7 +44,7 @@ def _count(text: str) -> int:
 def _add_batch_options(parser: argparse.ArgumentParser, what: str) -> None:
     outputs = parser.add_mutually_exclusive_group()
     outputs.add_argument("-o", "--output", metavar="OUT",
-                         help=f"output file, for a single input (default: {what})")
+                         help=f"output file, for a single input; - writes standard output (default: {what})")
     outputs.add_argument("--out-dir", metavar="DIR",
                          help="write the outputs into DIR, created if missing "
                               "(default: beside each input)")
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kmq",
         description="Encode, decode and inspect .kmq (K-means colour-quantized) images.",
         epilog="Exit status: 0 if every file succeeded, 1 if any failed, 2 for usage errors, "
+               "98 if --skip-if-larger left a file unwritten, "
                "99 if an image missed --quality's minimum. "
                "Run 'kmq COMMAND --help' for a command's options.",
     )
@@ -85,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         "encode", help="compress images to .kmq",
         description="Compress images (any format Pillow reads) to .kmq. "
                     "A folder argument means the images in it.")
-    encode.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders")
+    encode.add_argument("inputs", nargs="+", metavar="IN",
+                        help="image files or folders; - reads standard input")
     encode.add_argument("-k", "--colors", type=command_line_type("colors", int), metavar="K",
                         help=f"colours in the codebook, 1..256 (default: {DEFAULT_COLORS}, "
                              "or the fewest reaching --quality or --psnr)")
@@ -99,13 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
                          help="target PSNR in dB: the fewest colours reaching it "
                               "(default: off, K comes from -k)")
     _add_codec_options(encode)
-    _add_batch_options(encode, "IN with its suffix changed to .kmq")
+    encode.add_argument("--frame", type=_count, default=0, metavar="N",
+                        help="the frame of a multi-frame image (an animation, a multi-page "
+                             "TIFF) to encode, from 0 (default: 0)")
+    encode.add_argument("--skip-if-larger", action="store_true",
+                        help="do not write a .kmq file larger than its input; such a file "
+                             "is counted as skipped and the exit status is 98, as pngquant's "
+                             "(default: off, written with a warning)")
+    _add_batch_options(encode, "IN with its suffix changed to .kmq; for - (stdin), stdout")
     encode.set_defaults(run=run_encode, parser=encode)
 
     decode = commands.add_parser(
         "decode", help="decode .kmq files to PNG or any format Pillow writes",
         description="Decode .kmq files to images. A folder argument means the .kmq files in it.")
-    decode.add_argument("inputs", nargs="+", metavar="IN.kmq", help=".kmq files or folders")
+    decode.add_argument("inputs", nargs="+", metavar="IN.kmq",
+                        help=".kmq files or folders; - reads standard input")
     decode.add_argument("--format", metavar="FMT",
                         help="output format, a Pillow format name or extension such as png, "
                              f"webp or jpg (default: from -o's extension, else {DEFAULT_DECODE_FORMAT})")
@@ -120,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="flatten transparency onto COLOR (a Pillow colour: white, "
                              "#rrggbb, ...), needed for formats without alpha such as JPEG "
                              "(default: keep the alpha channel)")
-    _add_batch_options(decode, "IN with its suffix changed to the format's")
+    _add_batch_options(decode, "IN with its suffix changed to the format's; for - (stdin), stdout")
     decode.set_defaults(run=run_decode, parser=decode)
 
     info = commands.add_parser(

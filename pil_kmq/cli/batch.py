@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from ..atomic import remove_stale_temporaries
-from .batch_types import Job, Outcome
+from .batch_types import STDIO, Job, Outcome
 from .interrupts import guard_worker
 from .progress import Reporter
 from .status import EXIT_FAILED, UsageError, describe_error, exists_message
@@ -21,16 +21,24 @@ from .status import EXIT_FAILED, UsageError, describe_error, exists_message
 WORKER_GRACE_SECONDS = 5
 
 
-def run_job(job: Job, force: bool, write: Callable[[Job], None]) -> Outcome:
+def run_job(job: Job, force: bool, write: Callable[[Job], Outcome | None]) -> Outcome:
+    """write(job) may return the outcome itself (sizes of stdin or stdout,
+    a skip, a warning); else the sizes of the two files."""
     try:
-        if job.target.is_dir():
+        if job.target != STDIO and job.target.is_dir():
             return Outcome(job.source, f"output {job.target} is a folder")
-        if not force and job.target.exists():
+        if job.target != STDIO and not force and job.target.exists():
             return Outcome(job.source, exists_message(job.target, can_skip=True))
-        write(job)
+        outcome = write(job)
+        if outcome is not None:
+            return outcome
         return Outcome(job.source, None, job.source.stat().st_size, job.target.stat().st_size)
     except FileExistsError:
         return Outcome(job.source, exists_message(job.target, can_skip=True))
+    except BrokenPipeError:
+        if job.target == STDIO:
+            raise  # stdout closed (| head): main() ends quietly by SIGPIPE
+        return Outcome(job.source, describe_error(BrokenPipeError()))
     except Exception as exc:  # reported as one line; the batch goes on
         return Outcome(job.source, describe_error(exc, job.source))
 
@@ -127,9 +135,12 @@ def refuse_outputs_that_are_inputs(sources: Sequence[Path], jobs: Sequence[Job])
     inputs: dict[tuple[int, int], Path] = {}
     for source in sources:
         with contextlib.suppress(OSError, ValueError):
-            status = os.stat(source)
-            inputs.setdefault((status.st_dev, status.st_ino), source)
+            if source != STDIO:
+                status = os.stat(source)
+                inputs.setdefault((status.st_dev, status.st_ino), source)
     for job in jobs:
+        if job.target == STDIO:
+            continue
         try:
             status = os.stat(job.target)
         except (OSError, ValueError):
@@ -157,7 +168,7 @@ def run_jobs(args: argparse.Namespace, verb: str, task: Callable[[Job], Outcome]
         except OSError as exc:
             reporter.failure(Path(args.out_dir), describe_error(exc))
             return EXIT_FAILED
-    for folder in {job.target.parent for job in jobs}:
+    for folder in {job.target.parent for job in jobs if job.target != STDIO}:
         with contextlib.suppress(OSError):
             remove_stale_temporaries(folder)  # of earlier runs killed mid-write
     workers = args.jobs or os.cpu_count() or 1
@@ -165,7 +176,7 @@ def run_jobs(args: argparse.Namespace, verb: str, task: Callable[[Job], Outcome]
         run_batch(task, jobs, workers, reporter)
     finally:
         reporter.finish()
-    return reporter.exit_status
+    return reporter.exit_status or reporter.skip_status
 
 
 def _skipped(job: Job, reporter: Reporter) -> bool:
@@ -178,3 +189,7 @@ def _skipped(job: Job, reporter: Reporter) -> bool:
 def check_single_output(args: argparse.Namespace) -> None:
     if args.output is not None and (len(args.inputs) != 1 or Path(args.inputs[0]).is_dir()):
         raise UsageError("-o/--output takes a single input file; use --out-dir for several")
+    if str(STDIO) in args.inputs and len(args.inputs) != 1:
+        raise UsageError("- (standard input) must be the only input")
+    if str(STDIO) in args.inputs and args.out_dir is not None:
+        raise UsageError("standard input has no name to write into --out-dir: give -o OUT, or none for stdout")

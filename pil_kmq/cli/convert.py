@@ -9,17 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import errno
+import io
+import math
 import sys
+import time
 from dataclasses import replace
 
 from PIL import Image, ImageOps
 
-from ..atomic import format_for_path, save_atomic
+from ..atomic import format_for_path, save_atomic, write_atomic
+from ..format.container import MAGIC
 from ..options import METADATA_KEYS
 from ..quantize.quality import QualityNotReached
 from .batch import check_single_output, expand_inputs, plan_jobs, run_job, run_jobs
-from .batch_types import Job, Outcome
-from .progress import RedrawnLine
+from .batch_types import STDIO, Job, Outcome
+from .progress import RedrawnLine, human_bytes, plural
 from .views import flatten, label_image
 from .status import UsageError
 
@@ -27,16 +31,18 @@ DEFAULT_DECODE_FORMAT = "png"
 LABELS_SUFFIX = ".labels"
 LABELS_RAW_SUFFIX = ".labels-raw"
 EXIT_QUALITY = 99  # pngquant's status for an image below --quality's minimum
+EXIT_LARGER = 98  # pngquant's status for a file --skip-if-larger left unwritten
 ORIENTATION = 0x0112
 
 
-def encode_file(job: Job, params: dict[str, Any], force: bool) -> Outcome:
+def encode_file(job: Job, params: dict[str, Any], force: bool, frame: int = 0,
+                skip_if_larger: bool = False) -> Outcome:
     """Encode one image to .kmq; never raises, so a batch can go on."""
     missed: list[QualityNotReached] = []
 
-    def write(job: Job) -> None:
+    def write(job: Job) -> Outcome:
         try:
-            _encode(job, params, force)
+            return _encode(job, params, force, frame, skip_if_larger)
         except QualityNotReached as exc:
             missed.append(exc)
             raise
@@ -51,22 +57,70 @@ def decode_file(job: Job, format: str, view: str, force: bool, background: tuple
     return run_job(job, force, partial(_decode, format=format, view=view, force=force, background=background))
 
 
-def _encode(job: Job, params: dict[str, Any], force: bool) -> None:
-    check_output_folder(job.target)
+def _encode(job: Job, params: dict[str, Any], force: bool, frame: int, skip_if_larger: bool) -> Outcome:
+    """Encode in memory, then write (or, with skip_if_larger, not write) by
+    the sizes: the file is never larger than the input without a warning."""
+    if job.target != STDIO:
+        check_output_folder(job.target)
+    source = read_input(job.source) if job.source == STDIO else job.source
     try:
-        with Image.open(job.source) as im:
+        with Image.open(source) as im:
+            pick_frame(im, frame)
             im.load()
-            save_atomic(upright(im), job.target, "KMQ", overwrite=force, **params)
+            encoded = io.BytesIO()
+            upright(im).save(encoded, "KMQ", **params)
     finally:
         if isinstance(params.get("progress"), StageLine):
             params["progress"].clear()  # before a failure line or the summary
+    data, input_bytes = encoded.getvalue(), input_size(source)
+    larger = None
+    if len(data) > input_bytes:
+        larger = (f"the .kmq file ({human_bytes(len(data))}) is larger than the input "
+                  f"({human_bytes(input_bytes)})")
+        if skip_if_larger:
+            return Outcome(job.source, input_bytes=input_bytes, exit_code=EXIT_LARGER,
+                           skipped=larger + " (--skip-if-larger)")
+        larger += "; --optimize writes smaller files, --skip-if-larger writes none"
+    write_output(job.target, data, force)
+    return Outcome(job.source, None, input_bytes, len(data), warning=larger)
+
+
+def read_input(source: Path) -> io.BytesIO:
+    """Standard input's bytes, read whole: so that its size is known and
+    stdin, which cannot seek, opens like a file."""
+    return io.BytesIO(sys.stdin.buffer.read())
+
+
+def input_size(source: Path | io.BytesIO) -> int:
+    return len(source.getbuffer()) if isinstance(source, io.BytesIO) else source.stat().st_size
+
+
+def write_output(target: Path, data: bytes, force: bool) -> None:
+    """Bytes to standard output (-) or, atomically, to the file."""
+    if target == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        write_atomic(target, data, overwrite=force)
+
+
+def pick_frame(im: Image.Image, frame: int) -> None:
+    """Go to frame `frame` of a multi-frame image (an animation, a
+    multi-page TIFF); the encoder writes the current frame, as Pillow's
+    writers do without save_all."""
+    frames = getattr(im, "n_frames", 1)
+    if frame >= frames:
+        raise ValueError(f"--frame {frame}: the image has {frames} {plural(frames, 'frame')} "
+                         f"(--frame 0 to {frames - 1})")
+    if frame:
+        im.seek(frame)
 
 
 def upright(im: Image.Image) -> Image.Image:
     """The image as it is meant to be seen: turned by its EXIF orientation,
     which is then reset (Image.save itself keeps pixels and EXIF as given)."""
     if im.getexif().get(ORIENTATION, 1) in (0, 1):
-        return im  # also keeps a multi-frame image's frames, for the encoder to refuse
+        return im
     return ImageOps.exif_transpose(im)
 
 
@@ -77,9 +131,13 @@ def check_output_folder(target: Path) -> None:
         raise FileNotFoundError(errno.ENOENT, "output folder does not exist", str(folder))
 
 
-def _decode(job: Job, format: str, view: str, force: bool, background: tuple | None) -> None:
-    check_output_folder(job.target)
-    with Image.open(job.source) as im:
+def _decode(job: Job, format: str, view: str, force: bool, background: tuple | None) -> Outcome | None:
+    if job.target != STDIO:
+        check_output_folder(job.target)
+    source = read_input(job.source) if job.source == STDIO else job.source
+    if job.source == STDIO and not_kmq(source):
+        raise ValueError(not_kmq(source))
+    with Image.open(source) as im:
         if im.format != "KMQ":
             raise ValueError(f"not a KMQ file (it is {im.format})")
         if view:
@@ -90,7 +148,13 @@ def _decode(job: Job, format: str, view: str, force: bool, background: tuple | N
         if background is not None and "A" in out.getbands():
             out = flatten(out, background)
         try:
+            if job.source == STDIO or job.target == STDIO:
+                decoded = io.BytesIO()
+                out.save(decoded, format, **metadata)
+                write_output(job.target, decoded.getvalue(), force)
+                return Outcome(job.source, None, input_size(source), len(decoded.getvalue()))
             save_atomic(out, job.target, format, overwrite=force, **metadata)
+            return None
         except OSError as exc:
             if "A" not in out.getbands() or "cannot write mode" not in str(exc):
                 raise
@@ -140,6 +204,8 @@ def run_encode(args: argparse.Namespace) -> int:
     def target_for(source: Path) -> Path:
         if args.output is not None:
             return Path(args.output)
+        if source == STDIO:
+            return STDIO  # as pngquant: from stdin, to stdout
         if args.out_dir is not None:
             return Path(args.out_dir) / (source.stem + ".kmq")
         return source.with_suffix(".kmq")
@@ -148,7 +214,8 @@ def run_encode(args: argparse.Namespace) -> int:
     params = codec_params(args.colors, args.quality, args.dither, args.optimize, args.psnr)
     if len(jobs) == 1 and args.jobs <= 1 and not args.quiet and sys.stderr.isatty():
         params["progress"] = StageLine(jobs[0].source.name)
-    task = partial(encode_file, params=params, force=args.force)
+    task = partial(encode_file, params=params, force=args.force, frame=args.frame,
+                   skip_if_larger=args.skip_if_larger)
     return run_jobs(args, "encode", task, jobs, problems + clashes)
 
 
@@ -172,7 +239,7 @@ def run_decode(args: argparse.Namespace) -> int:
     check_single_output(args)
     if args.format is not None:
         format, extension = resolve_format(args.format)
-    elif args.output is not None:
+    elif args.output is not None and args.output != str(STDIO):
         try:
             format, extension = format_for_path(args.output), Path(args.output).suffix
         except ValueError as exc:
@@ -184,29 +251,90 @@ def run_decode(args: argparse.Namespace) -> int:
     view = "labels" if args.labels else "labels-raw" if args.labels_raw else ""
     suffix = {"labels": LABELS_SUFFIX, "labels-raw": LABELS_RAW_SUFFIX}.get(view, "") + extension
     sources, problems = expand_inputs(args.inputs, lambda path: path.suffix.lower() == ".kmq", ".kmq files")
+    reasons = [(source, not_kmq(source)) for source in sources]
+    problems += [Outcome(source, reason) for source, reason in reasons if reason]
 
     def target_for(source: Path) -> Path:
         if args.output is not None:
             return Path(args.output)
+        if source == STDIO:
+            return STDIO
         if args.out_dir is not None:
             return Path(args.out_dir) / (source.stem + suffix)
         return source.with_name(source.stem + suffix)
 
-    jobs, clashes = plan_jobs(sources, target_for)
+    jobs, clashes = plan_jobs([source for source, reason in reasons if not reason], target_for)
     task = partial(decode_file, format=format, view=view, force=args.force, background=args.background)
     return run_jobs(args, "decode", task, jobs, problems + clashes)
 
 
+def not_kmq(source: Path | io.BytesIO) -> str | None:
+    """Why an input (a named file, or stdin's bytes) is not a .kmq file
+    ("not a KMQ file (it is PNG)"), or None: a .kmq file, stdin not read
+    yet, or a file that cannot be read (its job says why). Named files are
+    checked before outputs are planned, so `kmq decode photo.png` is not
+    taken for an attempt to write over the photo."""
+    if source == STDIO:
+        return None
+    try:
+        if isinstance(source, io.BytesIO):
+            head = bytes(source.getbuffer()[: len(MAGIC)])
+        else:
+            with open(source, "rb") as file:
+                head = file.read(len(MAGIC))
+        if head == MAGIC:
+            return None
+        with Image.open(source) as im:
+            kind = im.format
+    except (OSError, ValueError):
+        kind = None
+        if isinstance(source, Path) and not source.is_file():
+            return None
+    finally:
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+    return f"not a KMQ file (it is {kind})" if kind else "not a KMQ file"
+
+
 class StageLine:
     """The encoder's progress(stage, done, total) as one line redrawn on
-    stderr, for a single file on a terminal (a large one takes a while)."""
+    stderr, for a single file on a terminal (a large one takes a while):
+    the stage, a bar and its percentage, e.g.
+    `encode big.png: code     [#########-----------]  45%`.
+
+    Hand-written rather than a progress library's: one line needs no more
+    than RedrawnLine, and the design card keeps run-time dependencies to
+    Pillow and numpy. Redrawn at most ten times a second (and at every new
+    stage and every stage's end), since the encoder may call it thousands
+    of times."""
+
+    BAR_WIDTH = 20
+    REDRAW_INTERVAL = 0.1
 
     def __init__(self, name: str):
         self.name = name
         self.line = RedrawnLine(sys.stderr)
+        self.stage = ""
+        self.drawn_at = -math.inf
+        self.searching = False
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        self.line.draw(f"encode {self.name}: {stage}" + (f" {done}/{total}" if total > 1 else ""))
+        if stage == "search":
+            self.searching = True  # the K tried says more than the passes of each
+        elif stage == "quantize" and self.searching:
+            return
+        now = time.monotonic()
+        if stage == self.stage and 0 < done < total and now - self.drawn_at < self.REDRAW_INTERVAL:
+            return
+        self.stage, self.drawn_at = stage, now
+        self.line.draw(f"encode {self.name}: {stage:<8} {progress_bar(done, total, self.BAR_WIDTH)}")
 
     def clear(self) -> None:
         self.line.clear()
+
+
+def progress_bar(done: int, total: int, width: int) -> str:
+    """`[#####---------------]  25%` for done of total."""
+    share = min(max(done / total, 0.0), 1.0) if total > 0 else 1.0
+    filled = int(share * width)
+    return f"[{'#' * filled}{'-' * (width - filled)}] {int(share * 100):3d}%"

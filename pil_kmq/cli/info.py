@@ -18,6 +18,7 @@ from ..pixels import to_array
 from ..quantize.metrics import mean_squared_error, psnr_from_mse
 from .batch import expand_inputs
 from .batch_types import Outcome
+from .convert import upright
 from .progress import plural
 from .status import EXIT_FAILED, EXIT_OK, UsageError, describe_error
 
@@ -76,8 +77,10 @@ def file_report(path: Path, original: Path | None = None) -> dict[str, Any]:
 
 
 def load_as(path: Path, mode: str, shape: tuple[int, ...]) -> np.ndarray:
-    """An image file as an array in `mode`, checked to match `shape`."""
-    with Image.open(path) as im:
+    """An image file as an array in `mode`, checked to match `shape`; turned
+    upright by its EXIF orientation first, as `kmq encode` turns it."""
+    with Image.open(path) as opened:
+        im = upright(opened)
         if (im.height, im.width) != shape[:2]:
             raise ValueError(
                 f"{path} is {im.width}x{im.height}, the .kmq file is {shape[1]}x{shape[0]}"

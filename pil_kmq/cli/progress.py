@@ -36,18 +36,25 @@ class Reporter:
         self.failed = 0
         self.skipped = 0
         self.exit_status = 0  # the worst failure's (1, or 99 below --quality's min)
+        self.skip_status = 0  # 98 if --skip-if-larger left a file unwritten (a failure's status wins)
         self.input_bytes = 0
         self.output_bytes = 0
 
     def report(self, outcome: Outcome) -> None:
         self.done += 1
-        if outcome.error is not None:
+        if outcome.skipped is not None:
+            self.skipped += 1
+            self.skip_status = outcome.exit_code
+            self.failure(outcome.source, f"not written: {outcome.skipped}")
+        elif outcome.error is not None:
             self.failed += 1
             self.exit_status = max(self.exit_status, outcome.exit_code)
             self.failure(outcome.source, outcome.error)
         else:
             self.input_bytes += outcome.input_bytes
             self.output_bytes += outcome.output_bytes
+            if outcome.warning is not None:
+                self.failure(outcome.source, f"warning: {outcome.warning}")
         now = time.monotonic()
         if self.show_progress and (now - self.last_drawn >= self.REDRAW_INTERVAL or self.done == self.total):
             self.last_drawn = now

@@ -4,6 +4,8 @@ write_file is the one entry point the encoder calls."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from . import coding as _coding
@@ -19,13 +21,15 @@ def write_file(
     coding: int | None = None,
     optimize: bool = False,
     metadata: dict[str, bytes] | None = None,
+    progress: Callable[[int, int], object] | None = None,
 ) -> bytes:
     """A complete .kmq file for an (h, w) label map and a (K, C) codebook.
 
     coding None: raw, or with optimize the smaller of raw and xz. optimize
     also spends effort inside a coding (codebook order, strip heights); the
     codebook may then be stored permuted, decoding to the same colours.
-    Deterministic: the same input gives the same bytes.
+    Deterministic: the same input gives the same bytes. progress(done,
+    total), if given, hears each band coded (each candidate coding's).
     """
     labels = np.ascontiguousarray(labels, dtype=np.uint8)
     codebook = np.ascontiguousarray(codebook, dtype=np.uint8)
@@ -36,14 +40,26 @@ def write_file(
     k = len(codebook)
     if not 1 <= k <= 256 or (labels.size and int(labels.max()) >= k):
         raise ValueError(f"labels must be < K={k} and K 1..256")
-    if optimize and k > 2 and coding != RAW:
-        labels, codebook = _coding.ordered(labels, codebook)
+    numbers = _coding.candidates(coding, optimize)
+    reorder = optimize and k > 2 and coding != RAW
+    steps = _coding.order_steps(labels) if reorder else 0
+    work = [0, steps + sum(_coding.band_count(labels, number) for number in numbers)]
+
+    def done() -> None:
+        work[0] += 1
+        if progress is not None:
+            progress(*work)
+
+    if progress is not None:
+        progress(*work)
+    if reorder:
+        labels, codebook = _coding.ordered(labels, codebook, done)
     best = None
-    for number in _coding.candidates(coding, optimize):
+    for number in numbers:
         header = Header(width=labels.shape[1], height=labels.shape[0],
                         channels=codebook.shape[1], k=k, coding=number)
         head = build_head(header, codebook.tobytes(), metadata)
-        data = head + _coding.payload(labels, k, number, head, optimize)
+        data = head + _coding.payload(labels, k, number, head, optimize, done)
         if best is None or len(data) < len(best):
             best = data
     return best

@@ -9,6 +9,7 @@ height that compresses smaller; bands are compressed in threads.
 from __future__ import annotations
 
 import zlib
+from typing import Callable
 
 import numpy as np
 
@@ -21,7 +22,8 @@ BAND_CODINGS = (ZLIB, XZ)
 STRIPS = {ZLIB: (1, 32), XZ: (32, 1)}
 
 
-def band_payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool) -> bytes:
+def band_payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool,
+                 each_band: Callable[[], object] | None = None) -> bytes:
     """B, the head CRC and every band, compressed in threads. With optimize
     each band gets the strip height its bytes compress smaller with under
     zlib level 1: a cheap predictor that picks as the real coder would
@@ -40,24 +42,43 @@ def band_payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize:
             strip = min(strips, key=lambda s: len(zlib.compress(candidates[s], 1)))
         return bands.encode_band(candidates[strip], strip, coding, k)
 
-    encoded = parallel.ordered_map(encode, bands.band_rows(height, band_height))
+    encoded = parallel.ordered_map(encode, bands.band_rows(height, band_height), each=each_band)
     start = bands.BAND_HEIGHT.pack(band_height)
     return start + crc_bytes(head + start) + b"".join(encoded)
 
 
-def payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool = False) -> bytes:
-    """Everything after the head: for raw, the packed labels and the file CRC."""
+def payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool = False,
+            each_band: Callable[[], object] | None = None) -> bytes:
+    """Everything after the head: for raw, the packed labels and the file
+    CRC. each_band() is called as each band is coded (raw: once)."""
     if coding == RAW:
         packed = raw.encode(labels, k)
+        if each_band is not None:
+            each_band()
         return packed + crc_bytes(packed, zlib.crc32(head))
     if coding in BAND_CODINGS:
-        return band_payload(labels, k, coding, head, optimize)
+        return band_payload(labels, k, coding, head, optimize, each_band)
     raise ValueError(f"unknown coding {coding!r}")
 
 
-def ordered(labels: np.ndarray, codebook: np.ndarray):
-    """(labels, codebook) with the codebook in the order LZMA likes."""
-    return order.apply_order(labels, codebook, order.reorder_palette(labels, len(codebook)))
+def ordered(labels: np.ndarray, codebook: np.ndarray, each: Callable[[], object] | None = None):
+    """(labels, codebook) with the codebook in the order LZMA likes; each(),
+    if given, after each slice of the labels counted (order_steps of them)."""
+    return order.apply_order(labels, codebook, order.reorder_palette(labels, len(codebook), each))
+
+
+def order_steps(labels: np.ndarray) -> int:
+    """How many times ordered() calls each."""
+    height, width = labels.shape
+    return -(-height // order.adjacency_rows(width))
+
+
+def band_count(labels: np.ndarray, coding: int) -> int:
+    """How many times payload() calls each_band for this coding."""
+    if coding not in BAND_CODINGS:
+        return 1
+    height, width = labels.shape
+    return len(bands.band_rows(height, bands.choose_band_height(width, height)))
 
 
 def candidates(coding: int | None, optimize: bool) -> tuple[int, ...]:

@@ -18,12 +18,31 @@ import numpy as np
 EIGEN_TIE = 1e-6
 
 
-def adjacency(labels: np.ndarray, k: int) -> np.ndarray:
-    """(k, k) symmetric counts of horizontally or vertically adjacent pairs."""
-    a = np.asarray(labels, dtype=np.int64)
+# Labels counted at once by adjacency(): bounds its temporaries (a few
+# bytes a label) and the time between its calls to `each`.
+ADJACENCY_SLICE = 1 << 22
+
+
+def adjacency_rows(width: int) -> int:
+    """Rows of the label map adjacency() counts at once."""
+    return max(1, ADJACENCY_SLICE // max(width, 1))
+
+
+def adjacency(labels: np.ndarray, k: int, each=None) -> np.ndarray:
+    """(k, k) symmetric counts of horizontally or vertically adjacent pairs,
+    counted a slice of rows at a time (each(), if given, after each slice)."""
+    labels = np.asarray(labels)
+    height, width = labels.shape
     counts = np.zeros(k * k, dtype=np.int64)
-    for p, q in ((a[:, 1:], a[:, :-1]), (a[1:], a[:-1])):
-        counts += np.bincount((p * k + q).ravel(), minlength=k * k)
+    rows = adjacency_rows(width)
+    for top in range(0, height, rows):
+        # this slice's rows, and the next one's first row for the vertical pairs
+        a = labels[top : top + rows + 1].astype(np.int32)
+        inside = a[: min(rows, height - top)]
+        counts += np.bincount((inside[:, 1:] * k + inside[:, :-1]).ravel(), minlength=k * k)
+        counts += np.bincount((a[1:] * k + a[:-1]).ravel(), minlength=k * k)
+        if each is not None:
+            each()
     m = counts.reshape(k, k)
     return m + m.T
 
@@ -106,7 +125,7 @@ def _fiedler_split(m: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return idx[np.lexsort((idx, key))]
 
 
-def reorder_palette(labels: np.ndarray, k: int) -> np.ndarray:
+def reorder_palette(labels: np.ndarray, k: int, each=None) -> np.ndarray:
     """A permutation `order` of 0..k-1 giving often-adjacent colours nearby
     labels, hierarchically: new label i is old label order[i].
 
@@ -118,7 +137,7 @@ def reorder_palette(labels: np.ndarray, k: int) -> np.ndarray:
     (lc = high bits of the previous byte, bitwise tree over the current one)
     can use. Deterministic for a given input.
     """
-    m = adjacency(labels, k)
+    m = adjacency(labels, k, each)
 
     def order(idx: np.ndarray) -> list[int]:
         if len(idx) <= 2:

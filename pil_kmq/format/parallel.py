@@ -8,7 +8,7 @@ Output never depends on the count.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable, Iterable, TypeVar
 
 ENVIRONMENT_VARIABLE = "PIL_KMQ_THREADS"
@@ -36,18 +36,36 @@ def thread_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def ordered_map(function: Callable[[T], R], items: Iterable[T], threads: int | None = None) -> list[R]:
+def ordered_map(function: Callable[[T], R], items: Iterable[T], threads: int | None = None,
+                each: Callable[[], object] | None = None) -> list[R]:
     """[function(item) for item in items], in threads; the first failure in
-    item order is raised, so errors do not depend on the thread count."""
+    item order is raised, so errors do not depend on the thread count.
+    each(), if given, is called in the caller's thread as each item is
+    done, in the order they finish (the encoder's progress)."""
     items = list(items)
     threads = min(threads or thread_count(), len(items))
+    each = each or _nothing
     if threads <= 1:
-        return [function(item) for item in items]
+        return [_after(function(item), each) for item in items]
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(function, item) for item in items]
         try:
+            if each is not _nothing:
+                for future in as_completed(futures):
+                    if future.exception() is not None:
+                        break  # raised below, the first in item order
+                    each()
             return [future.result() for future in futures]
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
+
+
+def _after(result: R, each: Callable[[], object]) -> R:
+    each()
+    return result
+
+
+def _nothing() -> None:
+    pass

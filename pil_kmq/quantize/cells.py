@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import work
 from .nearest import BoundedSearch
 
 # CellSearch's gathers use no BLAS: larger blocks, fewer numpy calls.
@@ -227,4 +228,5 @@ def assign_exact(colors: np.ndarray, counts: np.ndarray, codebook: np.ndarray, c
                 part_labels, weights * search.points[:, channel], minlength=k
             )
         labels[start + search.order] = part_labels
+        work.done("slice")
     return labels, totals, sums

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import work
+
 # Over-relaxation of each step (1: plain Lloyd); see lloyd().
 RELAXATION = 1.8
 
@@ -93,6 +95,7 @@ def lloyd(
     passes = 0
     while passes < max_passes:
         passes += 1
+        work.done("pass")
         new, means, empty = _update(points, weights, centres, labels, totals, sums, snap)
         if np.array_equal(new, centres):
             break

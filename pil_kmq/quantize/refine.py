@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import work
 from .bins import bin_means, count_bins, snap_to_grid
 from .cells import LateSearch, assign_exact
 from .lloyd import lloyd, moved_to_means, plain_step
@@ -98,6 +99,7 @@ def refine_sliced(colors, counts, centres, fine_passes: int, budget: int, tol: f
     codebook = round_to_colours(centres)
     labels = None
     for _ in range(min(ROUNDED_PASSES, budget)):
+        work.done("pass")
         labels, totals, sums = assign_exact(colors, counts, codebook, CELL_BITS, EXACT_SLICE)
         new = moved_to_means(codebook, totals, sums, round_to_colours)
         if np.array_equal(new, codebook):
