@@ -18,6 +18,7 @@ from typing import Any, Callable
 from PIL import Image
 
 from .format import coding
+from .quantize.schedule import DEFAULT_SPEED
 
 DEFAULT_COLORS = 256
 DEFAULT_MAX_ITER = 300
@@ -46,6 +47,8 @@ class Options:
     colors: int = DEFAULT_COLORS
     max_iter: int = DEFAULT_MAX_ITER
     tol: float = DEFAULT_TOL
+    # Effort of the k-means, 1 (best) to 10 (fastest); max_iter and tol cap it.
+    speed: int = DEFAULT_SPEED
     # Floyd-Steinberg error diffusion onto the codebook (quantize/dither.py).
     dither: bool = False
     # pngquant's (min, max) quality, 0-100 (quality_to_mse): the fewest
@@ -231,6 +234,7 @@ PARSERS: dict[str, tuple[Callable[[Any, str], Any], str]] = {
     "colors": (_integer(1, 256), "int, 1 to 256"),
     "max_iter": (_integer(0, None), "int >= 0"),
     "tol": (_real(0.0, math.inf, low_open=False), "float >= 0"),
+    "speed": (_integer(1, 10), "int, 1 (best) to 10 (fastest)"),
     "dither": (_dither, "bool or Image.Dither (NONE, FLOYDSTEINBERG)"),
     "quality": (_quality, "int 0 to 100, or a (min, max) pair"),
     "psnr": (_real(0.0, 100.0, low_open=True), "float, 0 < psnr <= 100 (dB)"),

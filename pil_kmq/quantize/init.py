@@ -6,24 +6,20 @@ from __future__ import annotations
 
 import numpy as np
 
-# Share of the boxes split together in each round of the split start.
-SPLIT_FRACTION = 0.5
-
-
-def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
+def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int, *, fraction: float) -> np.ndarray:
     """Initial centres by greedy variance splitting (Wu's idea, on the points).
 
     Start with one box holding every colour; repeatedly take the boxes with
     the largest weighted squared error and cut each across the axis and
     level that remove the most error. The k box means start Lloyd near a
     good optimum, deterministically. Each round splits the worst
-    SPLIT_FRACTION of the boxes together, with one bincount for all of
+    `fraction` of the boxes together, with one bincount for all of
     them, so the Python loop runs tens of times rather than k times; on
     photos this picks the same boxes as splitting one at a time.
     """
     boxes = _Boxes(points, weights)
     while boxes.count < k:
-        batch = boxes.worst(min(k - boxes.count, max(1, int(boxes.count * SPLIT_FRACTION))))
+        batch = boxes.worst(min(k - boxes.count, max(1, int(boxes.count * fraction))))
         if batch.size == 0:
             break
         boxes.split(batch)

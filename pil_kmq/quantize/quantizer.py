@@ -14,6 +14,7 @@ from .kmeans import kmeans
 from .quality import target_search
 from .rd_search import smallest_file_reaching
 from .remap import remap
+from .schedule import schedule
 
 
 def quantize(image: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarray]:
@@ -68,5 +69,6 @@ def _cluster(
     an image with at most k distinct colours keeps them exactly."""
     if len(colors) <= k:
         return colors, np.arange(len(colors), dtype=np.uint8)
-    codebook, labels = kmeans(colors, counts, k, max_iter=options.max_iter, tol=options.tol)
+    plan = schedule(options.speed, k, len(colors), int(counts.sum()), colors.shape[1])
+    codebook, labels = kmeans(colors, counts, k, max_iter=options.max_iter, tol=options.tol, plan=plan)
     return codebook, labels.astype(np.uint8)
