@@ -12,6 +12,8 @@ import numpy as np
 
 # Elements handled at once by the sliced passes: bounds their temporaries.
 SLICE = 1 << 20
+# From this many pixels labels_for_pixels looks codes up in a table.
+TABLE_MIN_PIXELS = 1 << 18
 
 
 def pack_codes(pixels: np.ndarray) -> np.ndarray:
@@ -79,14 +81,15 @@ def labels_for_pixels(
 ) -> np.ndarray:
     """Each pixel's label (N,), given a label (uint8) for each distinct colour.
 
-    Up to three channels a direct lookup table over every code (16 MiB) is a
-    single gather per slice; four-channel codes are looked up by binary
-    search.
+    Up to three channels, for images of more than TABLE_MIN_PIXELS pixels,
+    a direct lookup table over every code (16 MiB) is a single gather per
+    slice; other codes are looked up by binary search (filling the table
+    would cost a small image more than all its k-means).
     """
     channels = colors.shape[1]
     labels = np.empty(len(pixels), dtype=np.uint8)
     table = None
-    if channels <= 3:
+    if channels <= 3 and len(pixels) > TABLE_MIN_PIXELS:
         table = np.zeros(1 << (8 * channels), dtype=np.uint8)
         for start in range(0, len(colors), SLICE):
             table[pack_codes(colors[start : start + SLICE])] = color_labels[start : start + SLICE]

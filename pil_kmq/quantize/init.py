@@ -71,7 +71,7 @@ class _Boxes:
         chosen = np.flatnonzero(slots >= 0)
         low, high = self.box_low[batch], self.box_high[batch]
         best, lower = _best_cuts(
-            self.levels[chosen], self.moments[chosen], slots[chosen], low, high, self.box_moments[batch]
+            self.levels[chosen], self.moments[chosen], slots[chosen], low, high, totals=self.box_moments[batch]
         )
         can_split = best[:, 1] >= 0
         self.splittable[batch[~can_split]] = False
@@ -102,7 +102,7 @@ class _Boxes:
         self.splittable = np.concatenate([self.splittable, np.ones(len(batch), dtype=bool)])
 
 
-def _best_cuts(levels, moments, slots, low, high, totals):
+def _best_cuts(levels, moments, slots, low, high, *, totals):
     """For each box of a batch, the cut (axis, level above its low end; -1
     if none leaves points on both sides) that removes the most error, and
     the moments at or below it.

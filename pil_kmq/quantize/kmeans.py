@@ -33,7 +33,7 @@ from .swap import SwapRounds, swap_rounds, swap_search
 
 # Point sets up to this many distances a pass are searched by brute force
 # (time only: both searches are exact).
-BRUTE_FORCE_ENTRIES = 1 << 17
+BRUTE_FORCE_ENTRIES = 1 << 20
 
 
 def search_for(points: np.ndarray, k: int) -> NearestSearch:
@@ -96,7 +96,9 @@ def short_kmeans(colors, counts, k, plan: Schedule, *, max_iter: int, tol: float
     starts), Lloyd, swaps, then the rounded passes, all with one search."""
     points, weights = colors.astype(np.float64), counts.astype(np.float64)
     search = search_for(points, k)
-    state, passes = _best_of_starts(search, weights, k, plan, max_iter=max_iter, tol=tol, seeds=points)
+    split_on = bin_means(colors, counts, plan.short_split_bits) if plan.short_split_bits else (points, weights)
+    cap = min(max_iter, plan.short_passes)
+    state, passes = _best_of_starts(search, weights, k, plan, max_iter=cap, tol=tol, seeds=points, split_on=split_on)
     state, used = _swapped(search, weights, state, plan, max_iter=max_iter - passes, tol=tol, loose=tol)
     final, _ = lloyd(
         search, weights, round_to_colours(state.centres), passes=min(plan.rounded_passes, max_iter - passes - used),
@@ -105,12 +107,15 @@ def short_kmeans(colors, counts, k, plan: Schedule, *, max_iter: int, tol: float
     return final.centres.astype(np.uint8), final.labels.astype(np.uint8)
 
 
-def _best_of_starts(search, weights, k, plan: Schedule, *, max_iter: int, tol: float, seeds):
+def _best_of_starts(search, weights, k, plan: Schedule, *, max_iter: int, tol: float, seeds, split_on=None):
     """(Clustering, passes) of the best of the split and plan.restarts
     k-means++ starts (drawn from `seeds`: points, or (bin means, weights))
     after Lloyd to `tol`."""
     seed_points, seed_weights = seeds if isinstance(seeds, tuple) else (seeds, weights)
-    start = variance_split_start(search.points, weights, k, fraction=plan.split_fraction)
+    split_points, split_weights = split_on or (search.points, weights)
+    start = variance_split_start(split_points, split_weights, k, fraction=plan.split_fraction)
+    if len(start) < k:  # fewer bins than K: split the points themselves
+        start = variance_split_start(search.points, weights, k, fraction=plan.split_fraction)
     best, best_passes = None, 0
     for seed in range(1 + plan.restarts):
         centres = start if seed == 0 else kmeans_plus_plus(seed_points, seed_weights, k, seed)
@@ -127,7 +132,7 @@ def _swapped(search, weights, state: Clustering, plan: Schedule, *, max_iter: in
     """(Clustering, passes): the swap search (K <= 16, over few points:
     each trial is a Lloyd run, from tol) or plan.wide_swaps rounds of
     swaps, settled to `loose`."""
-    if plan.search_rounds and len(search.points) * len(state.centres) <= BRUTE_FORCE_ENTRIES:
+    if plan.search_rounds and len(search.points) * len(state.centres) <= plan.search_max_entries:
         return swap_search(search, weights, state, plan, max_passes=max_iter, tol=tol, snap=snap_to_grid)
     rounds = SwapRounds(plan.wide_swaps, plan.wide_swap_share, min(plan.wide_swap_passes, max_iter), loose)
     return swap_rounds(search, weights, state, rounds, plan, snap=snap_to_grid)

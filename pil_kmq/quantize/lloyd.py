@@ -117,14 +117,15 @@ def lloyd(
     used = 0
     while used < passes:
         used += 1
-        new, means, empty = _update(points, weights, centres, labels, totals, sums, snap)
+        new, means, empty = _update(points, weights, centres, labels, (totals, sums), snap=snap)
         if np.array_equal(new, centres):
             break
         bound = scatter(square_total, totals, sums)
         step = None
         if relaxation > 1 and not empty.any():
             step = settle(np.clip(snap(centres + relaxation * (means - centres)), 0, 255), (labels, totals, sums))
-            if not step[2] < bound:
+            _, _, relaxed_error, _, _ = step
+            if not relaxed_error < bound:
                 step = None
         if step is None:
             step = settle(new, (labels, totals, sums))
@@ -135,10 +136,12 @@ def lloyd(
     return Clustering(centres, labels, error), used
 
 
-def _update(points, weights, centres, labels, totals, sums, snap):
-    """Lloyd's step: (new centres, the non-empty clusters' means, which
-    clusters are empty); an emptied cluster is re-seeded at the point that
-    costs the most (weight x squared distance)."""
+def _update(points, weights, centres, labels, cluster_moments, *, snap):
+    """Lloyd's step from the clusters' (weights, sums): (new centres, the
+    non-empty clusters' means, which clusters are empty); an emptied
+    cluster is re-seeded at the point that costs the most (weight x
+    squared distance)."""
+    totals, sums = cluster_moments
     empty = totals == 0
     means = sums[~empty] / totals[~empty, None]
     new = centres.copy()

@@ -29,6 +29,10 @@ class Schedule:
     # Lloyd straight on the exact colours (no bins, no wide stage): few
     # colours for K, or few pixels, leave nothing for bins to save.
     short: bool
+    # The short path's Lloyd pass cap, and the bins its split runs on (0:
+    # the colours themselves).
+    short_passes: int
+    short_split_bits: int
     # -- starts ------------------------------------------------------------
     # Share of the boxes the variance split cuts in one round.
     split_fraction: float
@@ -57,6 +61,7 @@ class Schedule:
     # (cheap, rich), rounds, and the settling of each trial.
     search_tries: tuple[int, int]
     search_rounds: int
+    search_max_entries: int
     search_passes: int
     search_tol_factor: float
     # K > 16 on wide bins: rounds of wide_swap_share x K swaps, each
@@ -110,6 +115,8 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # stage for 4096 pixels, libimagequant 6 ms); L images (<= 256
         # colours) always. Speed 1 keeps the staged path down to 4096.
         short=channels < 3 or distinct_colours <= max(4096, _at(speed, {1: 0, 2: 16}) * k),
+        short_passes=_at(speed, {1: 300, 2: 40, 3: 8, 4: 4, 7: 2}),
+        short_split_bits=_at(speed, {1: 0, 2: 5}),
         # Half the boxes a round: the same boxes as one at a time on photos,
         # tens of rounds instead of K.
         split_fraction=0.5,
@@ -139,6 +146,10 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # over 5 restarts); more rounds chase what wide bins cannot see.
         search_tries=(3, 3),
         search_rounds=_at(speed, {1: 3, 3: 2, 5: 1, 7: 0}) if small else 0,
+        # Trials are whole Lloyd runs: only over points x K <= 2**17
+        # (photographs' wide bins: 1-7k; on noise the trials would cost
+        # more than all the other passes). Swap rounds otherwise.
+        search_max_entries=1 << 17,
         search_passes=20,
         search_tol_factor=3.0,
         # K=64: 12 rounds of a tenth of K, 3 passes each (+0.05 dB Kodak,

@@ -137,7 +137,7 @@ def split_gains(points, weights, labels, k):
     np.maximum.at(high, labels, levels)
     empty = totals[:, 0] <= 0
     low[empty], high[empty] = 0, 0
-    cuts, lower = _best_cuts(levels, point_moments, labels, low, high, totals)
+    cuts, lower = _best_cuts(levels, point_moments, labels, low, high, totals=totals)
     upper = totals - lower
     with np.errstate(divide="ignore", invalid="ignore"):
         def spread(m):
