@@ -32,6 +32,11 @@ NEAR_MISSES = {
 }
 
 
+# Keys that resemble an option but mean none of ours: ignored without a
+# guess (the k-means seeds are fixed, so `seed` is not a misspelt `speed`).
+NOT_NEAR_MISSES = {"seed"}
+
+
 class OptionValueError(ValueError):
     """A save option with a value outside its range."""
 
@@ -101,7 +106,7 @@ def warn_near_misses(params: dict[str, Any]) -> None:
         if not isinstance(key, str) or key in PARSERS or key in METADATA_KEYS:
             continue
         meant = NEAR_MISSES.get(key.lower())
-        if meant is None:
+        if meant is None and key.lower() not in NOT_NEAR_MISSES:
             close = difflib.get_close_matches(key.lower(), list(PARSERS), n=1, cutoff=0.8)
             meant = close[0] if close else None
         if meant is not None:

@@ -61,7 +61,7 @@ def test_narrow_colour_range_with_few_wide_bins():
 @pytest.mark.parametrize("short", [False, True])
 def test_max_iter_zero_is_the_rounded_split(short):
     colors, counts = photo_like_colors(8)
-    plan = plan_for(colors, counts, 16, short=short, short_split_bits=0)
+    plan = plan_for(colors, counts, 16, short=short, split_bits=0)
     codebook, labels = kmeans(colors, counts, 16, max_iter=0, plan=plan)
     points = (colors.astype(float), counts.astype(float)) if short else bin_means(colors, counts, 6)
     split = variance_split_start(*points, 16, fraction=plan.split_fraction)

@@ -96,7 +96,7 @@ def short_kmeans(colors, counts, k, plan: Schedule, *, max_iter: int, tol: float
     starts), Lloyd, swaps, then the rounded passes, all with one search."""
     points, weights = colors.astype(np.float64), counts.astype(np.float64)
     search = search_for(points, k)
-    split_on = bin_means(colors, counts, plan.short_split_bits) if plan.short_split_bits else (points, weights)
+    split_on = bin_means(colors, counts, plan.split_bits) if plan.split_bits else (points, weights)
     cap = min(max_iter, plan.short_passes)
     state, passes = _best_of_starts(search, weights, k, plan, max_iter=cap, tol=tol, seeds=points, split_on=split_on)
     state, used = _swapped(search, weights, state, plan, max_iter=max_iter - passes, tol=tol, loose=tol)
@@ -154,7 +154,10 @@ def best_start(colors, counts, coarse, k, plan: Schedule, *, max_iter: int, tol:
         starts = [_wide_start(colors, counts, coarse, k, plan, max_iter=max_iter, tol=tol, bits=bits)
                   for bits in _wide_levels(colors, len(points), k, plan)]
     else:
-        starts = [variance_split_start(points, weights, k, fraction=plan.split_fraction)]
+        split_on = bin_means(colors, counts, plan.split_bits) if plan.split_bits else coarse
+        if len(split_on[0]) < k:
+            split_on = coarse
+        starts = [variance_split_start(*split_on, k, fraction=plan.split_fraction)]
     if len(points) <= k:
         return Clustering(snap_to_grid(starts[0]), np.zeros(0, np.intp), 0.0), 0, None
     cap = min(max_iter, plan.coarse_passes)

@@ -69,7 +69,7 @@ def refine_sliced(colors, counts, centres, plan: Schedule, *, budget: int, tol: 
     """The fine passes on bins 2 levels wide (if there are not too many),
     the rounded passes over the colours a slice at a time: many colours in
     bounded memory."""
-    if budget > 0 and len(centres) < count_bins(colors, plan.fine_bits) <= plan.fine_max_bins:
+    if min(budget, plan.fine_passes) > 0 and len(centres) < count_bins(colors, plan.fine_bits) <= plan.fine_max_bins:
         fine_points, fine_weights = bin_means(colors, counts, plan.fine_bits)
         search = LateSearch(fine_points, CELL_BITS)
         state, used = lloyd(

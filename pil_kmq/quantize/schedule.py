@@ -29,10 +29,11 @@ class Schedule:
     # Lloyd straight on the exact colours (no bins, no wide stage): few
     # colours for K, or few pixels, leave nothing for bins to save.
     short: bool
-    # The short path's Lloyd pass cap, and the bins its split runs on (0:
-    # the colours themselves).
+    # The short path's Lloyd pass cap.
     short_passes: int
-    short_split_bits: int
+    # The variance split (without a wide stage) runs on bins 2**(8 -
+    # split_bits) wide (0: on the points themselves: colours or coarse bins).
+    split_bits: int
     # -- starts ------------------------------------------------------------
     # Share of the boxes the variance split cuts in one round.
     split_fraction: float
@@ -116,7 +117,10 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # colours) always. Speed 1 keeps the staged path down to 4096.
         short=channels < 3 or distinct_colours <= max(4096, _at(speed, {1: 0, 2: 16}) * k),
         short_passes=_at(speed, {1: 300, 2: 40, 3: 8, 4: 4, 7: 2}),
-        short_split_bits=_at(speed, {1: 0, 2: 5}),
+        # A start on 5-bit bins costs a fraction of one on the colours (a
+        # 128x128 photo at K=16: 2 ms against 23) for 0.05-0.08 dB that
+        # Lloyd mostly wins back; speed 1 splits the points themselves.
+        split_bits=_at(speed, {1: 0, 2: 5}),
         # Half the boxes a round: the same boxes as one at a time on photos,
         # tens of rounds instead of K.
         split_fraction=0.5,
@@ -137,7 +141,8 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         wide_finer_share=20 if 16 < k <= 64 and speed == 1 and not rgba else 0,
         # A few hundred seeds: seeding costs little beside the passes.
         seed_bits=4,
-        coarse_bits=6,
+        # Speed >= 9: bins twice as wide (a quarter as many points).
+        coarse_bits=_at(speed, {1: 6, 9: 5}),
         # Time, not quality, bounds these (run to convergence they gain
         # 0.006 dB at K=256): 8 up to K=64, 3 at K=256, fewer when fast.
         coarse_passes=_at(speed, {1: 8 if middle else 3, 7: 4 if middle else 2, 9: 2}),
@@ -145,7 +150,10 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # K=16: 3 x 3 pairs for 3 rounds (+0.008 dB Kodak, +0.025 skimage
         # over 5 restarts); more rounds chase what wide bins cannot see.
         search_tries=(3, 3),
-        search_rounds=_at(speed, {1: 3, 3: 2, 5: 1, 7: 0}) if small else 0,
+        # Speed 4: no search, the swap rounds instead (Kodak K=16, 12
+        # images: +0.286 dB over libimagequant 4 in 0.89x its time, against
+        # +0.277 in 1.04x with one round of the search).
+        search_rounds=_at(speed, {1: 3, 2: 2, 3: 1, 4: 0}) if small else 0,
         # Trials are whole Lloyd runs: only over points x K <= 2**17
         # (photographs' wide bins: 1-7k; on noise the trials would cost
         # more than all the other passes). Swap rounds otherwise.
@@ -155,13 +163,16 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # K=64: 12 rounds of a tenth of K, 3 passes each (+0.05 dB Kodak,
         # for less time than a restart; a tenth +0.004 dB over a fifth).
         # K=16 without the search (too many wide bins for its trials): 5.
-        wide_swaps=_at(speed, {1: 5 if small else 12, 3: 4 if small else 8, 5: 2 if small else 4, 7: 0})
-        if middle else 0,
+        # Speed 4: K=16 two rounds; K=64 none (two cost 0.1x of libimagequant's
+        # time for under 0.01 dB).
+        wide_swaps=_at(speed, {1: 5 if small else 12, 2: 4 if small else 8, 3: 2 if small else 4, 4: 2 if small else 0,
+                               6: 0}) if middle else 0,
         wide_swap_share=0.1,
         wide_swap_passes=3,
         # K=256: 2 rounds of 3% of K, one pass each (3% +0.006 dB skimage
         # over 5%, Kodak -0.002).
-        coarse_swaps=_at(speed, {1: 2, 3: 1, 6: 0}) if k > 64 else 0,
+        # Speed 4: one (Kodak: without it -0.07 dB for 0.05x the time).
+        coarse_swaps=_at(speed, {1: 2, 3: 1, 7: 0}) if k > 64 else 0,
         coarse_swap_share=0.03,
         coarse_swap_passes=1,
         # Exact costs and gains only for 8 x the swaps' count of entries:
@@ -176,12 +187,17 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # The fine passes gain most (0.08 dB at K=256 against 0.006 for the
         # coarse ones): 20 / 24 / 10 at speed 1 (K=64 to 24: +0.001 dB
         # Kodak, +0.002 skimage; K=256 10: +0.004 dB for 0.05x of liq's
-        # time), fewer as speed rises.
+        # time), fewer as speed rises. Speed 4: 6 / 6 / 4 (Kodak, 12
+        # images: K=64 6 passes and 2 wide swap rounds +0.437 dB over
+        # libimagequant 4 in 1.01x its time; K=256 5 passes +0.298 in
+        # 0.96x).
         fine_passes=_at(speed, {
             1: 20 if small else 24 if middle else 10,
-            3: 12 if small else 16 if middle else 8,
-            5: 8 if small else 10 if middle else 6,
-            7: 4,
+            2: 12 if small else 16 if middle else 8,
+            3: 8 if small else 10 if middle else 6,
+            4: 6 if middle else 4,
+            6: 4 if middle else 2,
+            8: 2,
             9: 0,
         }),
         # K=16: fine passes are cheap beside the start, to tol/10 (+0.0008
@@ -205,5 +221,6 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         fine_swap_share=0.02,
         # One pass on the rounded codebook: the rounded mean is the best
         # integer entry, so it lowers the error the file has.
-        rounded_passes=1,
+        # Speed 10: none (the rounded split, nearest labels).
+        rounded_passes=_at(speed, {1: 1, 10: 0}),
     )
