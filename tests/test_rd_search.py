@@ -45,7 +45,7 @@ def test_target_met_on_every_image(name, target):
     assert measured >= target or k == 256
 
 
-def test_target_search_gives_a_smaller_file_than_the_fewest_colours():
+def test_fewest_colors_for_target_gives_a_smaller_file_than_the_fewest_colours():
     im = Image.open(FIXTURES / "images" / "kodim23_crop.png")
     for target in (32.0,):
         searched = save(im, psnr=target, optimize=True)
@@ -120,7 +120,7 @@ def test_target_with_a_raw_file_ignores_smooth():
     assert decoded_psnr(im, data)[0] >= 30
 
 
-def test_target_search_is_deterministic():
+def test_fewest_colors_for_target_is_deterministic():
     im = Image.open(FIXTURES / "images" / "rgb.png")
     assert save(im, psnr=33, optimize=True) == save(im, psnr=33, optimize=True)
 

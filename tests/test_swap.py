@@ -12,7 +12,7 @@ from pil_kmq.quantize.bins import snap_to_grid
 from pil_kmq.quantize.lloyd import Clustering, weighted_error
 from pil_kmq.quantize.nearest import BoundedSearch, ExactSearch
 from pil_kmq.quantize.schedule import schedule
-from pil_kmq.quantize.swap import SwapRounds, focused_swapped, removal_costs, swap_rounds, swap_search, swapped
+from pil_kmq.quantize.swap import SwapRounds, focused_swapped, removal_costs, swap_rounds, tried_swaps, swapped
 
 PLAN = schedule(1, 16, 100_000, 1_000_000, 3)
 
@@ -102,8 +102,8 @@ def test_a_search_moves_an_idle_entry_to_the_cluster_that_needs_it():
     """The search finds the swap that gives each blob its own entry by
     trying it."""
     points, weights, state = idle_entry_start()
-    plan = dataclasses.replace(PLAN, search_tries=(2, 2), search_rounds=3)
-    settled, used = swap_search(BoundedSearch(points), weights, state, plan, max_passes=5, tol=0.0, snap=snap_to_grid)
+    plan = dataclasses.replace(PLAN, trial_entries=(2, 2), trial_rounds=3)
+    settled, used = tried_swaps(BoundedSearch(points), weights, state, plan, max_passes=5, tol=0.0, snap=snap_to_grid)
     assert settled.error < 0.1 * state.error and 0 < used
     assert sorted(np.rint(settled.centres[:, 0] / 100).astype(int)) == [0, 2, 2]
     assert_settled(points, weights, settled)
@@ -111,7 +111,7 @@ def test_a_search_moves_an_idle_entry_to_the_cluster_that_needs_it():
 
 def test_searches_never_raise_the_error_and_stop_without_passes():
     points, weights, state = random_start(6, 12)
-    after, _ = swap_search(BoundedSearch(points), weights, state, PLAN, max_passes=4, tol=0.0, snap=snap_to_grid)
+    after, _ = tried_swaps(BoundedSearch(points), weights, state, PLAN, max_passes=4, tol=0.0, snap=snap_to_grid)
     assert after.error < state.error
-    unchanged, used = swap_search(BoundedSearch(points), weights, state, PLAN, max_passes=0, tol=0.0, snap=snap_to_grid)
+    unchanged, used = tried_swaps(BoundedSearch(points), weights, state, PLAN, max_passes=0, tol=0.0, snap=snap_to_grid)
     assert unchanged is state and used == 0

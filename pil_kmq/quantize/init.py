@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .schedule import seed_trials
+
 def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int, *, fraction: float) -> np.ndarray:
     """Initial centres by greedy variance splitting (Wu's idea, on the points).
 
@@ -157,7 +159,7 @@ def kmeans_plus_plus(points: np.ndarray, weights: np.ndarray, k: int, seed: int)
     candidates costs several times more for C = 3, and on the grid every
     term is exact, so the sums are the same in any order."""
     rng = np.random.default_rng(seed)
-    trials = 2 + int(np.log(k))
+    trials = seed_trials(k)
     total = weights.sum()
     columns = [np.ascontiguousarray(points[:, c]) for c in range(points.shape[1])]
     first = int(np.searchsorted(np.cumsum(weights), rng.random() * total))

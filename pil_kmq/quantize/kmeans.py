@@ -29,7 +29,7 @@ from .lloyd import Clustering, NearestSearch, lloyd
 from .nearest import BoundedSearch
 from .refine import CELL_BITS, refine_whole, refine_sliced, round_to_colours
 from .schedule import DEFAULT_SPEED, Schedule, schedule
-from .swap import SwapRounds, swap_rounds, swap_search
+from .swap import SwapRounds, swap_rounds, tried_swaps
 
 # Point sets up to this many distances a pass are searched by brute force
 # (time only: both searches are exact).
@@ -129,11 +129,11 @@ def _best_of_starts(search, weights, k, plan: Schedule, *, max_iter: int, tol: f
 
 
 def _swapped(search, weights, state: Clustering, plan: Schedule, *, max_iter: int, tol: float, loose: float):
-    """(Clustering, passes): the swap search (K <= 16, over few points:
+    """(Clustering, passes): the swap trials (K <= 16, over few points:
     each trial is a Lloyd run, from tol) or plan.wide_swaps rounds of
     swaps, settled to `loose`."""
-    if plan.search_rounds and len(search.points) * len(state.centres) <= plan.search_max_entries:
-        return swap_search(search, weights, state, plan, max_passes=max_iter, tol=tol, snap=snap_to_grid)
+    if plan.trial_rounds and len(search.points) * len(state.centres) <= plan.trial_max_entries:
+        return tried_swaps(search, weights, state, plan, max_passes=max_iter, tol=tol, snap=snap_to_grid)
     rounds = SwapRounds(plan.wide_swaps, plan.wide_swap_share, min(plan.wide_swap_passes, max_iter), loose)
     return swap_rounds(search, weights, state, rounds, plan, snap=snap_to_grid)
 

@@ -55,7 +55,7 @@ def mse_to_quality(mse: float) -> int:
     return quality
 
 
-def target_search(
+def fewest_colors_for_target(
     options, most: int, cluster: Clustering, colors: np.ndarray, counts: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """cluster(k) for the fewest colours (<= most) reaching options.psnr or

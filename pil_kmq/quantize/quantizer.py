@@ -14,7 +14,7 @@ import numpy as np
 from .dither import dither as dither_onto
 from .histogram import histogram, labels_for_pixels
 from .kmeans import kmeans
-from .quality import target_search
+from .quality import fewest_colors_for_target
 from .rd_search import smallest_file_reaching
 from .remap import remap
 from .schedule import schedule
@@ -65,7 +65,7 @@ def quantize_with_smoothing(
     if options.quality is None and options.psnr is None:
         codebook, color_labels = cluster(most)
     else:
-        codebook, color_labels = target_search(options, most, cluster, colors, counts)
+        codebook, color_labels = fewest_colors_for_target(options, most, cluster, colors, counts)
     smooth = 0.0
     if options.dither and len(codebook) < len(colors):
         labels = dither_onto(image, codebook)

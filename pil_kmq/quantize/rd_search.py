@@ -31,18 +31,7 @@ import numpy as np
 from .histogram import labels_for_pixels
 from .quality import QualityNotReached, mse_to_quality, quality_to_mse, smallest_k_reaching
 from .remap import remap, squared_error
-
-# K grows by LADDER_STEP per step, at most LADDER_STEPS steps above the start.
-LADDER_STEP, LADDER_STEPS = math.sqrt(2), 4
-# Remaps tried per K, and the range of `smooth` they may use.
-SMOOTH_TRIES = 3
-SMOOTH_RANGE = (1 / 16, 64.0)
-# First guess of the error rise: relative MSE rise = RISE * smooth ** POWER.
-RISE, POWER = 0.05, 1.25
-# Aim this close under the allowed rise (the power law is approximate).
-AIM = 0.97
-# Estimates closer than this (relative) are confirmed with the exact coding.
-ESTIMATE_SPREAD = 0.015
+from .schedule import TARGET_SEARCH as PLAN
 
 Labelling = tuple[np.ndarray, np.ndarray]  # (labels (h, w) uint8, codebook (K, C) uint8)
 SizeOf = Callable[[np.ndarray, np.ndarray], int]  # bytes of a file of (labels, codebook)
@@ -76,7 +65,7 @@ def smallest_file_reaching(
     QualityNotReached."""
     height, width, channels = image.shape
     most = min(options.colors, len(colors))
-    steps = [0, 1 + max(1, math.ceil(math.log2(max(most, 2)))) + LADDER_STEPS]  # done, total
+    steps = [0, 1 + max(1, math.ceil(math.log2(max(most, 2)))) + PLAN.ladder_steps]  # done, total
 
     def nearest(k: int) -> Labelling:
         codebook, color_labels = cluster(k)
@@ -90,7 +79,7 @@ def smallest_file_reaching(
         max_mse = 255.0**2 / 10 ** (options.psnr / 10)
     else:
         max_mse = quality_to_mse(options.quality[1])
-    cap = SMOOTH_RANGE[1] if options.smooth is None else options.smooth
+    cap = PLAN.smooth_range[1] if options.smooth is None else options.smooth
     choice = smallest_within(image, max_mse, most, nearest, sizes, max_smooth=cap)
     if options.quality is not None:
         flat = image.reshape(-1, channels)
@@ -107,7 +96,7 @@ def smallest_within(
     nearest: Callable[[int], Labelling],
     sizes: tuple[SizeOf, SizeOf],
     *,
-    max_smooth: float = SMOOTH_RANGE[1],
+    max_smooth: float = PLAN.smooth_range[1],
 ) -> Choice:
     """The smallest coding of `pixels` (h, w, C) whose MSE (over every pixel
     and channel) is at most max_mse.
@@ -149,7 +138,7 @@ def smallest_within(
 
     climbed = _climb(start, max_k, labelling, smoothed)
     ranked = sorted(climbed, key=lambda c: c.estimate)
-    close = [c for c in ranked[:2] if c.estimate <= ranked[0].estimate * (1 + ESTIMATE_SPREAD)]
+    close = [c for c in ranked[:2] if c.estimate <= ranked[0].estimate * (1 + PLAN.estimate_spread)]
     if len(close) == 1:
         return close[0]
     return min(close, key=lambda c: exact(c.labels, c.codebook))
@@ -166,7 +155,7 @@ def _climb(
     the best so far."""
     climbed: list[Choice] = []
     k = start
-    for _ in range(LADDER_STEPS + 1):
+    for _ in range(PLAN.ladder_steps + 1):
         labels, codebook = labelling(k)
         choice = smoothed(labels, codebook)
         if choice is not None:
@@ -176,7 +165,7 @@ def _climb(
                 break
         if len(codebook) < k or k >= max_k:
             break  # no more colours to be had
-        k = min(max_k, int(round(k * LADDER_STEP)))
+        k = min(max_k, int(round(k * PLAN.ladder_step)))
     return climbed
 
 
@@ -197,9 +186,9 @@ def _best_smoothing(
     if base > 0:
         allowed = limit_mse / base - 1  # relative MSE rise the target allows
         tried: list[tuple[float, float]] = []  # (smooth, relative rise)
-        rise, power = RISE, POWER
-        for _ in range(SMOOTH_TRIES):
-            smooth = _clip((AIM * allowed / rise) ** (1 / power), max_smooth)
+        rise, power = PLAN.rise, PLAN.power
+        for _ in range(PLAN.smooth_tries):
+            smooth = _clip((PLAN.aim * allowed / rise) ** (1 / power), max_smooth)
             if any(s == smooth for s, _ in tried):
                 break
             smoothed = remap(pixels, codebook, labels, smooth)
@@ -223,6 +212,6 @@ def _fit(tried: list[tuple[float, float]], power: float) -> tuple[float, float]:
 
 
 def _clip(smooth: float, most: float) -> float:
-    low, high = min(SMOOTH_RANGE[0], most), min(SMOOTH_RANGE[1], most)
+    low, high = min(PLAN.smooth_range[0], most), min(PLAN.smooth_range[1], most)
     # a few significant bits, so that the same smoothing is recognised
     return float(np.float32(min(high, max(low, smooth))))

@@ -15,6 +15,7 @@ old one, for a gain larger than the spread between image sets.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 DEFAULT_SPEED = 4
@@ -58,13 +59,13 @@ class Schedule:
     # -- swaps (swap.py) ---------------------------------------------------
     # A swap is tried when its cut gains this share of the removal's cost.
     promise: float
-    # K <= 16: the swap search (one swap at a time): entries tried
+    # K <= 16: swap trials (one swap at a time, swap.tried_swaps): entries tried
     # (cheap, rich), rounds, and the settling of each trial.
-    search_tries: tuple[int, int]
-    search_rounds: int
-    search_max_entries: int
-    search_passes: int
-    search_tol_factor: float
+    trial_entries: tuple[int, int]
+    trial_rounds: int
+    trial_max_entries: int
+    trial_passes: int
+    trial_tol_factor: float
     # K > 16 on wide bins: rounds of wide_swap_share x K swaps, each
     # settled by wide_swap_passes passes.
     wide_swaps: int
@@ -97,6 +98,39 @@ class Schedule:
     rounded_passes: int
 
 
+@dataclass(frozen=True)
+class TargetSearch:
+    """The psnr / quality search over K and smoothing (rd_search.py) and
+    the smoothing remap (remap.py): the same at every speed."""
+
+    # K grows by sqrt(2) a step, at most 4 steps above the smallest K
+    # reaching the target: past that, K costs more bits than smoothing saves.
+    ladder_step: float = math.sqrt(2)
+    ladder_steps: int = 4
+    # Remaps tried per K, and the range of `smooth` they may use.
+    smooth_tries: int = 3
+    smooth_range: tuple[float, float] = (1 / 16, 64.0)
+    # First guess of the error rise: relative MSE rise = rise x smooth **
+    # power (fitted on Kodak, refitted after each try).
+    rise: float = 0.05
+    power: float = 1.25
+    # Aim this close under the allowed rise (the power law is approximate).
+    aim: float = 0.97
+    # Estimated sizes closer than this (relative) are confirmed exactly.
+    estimate_spread: float = 0.015
+    # Red-black passes of the remap (each updates both colours of the
+    # checkerboard once): later passes move few pixels.
+    remap_passes: int = 3
+
+
+TARGET_SEARCH = TargetSearch()
+
+
+def seed_trials(k: int) -> int:
+    """Candidates per k-means++ step: scikit-learn's 2 + ln K."""
+    return 2 + int(math.log(k))
+
+
 def _at(speed: int, steps: dict[int, object]):
     """The value of the largest listed speed at or below `speed`."""
     return steps[max(s for s in steps if s <= speed)]
@@ -125,7 +159,7 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # tens of rounds instead of K.
         split_fraction=0.5,
         # K <= 16: one restart finds a second basin the swaps miss (issue
-        # 12: with the swap search, 5 restarts -> 1 lost nothing); at
+        # 12: with the swap trials, 5 restarts -> 1 lost nothing); at
         # speed >= 2 the swaps alone (-0.003 dB Kodak K=16).
         restarts=1 if small and speed == 1 else 0,
         restart_tol_factor=10.0,
@@ -149,20 +183,20 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         promise=0.5,
         # K=16: 3 x 3 pairs for 3 rounds (+0.008 dB Kodak, +0.025 skimage
         # over 5 restarts); more rounds chase what wide bins cannot see.
-        search_tries=(3, 3),
+        trial_entries=(3, 3),
         # Speed 4: no search, the swap rounds instead (Kodak K=16, 12
         # images: +0.286 dB over libimagequant 4 in 0.89x its time, against
-        # +0.277 in 1.04x with one round of the search).
-        search_rounds=_at(speed, {1: 3, 2: 2, 3: 1, 4: 0}) if small else 0,
+        # +0.277 in 1.04x with one round of trials).
+        trial_rounds=_at(speed, {1: 3, 2: 2, 3: 1, 4: 0}) if small else 0,
         # Trials are whole Lloyd runs: only over points x K <= 2**17
         # (photographs' wide bins: 1-7k; on noise the trials would cost
         # more than all the other passes). Swap rounds otherwise.
-        search_max_entries=1 << 17,
-        search_passes=20,
-        search_tol_factor=3.0,
+        trial_max_entries=1 << 17,
+        trial_passes=20,
+        trial_tol_factor=3.0,
         # K=64: 12 rounds of a tenth of K, 3 passes each (+0.05 dB Kodak,
         # for less time than a restart; a tenth +0.004 dB over a fifth).
-        # K=16 without the search (too many wide bins for its trials): 5.
+        # K=16 without the trials (too many wide bins for them): 5.
         # Speed 4: K=16 two rounds; K=64 none (two cost 0.1x of libimagequant's
         # time for under 0.01 dB).
         wide_swaps=_at(speed, {1: 5 if small else 12, 2: 4 if small else 8, 3: 2 if small else 4, 4: 2 if small else 0,

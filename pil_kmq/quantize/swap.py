@@ -58,25 +58,25 @@ def swap_rounds(
     return state, used
 
 
-def swap_search(
+def tried_swaps(
     search: NearestSearch, weights, state: Clustering, plan: Schedule, *, max_passes: int, tol: float, snap
 ) -> tuple[Clustering, int]:
-    """The clustering after up to plan.search_rounds rounds of single swaps
-    tried one at a time: the plan.search_tries = (cheap, rich) entries that
+    """The clustering after up to plan.trial_rounds rounds of single swaps
+    tried one at a time: the plan.trial_entries = (cheap, rich) entries that
     cost least to remove, each moved into each of the clusters whose cut
-    gains most, every trial settled by Lloyd (to search_tol_factor x tol,
-    in at most search_passes and `max_passes` passes); the best trial is
-    kept if it lowers the error, else the search stops. A pair of entries
+    gains most, every trial settled by Lloyd (to trial_tol_factor x tol,
+    in at most trial_passes and `max_passes` passes); the best trial is
+    kept if it lowers the error, else the trials stop. A pair of entries
     is tried once: one that did not pay seldom pays a round later (on Kodak
     at K=16 skipping them saves a sixth of the time). Also the passes used.
 
     For small K: there the estimates before settling mislead (a good swap
     first raises the error, and its cut gains far less than the removal
     costs, so swapped() proposes none), and trying each pair costs little."""
-    cheap_count, rich_count = plan.search_tries
+    cheap_count, rich_count = plan.trial_entries
     used, tried = 0, set()
-    passes, tol = min(plan.search_passes, max_passes), tol * plan.search_tol_factor
-    for _ in range(plan.search_rounds if passes > 0 else 0):
+    passes, tol = min(plan.trial_passes, max_passes), tol * plan.trial_tol_factor
+    for _ in range(plan.trial_rounds if passes > 0 else 0):
         costs = removal_costs(search.points, weights, state)
         gains, lower_means, upper_means = split_gains(search.points, weights, state.labels, len(state.centres))
         cheap = np.argsort(costs, kind="stable")[:cheap_count]
