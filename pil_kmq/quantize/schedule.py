@@ -143,13 +143,23 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         raise ValueError(f"speed must be an integer from 1 to 10, got {speed!r}")
     small, middle = k <= 16, k <= 64
     rgba = channels >= 4
+    # Bins pay when colours outnumber them: below max(4096, 16 K) colours,
+    # or 2**16 pixels, Lloyd over the colours themselves costs less than
+    # the bins' bookkeeping (a 64x64 photo at K=64 spent 27 ms in the wide
+    # stage, libimagequant 6 ms; 256x256 photos at K=16 / 64 / 256, speed
+    # 4: 0.70 / 0.90 / 1.06x libimagequant's time against 0.99 / 1.14 /
+    # 1.18x staged, +0.21-0.23 dB over it); L images (<= 256 colours)
+    # always. Speed 1 keeps the staged path down to 4096 colours.
+    short = channels < 3 or distinct_colours <= max(4096, _at(speed, {1: 0, 2: 16}) * k) or (
+        speed > 1 and pixels <= 1 << 16
+    )
+    # On the short path over more than 4096 colours a swap round costs
+    # half of libimagequant's time (128x128 photos at K=16) for 0.1 dB: from
+    # speed 4, swaps only on fewer colours (32x32 photos need them to
+    # stay above libimagequant).
+    costly_swaps = short and distinct_colours > 4096 and speed >= 4
     return Schedule(
-        # Bins pay when colours outnumber them: below max(4096, 16 K)
-        # colours Lloyd over the colours themselves costs less than the
-        # bins' bookkeeping (a 64x64 photo at K=64 spent 27 ms in the wide
-        # stage for 4096 pixels, libimagequant 6 ms); L images (<= 256
-        # colours) always. Speed 1 keeps the staged path down to 4096.
-        short=channels < 3 or distinct_colours <= max(4096, _at(speed, {1: 0, 2: 16}) * k),
+        short=short,
         short_passes=_at(speed, {1: 300, 2: 40, 3: 8, 4: 4, 7: 2}),
         # A start on 5-bit bins costs a fraction of one on the colours (a
         # 128x128 photo at K=16: 2 ms against 23) for 0.05-0.08 dB that
@@ -202,7 +212,7 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # Speed 4: K=16 two rounds; K=64 none (two cost 0.1x of libimagequant's
         # time for under 0.01 dB).
         wide_swaps=_at(speed, {1: 5 if small else 12, 2: 4 if small else 8, 3: 2 if small else 4, 4: 2 if small else 0,
-                               6: 0}) if middle else 0,
+                               6: 0}) if middle and not costly_swaps else 0,
         wide_swap_share=0.1,
         wide_swap_passes=3,
         # K=256: 2 rounds of 3% of K, one pass each (3% +0.006 dB skimage
