@@ -233,15 +233,15 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # The fine passes gain most (0.08 dB at K=256 against 0.006 for the
         # coarse ones): 20 / 24 / 10 at speed 1 (K=64 to 24: +0.001 dB
         # Kodak, +0.002 skimage; K=256 10: +0.004 dB for 0.05x of liq's
-        # time), fewer as speed rises. Speed 4: 4 / 6 / 4 (Kodak, 12
-        # images: K=16 4 passes -0.001 dB against 6; K=64 6 passes and 2
-        # wide swap rounds +0.437 dB over libimagequant 4 in 1.01x its
-        # time; K=256 5 passes +0.298 in 0.96x).
+        # time), fewer as speed rises. Speed 4: 4 (Kodak, 12 images: K=16
+        # 4 passes -0.001 dB against 6; K=256 5 passes +0.298 dB over
+        # libimagequant 4 in 0.96x its time; skimage K=64 with 6: +0.42 dB
+        # in 1.04-1.09x).
         fine_passes=_at(speed, {
             1: 20 if small else 24 if middle else 10,
             2: 12 if small else 16 if middle else 8,
             3: 8 if small else 10 if middle else 6,
-            4: 4 if small else 6 if middle else 4,
+            4: 4,
             6: 4 if middle else 2,
             8: 2,
             9: 0,
