@@ -155,7 +155,8 @@ def best_start(colors, counts, coarse, k, plan: Schedule, *, max_iter: int, tol:
                   for bits in _wide_levels(colors, len(points), k, plan)]
     else:
         split_on = bin_means(colors, counts, plan.split_bits) if plan.split_bits else coarse
-        if len(split_on[0]) < k:
+        split_points, _ = split_on
+        if len(split_points) < k:
             split_on = coarse
         starts = [variance_split_start(*split_on, k, fraction=plan.split_fraction)]
     if len(points) <= k:
@@ -196,17 +197,21 @@ def _wide_start(colors, counts, coarse, k, plan: Schedule, *, max_iter: int, tol
     `bits` wide (or on the coarse bins, if few), after swaps; the starts
     converge loosely (plan.restart_tol_factor x tol): they need only
     ranking."""
+    coarse_points, _ = coarse
     wide = seeds = coarse
-    if len(coarse[0]) > plan.wide_min_points:
+    if len(coarse_points) > plan.wide_min_points:
         wide = bin_means(colors, counts, bits)
         seeds = bin_means(colors, counts, plan.seed_bits)
-        if len(seeds[0]) <= k:
+        seed_points, _ = seeds
+        if len(seed_points) <= k:
             seeds = wide
-    if len(wide[0]) <= k:
+    wide_points, wide_weights = wide
+    if len(wide_points) <= k:
         return variance_split_start(*coarse, k, fraction=plan.split_fraction)
-    search, loose = search_for(wide[0], k), tol * plan.restart_tol_factor
-    state, _ = _best_of_starts(search, wide[1], k, plan, max_iter=max_iter, tol=loose, seeds=seeds)
-    return _swapped(search, wide[1], state, plan, max_iter=max_iter, tol=tol, loose=loose)[0].centres
+    search, loose = search_for(wide_points, k), tol * plan.restart_tol_factor
+    state, _ = _best_of_starts(search, wide_weights, k, plan, max_iter=max_iter, tol=loose, seeds=seeds)
+    state, _ = _swapped(search, wide_weights, state, plan, max_iter=max_iter, tol=tol, loose=loose)
+    return state.centres
 
 
 def _swap_level(colors, counts, k, coarse_count, plan: Schedule):

@@ -182,7 +182,7 @@ def _best_smoothing(
     """The largest smoothing tried whose labels still meet limit_mse, with
     its estimated size (smooth 0, the nearest labels, if none does)."""
     base = mse(labels, codebook)
-    best = (0.0, labels)
+    best_smooth, best_labels = 0.0, labels
     if base > 0:
         allowed = limit_mse / base - 1  # relative MSE rise the target allows
         tried: list[tuple[float, float]] = []  # (smooth, relative rise)
@@ -193,11 +193,11 @@ def _best_smoothing(
                 break
             smoothed = remap(pixels, codebook, labels, smooth)
             measured = max(mse(smoothed, codebook) / base - 1, 1e-9)
-            if measured <= allowed and smooth > best[0]:
-                best = (smooth, smoothed)
+            if measured <= allowed and smooth > best_smooth:
+                best_smooth, best_labels = smooth, smoothed
             tried.append((smooth, measured))
             rise, power = _fit(tried, power)
-    return Choice(best[1], codebook, best[0], estimate(best[1], codebook))
+    return Choice(best_labels, codebook, best_smooth, estimate(best_labels, codebook))
 
 
 def _fit(tried: list[tuple[float, float]], power: float) -> tuple[float, float]:

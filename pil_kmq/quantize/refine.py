@@ -87,5 +87,5 @@ def refine_sliced(colors, counts, centres, plan: Schedule, *, budget: int, tol: 
             break
         codebook, labels = new, None
     if labels is None:
-        labels = assign_exact(colors, counts, codebook, CELL_BITS, EXACT_SLICE)[0]
+        labels, _, _ = assign_exact(colors, counts, codebook, CELL_BITS, EXACT_SLICE)
     return codebook.astype(np.uint8), labels
