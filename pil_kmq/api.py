@@ -9,7 +9,7 @@ import numpy as np
 
 from .encoder import quantize_image
 from .format import bitpack
-from .options import DEFAULT_MAX_ITER, DEFAULT_TOL, Options
+from .options import DEFAULT_MAX_ITER, DEFAULT_SPEED, DEFAULT_TOL, Options
 
 
 def as_image_array(array: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -41,6 +41,7 @@ def compress(
     *,
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
+    speed: int = DEFAULT_SPEED,
     dither: bool = False,
     quality: int | tuple[int, int] | None = None,
     psnr: float | None = None,
@@ -58,11 +59,12 @@ def compress(
     every pixel gets its exactly nearest codebook colour (ties: lowest
     label); RGBA of more than k colours is compared premultiplied, colour
     error weighted by alpha (encoder.quantize_image). With `psnr` or `quality`, K is the smallest reaching it; with
-    `smooth`, labels are traded for a smoother label map. The
+    `smooth`, labels are traded for a smoother label map; `speed`, 1
+    (best) to 10 (fastest), trades quality for time as libimagequant's. The
     keywords are Image.save's options (pil_kmq.options).
     """
     options = Options.from_mapping(
-        {"colors": k, "max_iter": max_iter, "tol": tol, "dither": dither,
+        {"colors": k, "max_iter": max_iter, "tol": tol, "speed": speed, "dither": dither,
          "quality": quality, "psnr": psnr, "smooth": smooth}
     )
     image, colour_list = as_image_array(array)

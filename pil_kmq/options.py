@@ -19,6 +19,7 @@ from PIL import Image
 
 from .format import coding
 from .format.container import is_resolution
+from .quantize.schedule import DEFAULT_SPEED
 
 DEFAULT_COLORS = 256
 DEFAULT_MAX_ITER = 300
@@ -30,6 +31,11 @@ NEAR_MISSES = {
     "n_colors": "colors", "ncolors": "colors", "palette_size": "colors",
     "dithering": "dither", "optimise": "optimize", "compression": "coding",
 }
+
+
+# Keys that resemble an option but mean none of ours: ignored without a
+# guess (the k-means seeds are fixed, so `seed` is not a misspelt `speed`).
+NOT_NEAR_MISSES = {"seed"}
 
 
 class OptionValueError(ValueError):
@@ -47,6 +53,8 @@ class Options:
     colors: int = DEFAULT_COLORS
     max_iter: int = DEFAULT_MAX_ITER
     tol: float = DEFAULT_TOL
+    # Effort of the k-means, 1 (best) to 10 (fastest); max_iter and tol cap it.
+    speed: int = DEFAULT_SPEED
     # Floyd-Steinberg error diffusion onto the codebook (quantize/dither.py).
     dither: bool = False
     # pngquant's (min, max) quality, 0-100 (quality_to_mse): the fewest
@@ -130,7 +138,7 @@ def warn_near_misses(params: dict[str, Any]) -> None:
         if not isinstance(key, str) or key in PARSERS or key in METADATA_KEYS:
             continue
         meant = NEAR_MISSES.get(key.lower())
-        if meant is None:
+        if meant is None and key.lower() not in NOT_NEAR_MISSES:
             close = difflib.get_close_matches(key.lower(), list(PARSERS), n=1, cutoff=0.8)
             meant = close[0] if close else None
         if meant is not None:
@@ -263,6 +271,7 @@ PARSERS: dict[str, tuple[Callable[[Any, str], Any], str]] = {
     "colors": (_integer(1, 256), "int, 1 to 256"),
     "max_iter": (_integer(0, None), "int >= 0"),
     "tol": (_real(0.0, math.inf, low_open=False), "float >= 0"),
+    "speed": (_integer(1, 10), "int, 1 (best) to 10 (fastest)"),
     "dither": (_dither, "bool or Image.Dither (NONE, FLOYDSTEINBERG)"),
     "quality": (_quality, "int 0 to 100, or a (min, max) pair"),
     "psnr": (_real(0.0, 100.0, low_open=True), "float, 0 < psnr <= 100 (dB)"),

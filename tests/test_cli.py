@@ -192,6 +192,7 @@ USAGE_ERRORS = [
     ["encode", "a.png", "-o", "x.kmq", "--out-dir", "d"],
     ["encode", "a.png", "-j", "-1"],
     ["encode", "a.png", "--quality", "-3"],
+    ["encode", "a.png", "--speed", "11"],
     ["decode", "a.kmq", "--format", "nosuchformat"],
     ["decode", "a.kmq", "-o", "a.unknownext"],
     ["sheet", "a.png", "-k", "2,x"],

@@ -51,3 +51,15 @@ def test_labels_for_pixels_look_up_each_colour(slice_size, channels):
     where = {tuple(c): label for c, label in zip(colors.tolist(), color_labels)}
     expected = [where[tuple(p)] for p in pixels.tolist()]
     np.testing.assert_array_equal(labels_for_pixels(colors, color_labels, pixels), expected)
+
+
+def test_labels_for_pixels_agree_with_and_without_the_table(monkeypatch):
+    """Small images look labels up by binary search, large ones in a table
+    over every code: the same labels."""
+    rng = np.random.default_rng(9)
+    pixels = rng.integers(0, 256, (5000, 3), dtype=np.uint8)
+    colors, _ = histogram(pixels)
+    color_labels = rng.integers(0, 256, len(colors), dtype=np.uint8)
+    searched = labels_for_pixels(colors, color_labels, pixels)
+    monkeypatch.setattr(histogram_module, "TABLE_MIN_PIXELS", 0)
+    np.testing.assert_array_equal(labels_for_pixels(colors, color_labels, pixels), searched)

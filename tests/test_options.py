@@ -24,6 +24,9 @@ BAD = [
     ("max_iter", -1, OptionValueError, "max_iter must be an integer >= 0"),
     ("tol", -1.0, OptionValueError, "tol must be a number >= 0"),
     ("tol", "x", OptionTypeError, "tol must be a number"),
+    ("speed", 0, OptionValueError, "speed must be an integer from 1 to 10, got 0"),
+    ("speed", 11, OptionValueError, "speed must be an integer from 1 to 10, got 11"),
+    ("speed", 4.0, OptionTypeError, "speed must be an integer"),
     ("quality", 500, OptionValueError, "quality must be an integer from 0 to 100 or a (min, max) pair"),
     ("quality", 35.5, OptionTypeError, "for a target PSNR in dB use psnr=35.5"),
     ("quality", 250.0, OptionTypeError, "use psnr=250.0"),
@@ -61,7 +64,7 @@ def test_type_errors_are_value_errors_too():
     assert issubclass(OptionTypeError, TypeError) and issubclass(OptionTypeError, ValueError)
 
 
-@pytest.mark.parametrize("name, value, kind, words", [case for case in BAD if case[0] in ("colors", "dither", "quality", "psnr")])
+@pytest.mark.parametrize("name, value, kind, words", [case for case in BAD if case[0] in ("colors", "dither", "quality", "psnr", "speed")])
 def test_the_numpy_api_refuses_the_same_values(name, value, kind, words):
     array = np.asarray(gradient_image(8, 8))
     k = value if name == "colors" else 4

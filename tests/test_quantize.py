@@ -19,7 +19,7 @@ from pil_kmq.api import compress, reconstruct
 from pil_kmq.options import Options
 from pil_kmq.quantize.metrics import histogram_psnr as psnr
 
-from helpers import premultiplied
+from helpers import FIXTURES, premultiplied
 
 
 def smooth_image(height: int = 48, width: int = 64, channels: int = 3, seed: int = 0) -> np.ndarray:
@@ -233,3 +233,30 @@ def test_exact_nearest_for_arbitrary_images(data, channels, k):
     np.testing.assert_array_equal(labels.ravel(), expected_labels(pixels, codebook, k))
     if len(np.unique(pixels, axis=0)) <= k:
         np.testing.assert_array_equal(reconstruct(labels, codebook, image.shape), image)
+
+
+def test_the_quantizer_knows_nothing_of_the_format_or_the_options():
+    """quantize/ imports neither pil_kmq.format nor pil_kmq.options: the
+    encoder hands it what it needs (options by attribute, size_of)."""
+    import ast
+    from pathlib import Path
+
+    import pil_kmq.quantize
+
+    for path in Path(pil_kmq.quantize.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [alias.name for alias in node.names]
+                assert node.level < 2 and not any(n.split(".")[0] in ("format", "options") for n in names), path
+            elif isinstance(node, ast.Import):
+                assert not any("pil_kmq.format" in a.name or "pil_kmq.options" in a.name for a in node.names), path
+
+
+@pytest.mark.parametrize("speed", [1, 4, 10])
+def test_every_speed_saves_a_file_whose_labels_are_nearest(speed):
+    """Every speed labels each pixel with its exactly nearest colour."""
+    from pil_kmq.quantize.nearest import nearest
+
+    image = np.asarray(Image.open(FIXTURES / "images" / "kodim23_crop.png").convert("RGB"))
+    labels, codebook = compress(image, 16, speed=speed)
+    np.testing.assert_array_equal(labels.ravel(), nearest(image.reshape(-1, 3), codebook))

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from pil_kmq.quantize.metrics import mean_squared_error, psnr_from_mse
-from pil_kmq.quantize import rd_search
+from pil_kmq.encoder import quick_size
+
 
 from helpers import FIXTURES, gradient_image, noise_image, premultiplied
 
@@ -44,7 +45,7 @@ def test_target_met_on_every_image(name, target):
     assert measured >= target or k == 256
 
 
-def test_target_search_gives_a_smaller_file_than_the_fewest_colours():
+def test_fewest_colors_for_target_gives_a_smaller_file_than_the_fewest_colours():
     im = Image.open(FIXTURES / "images" / "kodim23_crop.png")
     for target in (32.0,):
         searched = save(im, psnr=target, optimize=True)
@@ -101,8 +102,8 @@ def test_quick_size_follows_the_label_map():
     flat = np.zeros((64, 64), dtype=np.uint8)
     noisy = np.asarray(noise_image(64, 64, "L")) // 16
     codebook = np.zeros((16, 3), dtype=np.uint8)
-    assert rd_search.quick_size(flat, codebook) < rd_search.quick_size(noisy, codebook)
-    assert rd_search.quick_size(noisy[:40], codebook) > 0  # a height not a multiple of the band
+    assert quick_size(flat, codebook) < quick_size(noisy, codebook)
+    assert quick_size(noisy[:40], codebook) > 0  # a height not a multiple of the band
 
 
 def test_unreachable_target_gives_the_most_colours():
@@ -120,7 +121,7 @@ def test_target_with_a_raw_file_ignores_smooth():
     assert decoded_psnr(im, data)[0] >= 30
 
 
-def test_target_search_is_deterministic():
+def test_fewest_colors_for_target_is_deterministic():
     im = Image.open(FIXTURES / "images" / "rgb.png")
     assert save(im, psnr=33, optimize=True) == save(im, psnr=33, optimize=True)
 

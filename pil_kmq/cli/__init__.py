@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from ..options import DEFAULT_COLORS, command_line_type, quality_from_text
+from ..options import DEFAULT_COLORS, DEFAULT_SPEED, command_line_type, quality_from_text
 from .convert import DEFAULT_DECODE_FORMAT, LABELS_RAW_SUFFIX, LABELS_SUFFIX, codec_params, run_decode, run_encode
 from .views import parse_colour
 from .info import run_info
@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     targets.add_argument("--psnr", type=command_line_type("psnr", float), metavar="DB",
                          help="target PSNR in dB: the fewest colours reaching it "
                               "(default: off, K comes from -k)")
+    encode.add_argument("--speed", type=command_line_type("speed", int), metavar="N",
+                        help=f"k-means effort, 1 (best) to 10 (fastest), as pngquant's --speed "
+                             f"(default: {DEFAULT_SPEED})")
     _add_codec_options(encode)
     encode.add_argument("--frame", type=_count, default=0, metavar="N",
                         help="the frame of a multi-frame image (an animation, a multi-page "

@@ -13,12 +13,11 @@ from .nearest import BoundedSearch
 CELL_CHUNK_ENTRIES = 1 << 18
 # Where padding entries of candidate lists sit (no colour is near it).
 FAR_AWAY = 1e6
-# Bounds must clear by far more than their rounding error.
-MARGIN = 1e-6
 
 
 class CellSearch:
-    """Exact nearest centre for a fixed set of points, pruned by grid cells.
+    """Exact nearest centre for a fixed set of points, pruned by grid cells:
+    one assignment (LateSearch's first, assign_exact's slices).
 
     Points are grouped into cubic cells of the colour space (their bounding
     box within the cell, in fact). For a box, a centre can be nearest to some
@@ -31,8 +30,7 @@ class CellSearch:
     ties go to the lowest index and the result is the same on every run.
     """
 
-    def __init__(self, points: np.ndarray, cell_bits: int, slack: float = 1.0):
-        self.slack = slack
+    def __init__(self, points: np.ndarray, cell_bits: int):
         shift = 8 - cell_bits
         cells = np.zeros(len(points), dtype=np.int64)
         for channel in range(points.shape[1]):
@@ -57,16 +55,14 @@ class CellSearch:
         self.parent_high = np.full((count, points.shape[1]), -np.inf)
         np.minimum.at(self.parent_low, self.parent_of_cell, self.low)
         np.maximum.at(self.parent_high, self.parent_of_cell, self.high)
-
-        self.snapshot: np.ndarray | None = None
         self.groups: list[tuple[np.ndarray, np.ndarray]] = []
 
     @staticmethod
-    def _candidates(low, high, centres: np.ndarray, slack: float, among=None, valid=None) -> np.ndarray:
+    def _candidates(low, high, centres: np.ndarray, *, among=None, valid=None) -> np.ndarray:
         """(boxes, K) mask of the centres that may be nearest to some point of
-        each box, even after every centre moves by up to `slack`; with
-        `among` ((boxes, W) centre indices, `valid` marking real ones), a
-        (boxes, W) mask over those only."""
+        each box, and the reach that decides it; with `among` ((boxes, W)
+        centre indices, `valid` marking real ones), a (boxes, W) mask over
+        those only."""
         near = far = 0.0
         for channel in range(centres.shape[1]):
             values = centres[:, channel] if among is None else centres[:, channel].take(among)
@@ -78,10 +74,10 @@ class CellSearch:
             far = far + reach * reach
         if valid is not None:
             far[~valid] = np.inf
-        # A point's nearest centre is no farther than the best far bound
-        # (plus slack); a centre nearer than that bound (less slack) may win.
-        # The tiny extra covers rounding in the square roots.
-        reach = np.sqrt(far.min(axis=1, keepdims=True)) + 2 * slack + 1e-9
+        # A point's nearest centre is no farther than the best far bound; a
+        # centre nearer than that bound may win. The tiny extra covers
+        # rounding in the square roots.
+        reach = np.sqrt(far.min(axis=1, keepdims=True)) + 1e-9
         mask = near <= reach * reach
         if valid is not None:
             mask &= valid
@@ -104,23 +100,20 @@ class CellSearch:
 
     def _prepare(self, centres: np.ndarray) -> None:
         """Candidate lists for every point, grouped by length (padded to a
-        power of two), valid until some centre strays `self.slack` away."""
-        parent_mask, _ = self._candidates(self.parent_low, self.parent_high, centres, self.slack)
+        power of two)."""
+        parent_mask, _ = self._candidates(self.parent_low, self.parent_high, centres)
         parent_table, parent_count = self._left_aligned(parent_mask)
         among = parent_table[self.parent_of_cell]
         valid = np.arange(among.shape[1]) < parent_count[self.parent_of_cell, None]
-        mask, reach = self._candidates(self.low, self.high, centres, self.slack, among, valid)
+        mask, reach = self._candidates(self.low, self.high, centres, among=among, valid=valid)
         # Padding points at a sentinel centre (index K, far away): it never
         # wins, and the second nearest of a list is a real one.
         table, count = self._left_aligned(mask, among, pad=len(centres))
         self.first = table[:, 0].astype(np.intp)
         self.table = table
-        # Any centre outside a cell's list is at least this far from its
-        # points, however the centres move before the next _prepare.
-        self.floor = reach - self.slack
-        self.upper = np.zeros(len(self.points))
+        # Any centre outside a cell's list is at least this far from its points.
+        self.floor = reach
         self.lower = np.full(len(self.points), -np.inf)
-        self.snapshot = centres.copy()
         self.groups = []
         width = int(count.max())
         if width == 1:
@@ -138,29 +131,13 @@ class CellSearch:
 
     def nearest(self, centres: np.ndarray) -> np.ndarray:
         """Label of every point (in the points' order as sorted by cell: see
-        `order`)."""
-        fresh = self.snapshot is None or len(self.snapshot) != len(centres)
-        if not fresh:
-            drift = np.sqrt(((centres - self.snapshot) ** 2).sum(axis=1)).max()
-            fresh = drift > self.slack
-        if fresh:
-            self._prepare(centres)
-            labels = self.first[self.cell_of_point]
-        else:
-            # Hamerly's bounds: a point whose centre (moved closer by at most
-            # its move) stays nearer than any other candidate of its cell
-            # (moved by at most the largest of their moves) keeps its label.
-            moves = np.sqrt(((centres - self.previous) ** 2).sum(axis=1))
-            labels = self.labels.copy()
-            self.upper += moves[labels]
-            cell_moves = np.append(moves, 0.0)[self.table].max(axis=1)
-            self.lower -= cell_moves[self.cell_of_point]
+        `order`); `lower` then holds each point's distance to its second
+        nearest candidate (-inf in one-candidate cells)."""
+        self._prepare(centres)
+        labels = self.first[self.cell_of_point]
         sentinel = np.full(1, FAR_AWAY)
         by_channel = [np.concatenate([centres[:, c], sentinel]) for c in range(centres.shape[1])]
         for group, group_candidates in self.groups:
-            if not fresh:
-                kept = np.flatnonzero(self.upper[group] + MARGIN >= self.lower[group])
-                group, group_candidates = group[kept], group_candidates[kept]
             step = max(1, CELL_CHUNK_ENTRIES // group_candidates.shape[1])
             for start in range(0, len(group), step):
                 rows = group[start : start + step]
@@ -174,12 +151,10 @@ class CellSearch:
                 best = total.argmin(axis=1)
                 span = np.arange(len(rows))
                 labels[rows] = candidates[span, best]
-                self.upper[rows] = np.sqrt(total[span, best])
                 total[span, best] = np.inf
                 second = np.sqrt(total.min(axis=1))
                 self.lower[rows] = np.minimum(second, self.floor[self.cell_of_point[rows]])
-        self.labels, self.previous = labels, centres.copy()
-        return labels.copy()
+        return labels
 
 
 class LateSearch(BoundedSearch):
@@ -190,7 +165,7 @@ class LateSearch(BoundedSearch):
     CellSearch's cost) would buy nothing."""
 
     def __init__(self, points: np.ndarray, cell_bits: int):
-        self.cells: CellSearch | None = CellSearch(points, cell_bits, slack=0.0)
+        self.cells: CellSearch | None = CellSearch(points, cell_bits)
         super().__init__(self.cells.points)
         self.order = self.cells.order
 

@@ -6,24 +6,22 @@ from __future__ import annotations
 
 import numpy as np
 
-# Share of the boxes split together in each round of the split start.
-SPLIT_FRACTION = 0.5
+from .schedule import seed_trials
 
-
-def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
+def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int, *, fraction: float) -> np.ndarray:
     """Initial centres by greedy variance splitting (Wu's idea, on the points).
 
     Start with one box holding every colour; repeatedly take the boxes with
     the largest weighted squared error and cut each across the axis and
     level that remove the most error. The k box means start Lloyd near a
     good optimum, deterministically. Each round splits the worst
-    SPLIT_FRACTION of the boxes together, with one bincount for all of
+    `fraction` of the boxes together, with one bincount for all of
     them, so the Python loop runs tens of times rather than k times; on
     photos this picks the same boxes as splitting one at a time.
     """
     boxes = _Boxes(points, weights)
     while boxes.count < k:
-        batch = boxes.worst(min(k - boxes.count, max(1, int(boxes.count * SPLIT_FRACTION))))
+        batch = boxes.worst(min(k - boxes.count, max(1, int(boxes.count * fraction))))
         if batch.size == 0:
             break
         boxes.split(batch)
@@ -75,7 +73,7 @@ class _Boxes:
         chosen = np.flatnonzero(slots >= 0)
         low, high = self.box_low[batch], self.box_high[batch]
         best, lower = _best_cuts(
-            self.levels[chosen], self.moments[chosen], slots[chosen], low, high, self.box_moments[batch]
+            self.levels[chosen], self.moments[chosen], slots[chosen], low, high, totals=self.box_moments[batch]
         )
         can_split = best[:, 1] >= 0
         self.splittable[batch[~can_split]] = False
@@ -106,7 +104,7 @@ class _Boxes:
         self.splittable = np.concatenate([self.splittable, np.ones(len(batch), dtype=bool)])
 
 
-def _best_cuts(levels, moments, slots, low, high, totals):
+def _best_cuts(levels, moments, slots, low, high, *, totals):
     """For each box of a batch, the cut (axis, level above its low end; -1
     if none leaves points on both sides) that removes the most error, and
     the moments at or below it.
@@ -161,7 +159,7 @@ def kmeans_plus_plus(points: np.ndarray, weights: np.ndarray, k: int, seed: int)
     candidates costs several times more for C = 3, and on the grid every
     term is exact, so the sums are the same in any order."""
     rng = np.random.default_rng(seed)
-    trials = 2 + int(np.log(k))
+    trials = seed_trials(k)
     total = weights.sum()
     columns = [np.ascontiguousarray(points[:, c]) for c in range(points.shape[1])]
     first = int(np.searchsorted(np.cumsum(weights), rng.random() * total))

@@ -14,6 +14,11 @@ import numpy as np
 # columns of a (K, n) matrix is far faster in numpy than argmin along rows.
 KEY_SCALE = 2.0**28
 KEY_ROWS = 256
+# Entries of a key matrix computed at once. Small enough that OpenBLAS runs
+# the product on the calling thread: its thread start-up costs more than
+# the work for these thin (inner dimension C) products, and a busy machine
+# makes it far worse. 64K float64 entries also stay in cache.
+CHUNK_ENTRIES = 1 << 16
 
 
 def row_numbers(count: int) -> np.ndarray:
@@ -46,7 +51,13 @@ class BruteForceSearch:
         self.norms = KEY_SCALE * (points * points).sum(axis=1)
 
     def nearest(self, centres: np.ndarray) -> np.ndarray:
-        keys = ((-2.0 * KEY_SCALE) * centres) @ self.points.T
-        keys += KEY_SCALE * (centres * centres).sum(axis=1)[:, None] + row_numbers(len(centres))
-        keys += self.norms
-        return keys.min(axis=0).astype(np.int64) & (KEY_ROWS - 1)
+        scaled = (-2.0 * KEY_SCALE) * centres
+        centre_terms = KEY_SCALE * (centres * centres).sum(axis=1)[:, None] + row_numbers(len(centres))
+        labels = np.empty(len(self.points), dtype=np.int64)
+        step = max(1, CHUNK_ENTRIES // len(centres))
+        for start in range(0, len(self.points), step):
+            keys = scaled @ self.points[start : start + step].T
+            keys += centre_terms
+            keys += self.norms[start : start + step]
+            labels[start : start + step] = keys.min(axis=0).astype(np.int64) & (KEY_ROWS - 1)
+        return labels

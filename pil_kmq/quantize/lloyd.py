@@ -5,12 +5,35 @@ passes on others)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
 import numpy as np
 
 from . import work
 
-# Over-relaxation of each step (1: plain Lloyd); see lloyd().
-RELAXATION = 1.8
+class NearestSearch(Protocol):
+    """Each point's exactly nearest centre, ties to the lowest index: the
+    protocol of the exact reference (nearest.ExactSearch) and of the fast
+    searches (keys.BruteForceSearch, nearest.BoundedSearch,
+    cells.LateSearch). `points` are in the search's own order; `order`
+    maps them back (points[i] is the caller's point order[i])."""
+
+    points: np.ndarray
+    order: np.ndarray
+
+    def nearest(self, centres: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Clustering:
+    """The state the stages pass on: centres, each point's label (exactly
+    its nearest centre, in the search's point order) and the weighted
+    squared error of that assignment."""
+
+    centres: np.ndarray
+    labels: np.ndarray
+    error: float
 
 
 def cluster_sums(
@@ -63,13 +86,13 @@ def weighted_error(points, weights, centres, labels) -> float:
 
 
 def lloyd(
-    search, weights: np.ndarray, centres: np.ndarray, max_passes: int, tol: float, snap,
-    relaxation: float = RELAXATION,
-):
+    search: NearestSearch, weights: np.ndarray, centres: np.ndarray, *,
+    passes: int, tol: float, snap: Callable[[np.ndarray], np.ndarray], relaxation: float,
+) -> tuple[Clustering, int]:
     """Weighted Lloyd from `centres` over search.points (the search gives each
     point's exactly nearest centre) until a pass lowers the error by at
-    most tol of it, or after max_passes updates. Returns (centres, labels,
-    passes, error), labels exactly nearest to the centres returned.
+    most tol of it, or after `passes` updates. Returns the Clustering
+    (labels exactly nearest to its centres) and the passes it took.
 
     Each pass first tries an over-relaxed step (each centre moved `relaxation`
     times as far as toward its cluster's mean), kept only if its error is
@@ -92,18 +115,19 @@ def lloyd(
         return trial, trial_labels, trial_error, trial_totals, trial_sums
 
     centres, labels, error, totals, sums = settle(centres)
-    passes = 0
-    while passes < max_passes:
-        passes += 1
+    used = 0
+    while used < passes:
+        used += 1
         work.done("pass")
-        new, means, empty = _update(points, weights, centres, labels, totals, sums, snap)
+        new, means, empty = _update(points, weights, centres, labels, (totals, sums), snap=snap)
         if np.array_equal(new, centres):
             break
         bound = scatter(square_total, totals, sums)
         step = None
         if relaxation > 1 and not empty.any():
             step = settle(np.clip(snap(centres + relaxation * (means - centres)), 0, 255), (labels, totals, sums))
-            if not step[2] < bound:
+            _, _, relaxed_error, _, _ = step
+            if not relaxed_error < bound:
                 step = None
         if step is None:
             step = settle(new, (labels, totals, sums))
@@ -111,13 +135,15 @@ def lloyd(
         centres, labels, error, totals, sums = step
         if previous - error <= tol * error and not empty.any():
             break
-    return centres, labels, passes, error
+    return Clustering(centres, labels, error), used
 
 
-def _update(points, weights, centres, labels, totals, sums, snap):
-    """Lloyd's step: (new centres, the non-empty clusters' means, which
-    clusters are empty); an emptied cluster is re-seeded at the point that
-    costs the most (weight x squared distance)."""
+def _update(points, weights, centres, labels, cluster_moments, *, snap):
+    """Lloyd's step from the clusters' (weights, sums): (new centres, the
+    non-empty clusters' means, which clusters are empty); an emptied
+    cluster is re-seeded at the point that costs the most (weight x
+    squared distance)."""
+    totals, sums = cluster_moments
     empty = totals == 0
     means = sums[~empty] / totals[~empty, None]
     new = centres.copy()

@@ -1,46 +1,50 @@
 """Assignment: every colour gets the label of its exactly nearest codebook
-entry. nearest() is the plain definition, the oracle the faster searches
-are tested against; keys.BruteForceSearch (one distance matrix, for small point
-sets) and BoundedSearch (skips points Hamerly's bounds prove unchanged)
-serve the coarse k-means passes; cells.CellSearch serves the fine ones.
+entry. nearest() and ExactSearch are the plain definition, the oracle the
+faster searches (the same lloyd.NearestSearch protocol) are tested
+against: keys.BruteForceSearch (distance matrices, for small point sets)
+and BoundedSearch (skips points Hamerly's bounds prove unchanged) serve
+the k-means passes, cells.LateSearch the late ones over many colours.
 
 Distances are |x|^2 - 2 x.c + |c|^2 on integer colours and centres on a
-1/1024 grid: every product and sum is exact in float64 (in float32 for
-nearest()'s integer codebook), so BLAS's order of adding cannot change a
-result: ties go to the lowest index on every machine and thread count.
+1/1024 grid: every product and sum is exact in float64, so BLAS's order of
+adding cannot change a result: ties go to the lowest index on every
+machine and thread count.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .keys import KEY_SCALE, nearest_two, row_numbers
+from .keys import CHUNK_ENTRIES, KEY_SCALE, nearest_two, row_numbers
 
-# Rows of the distance matrix computed at once: bounds memory at
-# CHUNK x K x 4 bytes (16 MiB at K=256).
-CHUNK = 16384
+# Distances computed at once by ExactSearch (bounds its memory).
+EXACT_CHUNK_ENTRIES = 1 << 18
 
 
 def nearest(colors: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     """Index (uint8) of the nearest codebook entry for each colour (both uint8)."""
-    points = colors.astype(np.float32)
-    centres = codebook.astype(np.float32)
-    centre_norms = (centres * centres).sum(axis=1)
-    labels = np.empty(len(points), dtype=np.uint8)
-    for start in range(0, len(points), CHUNK):
-        block = points[start : start + CHUNK]
-        distances = block @ (-2.0 * centres.T)
-        distances += centre_norms
-        distances += (block * block).sum(axis=1, keepdims=True)
-        labels[start : start + CHUNK] = distances.argmin(axis=1)
-    return labels
+    return ExactSearch(colors.astype(np.float64)).nearest(codebook.astype(np.float64)).astype(np.uint8)
 
 
-# Entries of a distance matrix computed at once. Small enough that OpenBLAS
-# runs the product on the calling thread: its thread start-up costs more than
-# the work for these thin (inner dimension C) products, and a busy machine
-# makes it far worse. 64K float64 entries also stay in cache.
-CHUNK_ENTRIES = 1 << 16
+class ExactSearch:
+    """The nearest-colour protocol (lloyd.NearestSearch) by its definition:
+    every squared distance, argmin (ties to the lowest index). The oracle
+    the fast searches are tested against; exact for points and centres on
+    the 1/1024 grid."""
+
+    def __init__(self, points: np.ndarray):
+        self.points = points
+        self.order = np.arange(len(points))
+
+    def nearest(self, centres: np.ndarray) -> np.ndarray:
+        labels = np.empty(len(self.points), dtype=np.intp)
+        step = max(1, EXACT_CHUNK_ENTRIES // max(1, len(centres)))
+        for start in range(0, len(self.points), step):
+            offsets = self.points[start : start + step, None, :] - centres[None]
+            labels[start : start + step] = (offsets * offsets).sum(axis=2).argmin(axis=1)
+        return labels
+
+
 # From this K up, a point that may have changed label checks only the
 # centres near its own (see BoundedSearch._search_neighbours).
 NEIGHBOUR_K = 100

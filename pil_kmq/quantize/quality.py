@@ -5,14 +5,11 @@ colours allowed miss quality's minimum."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
 from .metrics import histogram_mse, psnr_from_mse
-
-if TYPE_CHECKING:
-    from ..options import Options
 
 Clustering = Callable[[int], tuple[np.ndarray, np.ndarray]]
 
@@ -58,8 +55,8 @@ def mse_to_quality(mse: float) -> int:
     return quality
 
 
-def target_search(
-    options: Options, most: int, cluster: Clustering, colors: np.ndarray, counts: np.ndarray
+def fewest_colors_for_target(
+    options, most: int, cluster: Clustering, colors: np.ndarray, counts: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """cluster(k) for the fewest colours (<= most) reaching options.psnr or
     options.quality's max; `most` when none does, unless that misses
@@ -68,7 +65,7 @@ def target_search(
         bound = 255.0**2 / 10 ** (options.psnr / 10)
     else:
         bound = quality_to_mse(options.quality[1])
-    codebook, labels, mse = fewest_colors_within(bound, most, cluster, colors, counts, options.progress)
+    codebook, labels, mse = fewest_colors_within(bound, most, cluster, colors, counts, progress=options.progress)
     if options.quality is not None and mse > quality_to_mse(options.quality[0]):
         raise QualityNotReached(options.quality[0], mse_to_quality(mse), len(codebook), mse)
     return codebook, labels
@@ -76,7 +73,7 @@ def target_search(
 
 def fewest_colors_within(
     max_mse: float, most: int, cluster: Clustering, colors: np.ndarray, counts: np.ndarray,
-    progress: Callable[[str, int, int], object] | None = None,
+    *, progress: Callable[[str, int, int], object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """(codebook, a label per distinct colour, MSE) of cluster(k) for the
     smallest k <= most whose MSE is at most max_mse; for `most` if none is

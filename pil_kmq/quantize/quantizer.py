@@ -1,31 +1,56 @@
 """The quantize stage as one call: an image array in, its codebook and label
 map out (histogram, k-means or the quality target, then exact nearest
-labels, smoothed if asked (remap), or dithering)."""
+labels, smoothed if asked (remap), or dithering). It knows nothing of the
+file format or of how options are read: the caller passes an object with
+QuantizeOptions' attributes and, to search for the smallest file, a
+size_of(labels, codebook) callable."""
 
 from __future__ import annotations
 
+from typing import Any, Callable, Protocol
+
 import numpy as np
 
-from .. import format
-from ..options import Options
 from .dither import dither as dither_onto
 from .histogram import histogram, labels_for_pixels
 from .kmeans import kmeans
-from .quality import target_search
+from .quality import fewest_colors_for_target
 from .rd_search import smallest_file_reaching
 from .remap import remap
+from .schedule import schedule
+
+SizeOf = Callable[[np.ndarray, np.ndarray], int]
 
 
-def quantize(image: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarray]:
+class QuantizeOptions(Protocol):
+    """What the quantizer reads of the save options (pil_kmq.options.Options)."""
+
+    colors: int
+    max_iter: int
+    tol: float
+    speed: int
+    dither: bool
+    quality: tuple[int, int] | None
+    psnr: float | None
+    smooth: float | None
+    progress: Callable[[str, int, int], Any] | None
+
+
+def quantize(image: np.ndarray, options: QuantizeOptions) -> tuple[np.ndarray, np.ndarray]:
     """(label map (h, w) uint8, codebook (K, C) uint8) for an (h, w, C)
     uint8 image, K <= options.colors."""
     labels, codebook, _ = quantize_with_smoothing(image, options)
     return labels, codebook
 
 
-def quantize_with_smoothing(image: np.ndarray, options: Options) -> tuple[np.ndarray, np.ndarray, float]:
+def quantize_with_smoothing(
+    image: np.ndarray, options: QuantizeOptions, *, size_of: SizeOf | None = None, estimate: SizeOf | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
     """quantize(), and the smoothing strength the labels were remapped with
-    (0: nearest colours), which the file records (the smTh chunk)."""
+    (0: nearest colours), which the file records (the smTh chunk). With
+    size_of (the exact size of a file of labels and codebook) and estimate
+    (a fast stand-in), a psnr or quality target searches K and smoothing
+    together for the smallest file (rd_search.py)."""
     height, width, channels = image.shape
     pixels = image.reshape(-1, channels)
     colors, counts = histogram(pixels)
@@ -34,13 +59,13 @@ def quantize_with_smoothing(image: np.ndarray, options: Options) -> tuple[np.nda
         return _cluster(colors, counts, k, options)
 
     most = min(options.colors, len(colors))
-    if searches_smoothing(options):
-        choice = smallest_file_reaching(image, options, most, cluster, colors)
+    if size_of is not None and (options.quality is not None or options.psnr is not None):
+        choice = smallest_file_reaching(image, options, cluster, colors, sizes=(estimate or size_of, size_of))
         return choice.labels, choice.codebook, choice.smooth
     if options.quality is None and options.psnr is None:
         codebook, color_labels = cluster(most)
     else:
-        codebook, color_labels = target_search(options, most, cluster, colors, counts)
+        codebook, color_labels = fewest_colors_for_target(options, most, cluster, colors, counts)
     smooth = 0.0
     if options.dither and len(codebook) < len(colors):
         labels = dither_onto(image, codebook)
@@ -52,21 +77,13 @@ def quantize_with_smoothing(image: np.ndarray, options: Options) -> tuple[np.nda
     return labels, codebook, smooth
 
 
-def searches_smoothing(options: Options) -> bool:
-    """A psnr or quality target written in a compressed coding searches K
-    and smoothing together (quantize/rd_search.py); a raw file costs the
-    same however smooth its labels, and dithering excludes smoothing."""
-    targeted = options.quality is not None or options.psnr is not None
-    compressed = options.optimize or options.coding not in (None, format.RAW)
-    return targeted and compressed and not options.dither and options.smooth != 0
-
-
 def _cluster(
-    colors: np.ndarray, counts: np.ndarray, k: int, options: Options
+    colors: np.ndarray, counts: np.ndarray, k: int, options: QuantizeOptions
 ) -> tuple[np.ndarray, np.ndarray]:
     """Codebook and a label per distinct colour (uint8) for at most k colours;
     an image with at most k distinct colours keeps them exactly."""
     if len(colors) <= k:
         return colors, np.arange(len(colors), dtype=np.uint8)
-    codebook, labels = kmeans(colors, counts, k, max_iter=options.max_iter, tol=options.tol)
+    plan = schedule(options.speed, k, len(colors), int(counts.sum()), colors.shape[1])
+    codebook, labels = kmeans(colors, counts, k, max_iter=options.max_iter, tol=options.tol, plan=plan)
     return codebook, labels.astype(np.uint8)

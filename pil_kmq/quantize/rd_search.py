@@ -22,31 +22,19 @@ even that misses). Deterministic: no randomness, no timing.
 
 from __future__ import annotations
 
-import lzma
 import math
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from .. import format
 from .histogram import labels_for_pixels
 from .quality import QualityNotReached, mse_to_quality, quality_to_mse, smallest_k_reaching
 from .remap import remap, squared_error
-
-# K grows by LADDER_STEP per step, at most LADDER_STEPS steps above the start.
-LADDER_STEP, LADDER_STEPS = math.sqrt(2), 4
-# Remaps tried per K, and the range of `smooth` they may use.
-SMOOTH_TRIES = 3
-SMOOTH_RANGE = (1 / 16, 64.0)
-# First guess of the error rise: relative MSE rise = RISE * smooth ** POWER.
-RISE, POWER = 0.05, 1.25
-# Aim this close under the allowed rise (the power law is approximate).
-AIM = 0.97
-# Estimates closer than this (relative) are confirmed with the exact coding.
-ESTIMATE_SPREAD = 0.015
+from .schedule import TARGET_SEARCH as PLAN
 
 Labelling = tuple[np.ndarray, np.ndarray]  # (labels (h, w) uint8, codebook (K, C) uint8)
+SizeOf = Callable[[np.ndarray, np.ndarray], int]  # bytes of a file of (labels, codebook)
 
 
 @dataclass
@@ -62,17 +50,22 @@ class Choice:
 def smallest_file_reaching(
     image: np.ndarray,
     options,
-    most: int,
     cluster: Callable[[int], tuple[np.ndarray, np.ndarray]],
     colors: np.ndarray,
+    *,
+    sizes: tuple[SizeOf, SizeOf],
 ) -> Choice:
-    """The encoder's call: the labels, codebook and smoothing of the smallest file in the
-    options' coding meeting options.psnr or options.quality's max, for an
-    (h, w, C) image whose distinct colours are `colors`; cluster(k) gives a
-    codebook and a label per distinct colour (k-means). options.smooth, if
-    given, caps the smoothing. Below quality's min: QualityNotReached."""
+    """The quantizer's call: the labels, codebook and smoothing of the
+    smallest file meeting options.psnr or options.quality's max with at
+    most options.colors colours, for an (h, w, C) image whose distinct
+    colours are `colors`; cluster(k) gives a codebook and a label per
+    distinct colour (k-means); sizes = (estimate, size_of), a fast and the
+    exact size of a file of (labels, codebook), from the encoder.
+    options.smooth, if given, caps the smoothing. Below quality's min:
+    QualityNotReached."""
     height, width, channels = image.shape
-    steps = [0, 1 + max(1, math.ceil(math.log2(max(most, 2)))) + LADDER_STEPS]  # done, total
+    most = min(options.colors, len(colors))
+    steps = [0, 1 + max(1, math.ceil(math.log2(max(most, 2)))) + PLAN.ladder_steps]  # done, total
 
     def nearest(k: int) -> Labelling:
         codebook, color_labels = cluster(k)
@@ -82,15 +75,12 @@ def smallest_file_reaching(
             options.progress("search", *steps)
         return labels.reshape(height, width), codebook
 
-    def exact(labels: np.ndarray, codebook: np.ndarray) -> int:
-        return len(format.write_file(labels, codebook, coding=options.coding, optimize=True))
-
     if options.psnr is not None:
         max_mse = 255.0**2 / 10 ** (options.psnr / 10)
     else:
         max_mse = quality_to_mse(options.quality[1])
-    cap = SMOOTH_RANGE[1] if options.smooth is None else options.smooth
-    choice = smallest_within(image, max_mse, most, nearest, quick_size, exact, max_smooth=cap)
+    cap = PLAN.smooth_range[1] if options.smooth is None else options.smooth
+    choice = smallest_within(image, max_mse, most, nearest, sizes, max_smooth=cap)
     if options.quality is not None:
         flat = image.reshape(-1, channels)
         mse = float(squared_error(flat, choice.codebook, choice.labels.ravel()).sum(dtype=np.int64)) / flat.size
@@ -104,18 +94,20 @@ def smallest_within(
     max_mse: float,
     max_k: int,
     nearest: Callable[[int], Labelling],
-    estimate: Callable[[np.ndarray, np.ndarray], int],
-    exact: Callable[[np.ndarray, np.ndarray], int],
-    max_smooth: float = SMOOTH_RANGE[1],
+    sizes: tuple[SizeOf, SizeOf],
+    *,
+    max_smooth: float = PLAN.smooth_range[1],
 ) -> Choice:
     """The smallest coding of `pixels` (h, w, C) whose MSE (over every pixel
     and channel) is at most max_mse.
 
     nearest(k) is the nearest labelling for at most k colours (k-means);
-    its len(codebook) may be below k (few distinct colours). estimate and
-    exact give the size of a labelling (labels, codebook), roughly and as
-    the file will store it. No smoothing above max_smooth is tried.
+    its len(codebook) may be below k (few distinct colours). sizes =
+    (estimate, exact) give the size of a labelling (labels, codebook),
+    roughly and as the file will store it. No smoothing above max_smooth
+    is tried.
     """
+    estimate, exact = sizes
     cache: dict[int, Labelling] = {}
 
     def labelling(k: int) -> Labelling:
@@ -140,11 +132,13 @@ def smallest_within(
     def smoothed(labels: np.ndarray, codebook: np.ndarray) -> Choice | None:
         if mse(labels, codebook) > limit_mse:
             return None
-        return _best_smoothing(pixels, labels, codebook, limit_mse, mse, estimate, max_smooth)
+        return _best_smoothing(
+            pixels, labels, codebook, limit_mse=limit_mse, mse=mse, estimate=estimate, max_smooth=max_smooth
+        )
 
     climbed = _climb(start, max_k, labelling, smoothed)
     ranked = sorted(climbed, key=lambda c: c.estimate)
-    close = [c for c in ranked[:2] if c.estimate <= ranked[0].estimate * (1 + ESTIMATE_SPREAD)]
+    close = [c for c in ranked[:2] if c.estimate <= ranked[0].estimate * (1 + PLAN.estimate_spread)]
     if len(close) == 1:
         return close[0]
     return min(close, key=lambda c: exact(c.labels, c.codebook))
@@ -161,7 +155,7 @@ def _climb(
     the best so far."""
     climbed: list[Choice] = []
     k = start
-    for _ in range(LADDER_STEPS + 1):
+    for _ in range(PLAN.ladder_steps + 1):
         labels, codebook = labelling(k)
         choice = smoothed(labels, codebook)
         if choice is not None:
@@ -171,7 +165,7 @@ def _climb(
                 break
         if len(codebook) < k or k >= max_k:
             break  # no more colours to be had
-        k = min(max_k, int(round(k * LADDER_STEP)))
+        k = min(max_k, int(round(k * PLAN.ladder_step)))
     return climbed
 
 
@@ -179,6 +173,7 @@ def _best_smoothing(
     pixels: np.ndarray,
     labels: np.ndarray,
     codebook: np.ndarray,
+    *,
     limit_mse: float,
     mse: Callable[[np.ndarray, np.ndarray], float],
     estimate: Callable[[np.ndarray, np.ndarray], int],
@@ -187,22 +182,22 @@ def _best_smoothing(
     """The largest smoothing tried whose labels still meet limit_mse, with
     its estimated size (smooth 0, the nearest labels, if none does)."""
     base = mse(labels, codebook)
-    best = (0.0, labels)
+    best_smooth, best_labels = 0.0, labels
     if base > 0:
         allowed = limit_mse / base - 1  # relative MSE rise the target allows
         tried: list[tuple[float, float]] = []  # (smooth, relative rise)
-        rise, power = RISE, POWER
-        for _ in range(SMOOTH_TRIES):
-            smooth = _clip((AIM * allowed / rise) ** (1 / power), max_smooth)
+        rise, power = PLAN.rise, PLAN.power
+        for _ in range(PLAN.smooth_tries):
+            smooth = _clip((PLAN.aim * allowed / rise) ** (1 / power), max_smooth)
             if any(s == smooth for s, _ in tried):
                 break
             smoothed = remap(pixels, codebook, labels, smooth)
             measured = max(mse(smoothed, codebook) / base - 1, 1e-9)
-            if measured <= allowed and smooth > best[0]:
-                best = (smooth, smoothed)
+            if measured <= allowed and smooth > best_smooth:
+                best_smooth, best_labels = smooth, smoothed
             tried.append((smooth, measured))
             rise, power = _fit(tried, power)
-    return Choice(best[1], codebook, best[0], estimate(best[1], codebook))
+    return Choice(best_labels, codebook, best_smooth, estimate(best_labels, codebook))
 
 
 def _fit(tried: list[tuple[float, float]], power: float) -> tuple[float, float]:
@@ -217,19 +212,6 @@ def _fit(tried: list[tuple[float, float]], power: float) -> tuple[float, float]:
 
 
 def _clip(smooth: float, most: float) -> float:
-    low, high = min(SMOOTH_RANGE[0], most), min(SMOOTH_RANGE[1], most)
+    low, high = min(PLAN.smooth_range[0], most), min(PLAN.smooth_range[1], most)
     # a few significant bits, so that the same smoothing is recognised
     return float(np.float32(min(high, max(low, smooth))))
-
-
-def quick_size(labels: np.ndarray, codebook: np.ndarray) -> int:
-    """A fast stand-in for the compressed size: xz at preset 0 over the
-    labels in bands of 32 rows, column by column (vertical neighbours
-    adjacent). Tracks the real optimize=True coding within a few percent
-    across K and smoothing, at 2-5% of its time."""
-    height, width = labels.shape
-    band = 32
-    full = height - height % band
-    head = labels[:full].reshape(-1, band, width).transpose(0, 2, 1)
-    data = np.ascontiguousarray(head).tobytes() + np.ascontiguousarray(labels[full:].T).tobytes()
-    return len(lzma.compress(data, preset=0)) + codebook.size

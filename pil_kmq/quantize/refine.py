@@ -1,5 +1,5 @@
 """The late k-means stages: passes over the exact colours (beyond
-kmeans.EXACT_MAX_COLOURS of them, over bins 2 levels wide, and the rounded
+plan.exact_max_colours of them, over bins 2 levels wide, and the rounded
 passes a slice at a time), ending on the codebook rounded to colours, the
 one the file stores."""
 
@@ -10,95 +10,78 @@ import numpy as np
 from . import work
 from .bins import bin_means, count_bins, snap_to_grid
 from .cells import LateSearch, assign_exact
-from .lloyd import lloyd, moved_to_means, plain_step
-from .swap import swap_rounds
+from .lloyd import Clustering, NearestSearch, lloyd, moved_to_means, plain_step
+from .schedule import Schedule
+from .swap import SwapRounds, swap_rounds
 
-# Cells of colour space for candidate lists: 2**CELL_BITS levels a side.
+# Cells of colour space for candidate lists: 2**CELL_BITS levels a side
+# (time only: the searches are exact).
 CELL_BITS = 5
-# The fine stage clusters means of bins 2 levels wide: about as many as the
-# colours of a photograph, far fewer than the colours of a noisy image.
-# Beyond FINE_MAX_BINS of them (noise, synthetic images) it is skipped: the
-# coarse bins are then already as fine as the clustering can use, and its
-# tables would cost several bytes per pixel.
-FINE_BITS = 7
-FINE_MAX_BINS = 1 << 19
-ROUNDED_PASSES = 1
-# Over-relaxation of the fine passes (see lloyd.lloyd): it covers more
-# ground per pass (on Kodak +0.02 dB at K=256, +0.006 at K=64).
-LATE_RELAXATION = 1.8
 # Distinct colours assigned at once in the final passes (bounds memory).
 EXACT_SLICE = 1 << 17
-# Swaps among the fine passes (refine_whole's `swaps` rounds): after
-# FINE_SWAP_AFTER passes, rounds of up to FINE_SWAP_SHARE x K swaps, each
-# settled by one pass (of the fine passes), judged on the exact colours
-# (focused: swap.focused_swapped, FINE_SWAP_REACH). One round at K=256:
-# +0.013 dB on skimage's photographs and on Kodak (see kmeans.FINE_SWAPS).
-FINE_SWAP_AFTER = 4
-FINE_SWAP_SHARE, FINE_SWAP_REACH = 0.02, 8
 
 
 def round_to_colours(centres: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(centres), 0, 255)
 
 
-def refine_whole(colors, counts, centres, search, fine_passes: int, budget: int, tol: float, swaps: int = 0):
-    """The fine and rounded passes over every colour, with one search (its
-    bounds survive the small moves of these late passes): up to
-    fine_passes float passes (with `swaps` rounds of swaps among them),
-    then the rounded ones, budget in all."""
+def refine_whole(colors, counts, centres, search: NearestSearch, plan: Schedule, *, budget: int, tol: float):
+    """(codebook, each colour's label): the fine and rounded passes over
+    every colour, with one search (its bounds survive the small moves of
+    these late passes): up to plan.fine_passes float passes (with
+    plan.fine_swaps rounds of swaps among them), then the rounded ones,
+    `budget` in all."""
     weights = counts[search.order].astype(np.float64)
-    passes = min(budget, fine_passes)
+    passes = min(budget, plan.fine_passes)
     if passes > 0:
-        centres, labels, used = _fine_passes(search, weights, centres, passes - 1, tol, swaps)
+        state, used = _fine_passes(search, weights, centres, plan, passes=passes - 1, tol=tol)
         # The last fine step goes straight on to the rounded passes: a
         # search at its float centres would only measure it.
-        centres = plain_step(search.points, weights, centres, labels, snap_to_grid)
+        centres = plain_step(search.points, weights, state.centres, state.labels, snap_to_grid)
         budget -= used + 1
-    codebook, labels, _, _ = lloyd(
-        search, weights, round_to_colours(centres), min(ROUNDED_PASSES, budget), 0.0,
-        round_to_colours,
+    final, _ = lloyd(
+        search, weights, round_to_colours(centres), passes=min(plan.rounded_passes, budget), tol=0.0,
+        snap=round_to_colours, relaxation=plan.relaxation,
     )
     unsorted = np.empty(len(colors), dtype=np.uint8)
-    unsorted[search.order] = labels
-    return codebook.astype(np.uint8), unsorted
+    unsorted[search.order] = final.labels
+    return final.centres.astype(np.uint8), unsorted
 
 
-def _fine_passes(search, weights, centres, passes: int, tol: float, swaps: int):
-    """(centres, labels, passes used): up to `passes` fine passes, with swap
-    rounds after the first FINE_SWAP_AFTER if there are passes left."""
-    if swaps == 0 or passes <= FINE_SWAP_AFTER:
-        return lloyd(search, weights, centres, passes, tol, snap_to_grid, LATE_RELAXATION)[:3]
-    centres, labels, used, error = lloyd(
-        search, weights, centres, FINE_SWAP_AFTER, tol, snap_to_grid, LATE_RELAXATION
-    )
-    centres, labels, error, swapping = swap_rounds(
-        search, weights, centres, labels, error, min(swaps, passes - used), FINE_SWAP_SHARE, 1, tol,
-        snap_to_grid, FINE_SWAP_REACH,
-    )
+def _fine_passes(search, weights, centres, plan: Schedule, *, passes: int, tol: float) -> tuple[Clustering, int]:
+    """Up to `passes` fine passes, with swap rounds after the first
+    plan.fine_swap_after if there are passes left; and the passes used."""
+    def settle(centres, passes):
+        return lloyd(search, weights, centres, passes=passes, tol=tol, snap=snap_to_grid, relaxation=plan.relaxation)
+
+    if plan.fine_swaps == 0 or passes <= plan.fine_swap_after:
+        return settle(centres, passes)
+    state, used = settle(centres, plan.fine_swap_after)
+    rounds = SwapRounds(min(plan.fine_swaps, passes - used), plan.fine_swap_share, 1, tol, plan.swap_reach)
+    state, swapping = swap_rounds(search, weights, state, rounds, plan, snap=snap_to_grid)
     used += swapping
     if passes > used:
-        centres, labels, more, _ = lloyd(
-            search, weights, centres, passes - used, tol, snap_to_grid, LATE_RELAXATION
-        )
+        state, more = settle(state.centres, passes - used)
         used += more
-    return centres, labels, used
+    return state, used
 
 
-def refine_sliced(colors, counts, centres, fine_passes: int, budget: int, tol: float):
+def refine_sliced(colors, counts, centres, plan: Schedule, *, budget: int, tol: float):
     """The fine passes on bins 2 levels wide (if there are not too many),
     the rounded passes over the colours a slice at a time: many colours in
     bounded memory."""
-    if budget > 0 and len(centres) < count_bins(colors, FINE_BITS) <= FINE_MAX_BINS:
-        fine_points, fine_weights = bin_means(colors, counts, FINE_BITS)
+    if min(budget, plan.fine_passes) > 0 and len(centres) < count_bins(colors, plan.fine_bits) <= plan.fine_max_bins:
+        fine_points, fine_weights = bin_means(colors, counts, plan.fine_bits)
         search = LateSearch(fine_points, CELL_BITS)
-        centres, _, used, _ = lloyd(
-            search, fine_weights[search.order], centres, min(budget, fine_passes), tol,
-            snap_to_grid, LATE_RELAXATION,
+        state, used = lloyd(
+            search, fine_weights[search.order], centres, passes=min(budget, plan.fine_passes), tol=tol,
+            snap=snap_to_grid, relaxation=plan.relaxation,
         )
+        centres = state.centres
         budget -= used
     codebook = round_to_colours(centres)
     labels = None
-    for _ in range(min(ROUNDED_PASSES, budget)):
+    for _ in range(min(plan.rounded_passes, budget)):
         work.done("pass")
         labels, totals, sums = assign_exact(colors, counts, codebook, CELL_BITS, EXACT_SLICE)
         new = moved_to_means(codebook, totals, sums, round_to_colours)
@@ -106,5 +89,5 @@ def refine_sliced(colors, counts, centres, fine_passes: int, budget: int, tol: f
             break
         codebook, labels = new, None
     if labels is None:
-        labels = assign_exact(colors, counts, codebook, CELL_BITS, EXACT_SLICE)[0]
+        labels, _, _ = assign_exact(colors, counts, codebook, CELL_BITS, EXACT_SLICE)
     return codebook.astype(np.uint8), labels

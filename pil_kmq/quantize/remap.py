@@ -37,8 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# Red-black passes (each updates both colours of the checkerboard once).
-PASSES = 3
+from .schedule import TARGET_SEARCH
 # Colour value of the padding label outside the image: so far from any
 # colour that it is never a candidate.
 FAR = 1 << 12
@@ -68,7 +67,7 @@ def squared_error(pixels: np.ndarray, codebook: np.ndarray, labels: np.ndarray) 
 
 
 def remap(
-    pixels: np.ndarray, codebook: np.ndarray, labels: np.ndarray, smooth: float, passes: int = PASSES
+    pixels: np.ndarray, codebook: np.ndarray, labels: np.ndarray, smooth: float, passes: int = TARGET_SEARCH.remap_passes
 ) -> np.ndarray:
     """Smoothed labels (h, w) uint8 for pixels (h, w, C) uint8, starting
     from their nearest labels (h, w); see the module docstring."""

@@ -6,70 +6,79 @@ time (on Kodak at K=64: +0.05 dB, where best-of-ten k-means++ wins)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .init import _best_cuts, moments
-from .lloyd import cluster_sums, lloyd, moved_to_means
+from .lloyd import Clustering, NearestSearch, cluster_sums, lloyd, moved_to_means
 from .nearest import CHUNK_ENTRIES
-
-# A swap is tried when its cut's gain exceeds this share of the removal's
-# cost: both are estimates before Lloyd settles (the cost too high, the gain
-# too low), so a share below 1 finds the swaps that pay; each round is
-# checked by its error anyway.
-PROMISE = 0.5
-# The swap search (small K): SEARCH_TRIES = (cheap, rich) entries paired in
-# each round, each trial settled to SEARCH_TOL_FACTOR x tol (at most
-# SEARCH_PASSES passes), at most SEARCH_ROUNDS rounds. More rounds chase
-# differences that wide bins cannot see (K=16, 5 rounds: -0.002 dB on Kodak).
-SEARCH_TRIES, SEARCH_ROUNDS = (3, 3), 3
-SEARCH_PASSES, SEARCH_TOL_FACTOR = 20, 3.0
+from .schedule import Schedule
 
 
-def swap_rounds(search, weights, centres, labels, error, rounds, share, passes, tol, snap, reach=0):
-    """(centres, labels, error, passes used) after up to `rounds` rounds of
-    swaps, each of up to share x K swaps settled by `passes` Lloyd passes
-    and kept only if it lowers the error; a round that does not pay is
-    tried again with half as many swaps. With `reach`, the swaps are
-    focused_swapped()'s."""
-    most, used = max(1, int(len(centres) * share)), 0
-    for _ in range(rounds if passes > 0 else 0):
-        if reach:
-            trial, count = focused_swapped(search.points, weights, centres, labels, snap, most, reach)
+@dataclass(frozen=True)
+class SwapRounds:
+    """Rounds of swap moves: up to `rounds`, each of up to share x K swaps
+    settled by `passes` Lloyd passes to `tol`; `reach` > 0 focuses the
+    measures (focused_swapped)."""
+
+    rounds: int
+    share: float
+    passes: int
+    tol: float
+    reach: int = 0
+
+
+def swap_rounds(
+    search: NearestSearch, weights, state: Clustering, rounds: SwapRounds, plan: Schedule, *, snap
+) -> tuple[Clustering, int]:
+    """The clustering after `rounds` (each kept only if it lowers the
+    error; a round that does not pay is tried again with half as many
+    swaps), and the Lloyd passes used."""
+    most, used = max(1, int(len(state.centres) * rounds.share)), 0
+    for _ in range(rounds.rounds if rounds.passes > 0 else 0):
+        if rounds.reach:
+            trial, count = focused_swapped(
+                search.points, weights, state, snap, most=most, reach=rounds.reach, promise=plan.promise
+            )
         else:
-            trial, count = swapped(search.points, weights, centres, labels, snap, most)
+            trial, count = swapped(search.points, weights, state, snap, most=most, promise=plan.promise)
         if count == 0:
             break
-        trial, trial_labels, settled, trial_error = lloyd(search, weights, trial, passes, tol, snap)
-        used += settled
-        if trial_error < error:
-            centres, labels, error = trial, trial_labels, trial_error
+        settled, passes = lloyd(
+            search, weights, trial, passes=rounds.passes, tol=rounds.tol, snap=snap, relaxation=plan.relaxation
+        )
+        used += passes
+        if settled.error < state.error:
+            state = settled
         elif count == 1:
             break
         else:
             most = count // 2
-    return centres, labels, error, used
+    return state, used
 
 
-def swap_search(search, weights, centres, labels, error, max_passes, tol, snap, tries=None, rounds=None):
-    """(centres, labels, error, passes used) after up to `rounds` rounds of
-    single swaps tried one at a time: the `tries` = (cheap, rich) entries
-    that cost least to remove, each moved into each of the clusters whose
-    cut gains most, every trial settled by Lloyd (to SEARCH_TOL_FACTOR x
-    tol, in at most SEARCH_PASSES and `max_passes` passes); the best trial
-    is kept if it lowers the error, else the search stops. A pair of entries
+def tried_swaps(
+    search: NearestSearch, weights, state: Clustering, plan: Schedule, *, max_passes: int, tol: float, snap
+) -> tuple[Clustering, int]:
+    """The clustering after up to plan.trial_rounds rounds of single swaps
+    tried one at a time: the plan.trial_entries = (cheap, rich) entries that
+    cost least to remove, each moved into each of the clusters whose cut
+    gains most, every trial settled by Lloyd (to trial_tol_factor x tol,
+    in at most trial_passes and `max_passes` passes); the best trial is
+    kept if it lowers the error, else the trials stop. A pair of entries
     is tried once: one that did not pay seldom pays a round later (on Kodak
-    at K=16 skipping them saves a sixth of the time).
+    at K=16 skipping them saves a sixth of the time). Also the passes used.
 
     For small K: there the estimates before settling mislead (a good swap
     first raises the error, and its cut gains far less than the removal
     costs, so swapped() proposes none), and trying each pair costs little."""
-    cheap_count, rich_count = SEARCH_TRIES if tries is None else tries
+    cheap_count, rich_count = plan.trial_entries
     used, tried = 0, set()
-    passes, tol = min(SEARCH_PASSES, max_passes), tol * SEARCH_TOL_FACTOR
-    rounds = SEARCH_ROUNDS if rounds is None else rounds
-    for _ in range(rounds if passes > 0 else 0):
-        costs = removal_costs(search.points, weights, centres, labels)
-        gains, lower_means, upper_means = split_gains(search.points, weights, labels, len(centres))
+    passes, tol = min(plan.trial_passes, max_passes), tol * plan.trial_tol_factor
+    for _ in range(plan.trial_rounds if passes > 0 else 0):
+        costs = removal_costs(search.points, weights, state)
+        gains, lower_means, upper_means = split_gains(search.points, weights, state.labels, len(state.centres))
         cheap = np.argsort(costs, kind="stable")[:cheap_count]
         best = None
         for rich in np.argsort(-gains, kind="stable")[:rich_count]:
@@ -77,22 +86,25 @@ def swap_search(search, weights, centres, labels, error, max_passes, tol, snap, 
                 if (poor, rich) in tried:
                     continue
                 tried.add((poor, rich))
-                trial = centres.copy()
+                trial = state.centres.copy()
                 trial[rich], trial[poor] = lower_means[rich], upper_means[rich]
-                settled = lloyd(search, weights, snap(trial), passes, tol, snap)
-                used += settled[2]
-                if settled[3] < (error if best is None else best[3]):
+                settled, settling = lloyd(
+                    search, weights, snap(trial), passes=passes, tol=tol, snap=snap, relaxation=plan.relaxation
+                )
+                used += settling
+                if settled.error < (state.error if best is None else best.error):
                     best = settled
         if best is None:
             break
-        centres, labels, _, error = best
-    return centres, labels, error, used
+        state = best
+    return state, used
 
 
-def removal_costs(points, weights, centres, labels) -> np.ndarray:
+def removal_costs(points, weights, state: Clustering) -> np.ndarray:
     """What removing each entry alone would add to the weighted squared
     error: its points' squared distance to their second nearest entry less
     that to their own (exact on the grid; sums by bincount)."""
+    centres, labels = state.centres, state.labels
     k = len(centres)
     scaled = -2.0 * centres
     centre_norms = (centres * centres).sum(axis=1)[:, None]
@@ -125,7 +137,7 @@ def split_gains(points, weights, labels, k):
     np.maximum.at(high, labels, levels)
     empty = totals[:, 0] <= 0
     low[empty], high[empty] = 0, 0
-    cuts, lower = _best_cuts(levels, point_moments, labels, low, high, totals)
+    cuts, lower = _best_cuts(levels, point_moments, labels, low, high, totals=totals)
     upper = totals - lower
     with np.errstate(divide="ignore", invalid="ignore"):
         def spread(m):
@@ -138,23 +150,23 @@ def split_gains(points, weights, labels, k):
     return gains, lower_means, upper_means
 
 
-def swapped(points, weights, centres, labels, snap, most: int):
+def swapped(points, weights, state: Clustering, snap, *, most: int, promise: float):
     """(centres, swaps made) after up to `most` swaps: the entries that cost
     least to remove move to one side of the clusters whose cut gains most,
     each such cluster's entry to the other side; each entry in one swap at
-    most, and only while the gain beats PROMISE x the cost."""
-    k = len(centres)
-    costs = removal_costs(points, weights, centres, labels)
-    gains, lower_means, upper_means = split_gains(points, weights, labels, k)
-    return _paired(centres, costs, gains, lower_means, upper_means, snap, most)
+    most, and only while the gain beats `promise` x the cost."""
+    costs = removal_costs(points, weights, state)
+    cuts = split_gains(points, weights, state.labels, len(state.centres))
+    return _paired(state.centres, costs, cuts, snap, most=most, promise=promise)
 
 
-def focused_swapped(points, weights, centres, labels, snap, most: int, reach: int):
+def focused_swapped(points, weights, state: Clustering, snap, *, most: int, reach: int, promise: float):
     """swapped() measuring only where the choice is made: exact removal
     costs of the reach x most entries with the least merge bound (see
     _merge_bounds), cut gains of the reach x most clusters with the most
     error; the others stay out. At K=256 on the exact colours this costs a
     fraction of the full measures, which cost several Lloyd passes."""
+    centres, labels = state.centres, state.labels
     k = len(centres)
     totals, sums = cluster_sums(labels, weights, [weights * points[:, c] for c in range(points.shape[1])], k)
     squares = np.bincount(labels, weights * (points * points).sum(axis=1), minlength=k)
@@ -168,10 +180,11 @@ def focused_swapped(points, weights, centres, labels, snap, most: int, reach: in
     rich[np.argsort(-errors, kind="stable")[:count]] = True
     costs = np.full(k, np.inf)
     inside = cheap[labels]
-    costs[cheap] = removal_costs(points[inside], weights[inside], centres, labels[inside])[cheap]
+    part = Clustering(centres, labels[inside], state.error)
+    costs[cheap] = removal_costs(points[inside], weights[inside], part)[cheap]
     inside = rich[labels]
-    gains, lower_means, upper_means = split_gains(points[inside], weights[inside], labels[inside], k)
-    return _paired(centres, costs, gains, lower_means, upper_means, snap, most)
+    cuts = split_gains(points[inside], weights[inside], labels[inside], k)
+    return _paired(centres, costs, cuts, snap, most=most, promise=promise)
 
 
 def _merge_bounds(centres, totals, sums) -> np.ndarray:
@@ -190,8 +203,9 @@ def _merge_bounds(centres, totals, sums) -> np.ndarray:
     return totals * (to_entries.min(axis=1) - own)
 
 
-def _paired(centres, costs, gains, lower_means, upper_means, snap, most: int):
-    """The swaps of swapped() from its measures."""
+def _paired(centres, costs, cuts, snap, *, most: int, promise: float):
+    """The swaps of swapped() from its measures (cuts: split_gains's)."""
+    gains, lower_means, upper_means = cuts
     k = len(centres)
     cheap = iter(np.argsort(costs, kind="stable"))
     used = np.zeros(k, dtype=bool)
@@ -202,7 +216,7 @@ def _paired(centres, costs, gains, lower_means, upper_means, snap, most: int):
         if used[rich]:
             continue
         poor = next((c for c in cheap if not used[c] and c != rich), None)
-        if poor is None or not gains[rich] > PROMISE * costs[poor]:
+        if poor is None or not gains[rich] > promise * costs[poor]:
             break
         used[poor] = used[rich] = True
         new[rich], new[poor] = lower_means[rich], upper_means[rich]
