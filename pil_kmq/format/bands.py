@@ -1,4 +1,4 @@
-"""Codings 1 (zlib) and 2 (xz): the label map in independent bands of rows.
+"""Codings 1 (zlib), 2 (xz) and 3 (zstd): the label map in independent bands of rows.
 
     payload = B (uint32 band height) || CRC-32 of the head and B
               || band 0 || band 1 || ...           (ceil(H / B) bands)
@@ -199,7 +199,8 @@ def decode_band(read_at: ReadAt, band: Band, header: Header, sink: Sink) -> None
             pass
         check_crc(state["crc"], read_at(end, CRC.size), f"band {band.index}")
 
-    reader = LabelReader(streams.Inflater(header.coding, source), header.band_label_width)
+    size = bitpack.packed_size(band.rows * header.width, header.band_label_width)
+    reader = LabelReader(streams.Inflater(header.coding, source, size), header.band_label_width)
     try:
         for count, place in _pieces(band, header.width):
             flat = reader.read(count)
