@@ -84,21 +84,33 @@ def test_kodak_sized_images_get_two_equal_bands():
     assert bands.choose_band_height(768, 512) == 256
 
 
-def test_pieces_of_a_band_cover_it_once():
+@pytest.mark.parametrize("width, rows", [(30000, 37), (100, 3997)])
+def test_pieces_of_a_band_cover_it_once(width, rows):
     """Pieces are bounded whatever the band: a strip wider than a piece is
-    cut into runs of columns."""
-    seen = np.zeros((40, 30000), np.int32)
-
-    def sink(x0, y0, block):
-        assert block.size <= bands.PIECE_LABELS
-        seen[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] += 1
-
-    for strip in (1, 32):
+    cut into runs of columns; narrow strips go several to a piece, each
+    label where strip order puts it."""
+    seen = np.zeros((rows + 3, width), np.int32)
+    for strip in (1, 7, 32):
         seen[:] = 0
-        band = bands.Band(0, 3, 37, 0, strip, 1)
-        for count, place in bands._pieces(band, 30000):
-            place(np.zeros(count, np.uint8), sink)
-        assert (seen[3:40] == 1).all() and (seen[:3] == 0).all()
+        band = bands.Band(0, 3, rows, 0, strip, 1)
+        expected = label_map(rows, width, 256, seed=strip)
+        stream = bands.to_strip_order(expected, strip)
+        position = 0
+        pieces = 0
+
+        def sink(x0, y0, block):
+            assert block.size <= bands.PIECE_LABELS
+            np.testing.assert_array_equal(block, expected[y0 - 3 : y0 - 3 + block.shape[0], x0 : x0 + block.shape[1]])
+            seen[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] += 1
+
+        for count, place in bands._pieces(band, width):
+            place(stream[position : position + count], sink)
+            position += count
+            pieces += 1
+        assert position == stream.size
+        assert (seen[3:] == 1).all() and (seen[:3] == 0).all()
+        if width == 100:  # 399,700 labels: two pieces, and the last short strip
+            assert pieces <= 3, (strip, pieces)
 
 
 def test_optimize_is_smaller_and_deterministic():
