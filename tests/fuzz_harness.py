@@ -111,16 +111,17 @@ def problems(case: Case, time_limit: float) -> list[str]:
 
 @functools.cache
 def all_seeds() -> dict[str, bytes]:
-    """fuzz_kmq's small seeds, and two large ones (raw and compressed
-    labels) made through the public API, whatever the format version."""
+    """fuzz_kmq's small seeds, and three large ones (raw, optimized and
+    zstd labels) made through the public API, whatever the format version."""
     seeds = dict(SEEDS)
     width, height = LARGE_SIZE
     # 16 colours in diagonal stripes: quick to quantize and to compress.
     labels = (np.add.outer(np.arange(height), np.arange(width)) // 8) % 16
     array = np.random.default_rng(0).integers(0, 256, (16, 3), dtype=np.uint8)[labels]
-    for name, optimize in (("large_raw", False), ("large_optimized", True)):
+    for name, options in (("large_raw", {}), ("large_optimized", {"optimize": True}),
+                          ("large_zstd", {"coding": "zstd"})):
         buffer = io.BytesIO()
-        Image.fromarray(array).save(buffer, "KMQ", colors=16, optimize=optimize)
+        Image.fromarray(array).save(buffer, "KMQ", colors=16, **options)
         seeds[name] = buffer.getvalue()
     return seeds
 

@@ -32,7 +32,7 @@ import numpy as np
 
 import pil_kmq  # noqa: F401  (registers KMQ)
 from pil_kmq import read_labels
-from pil_kmq.format import bands, container, write_file
+from pil_kmq.format import bands, coding, container, write_file
 from pil_kmq.reader import parse
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -92,7 +92,7 @@ def _many_bands_seed(number: int) -> bytes:
     return head + b"".join(parts)
 
 
-for _number, _name in ((container.ZLIB, "zlib"), (container.XZ, "xz")):
+for _number, _name in ((container.ZLIB, "zlib"), (container.XZ, "xz"), (container.ZSTD, "zstd")):
     SEEDS[f"rgb_k16_{_name}"] = _coded_seed("rgb_k16", _number)
     SEEDS[f"l_k3_{_name}"] = _coded_seed("l_k3", _number)
     SEEDS[f"bands_{_name}"] = _many_bands_seed(_number)
@@ -138,9 +138,9 @@ def with_fixed_crc(data: bytes | bytearray, **fields: int) -> bytes:
 
 def repair(data: bytes | bytearray) -> bytes:
     """Recompute the file CRC (raw), or the head CRC and each band's CRC,
-    clamping a band length that runs past the end (codings 1, 2)."""
+    clamping a band length that runs past the end (codings 1, 2, 3)."""
     data = bytearray(data)
-    if len(data) < container.HEADER_SIZE or data[16] not in (container.ZLIB, container.XZ):
+    if len(data) < container.HEADER_SIZE or data[16] not in coding.BAND_CODINGS:
         if len(data) >= 4:
             data[-4:] = struct.pack(">I", zlib.crc32(bytes(data[:-4])))
         return bytes(data)

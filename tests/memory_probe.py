@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 import pil_kmq  # noqa: F401  (registers KMQ)
-from pil_kmq.format import bands, bitpack, container
+from pil_kmq.format import bands, bitpack, container, streams
 
 WIDTH, HEIGHT, BAND = 10000, 8000, 32
 CODEBOOK = bytes([10, 200])  # K = 2, grey: Pillow keeps L images at 1 byte a pixel
@@ -44,6 +44,8 @@ def make(coding: int) -> bytes:
     label_stream = bands.label_stream(labels, 1, container.band_label_width(2))
     if coding == container.ZLIB:
         stream = zlib.compress(label_stream, 6)
+    elif coding == container.ZSTD:
+        stream = streams.compress(label_stream, coding)
     else:
         filters = [{"id": lzma.FILTER_LZMA2, "preset": 1, "dict_size": 1 << 20}]
         stream = lzma.compress(label_stream, format=lzma.FORMAT_RAW, filters=filters)

@@ -497,7 +497,19 @@ def test_encode_optimize_writes_a_smaller_compressed_file_with_the_same_pixels(t
     assert np.array_equal(pixels(tmp_path / "small.kmq"), pixels(tmp_path / "raw.kmq"))
     (report,) = json.loads(run_kmq("info", tmp_path / "small.kmq", "--json").stdout)
     assert report["header"]["coding"] != 0
-    assert report["header"]["coding_name"] in {"zlib", "xz", "bzip2"}
+    assert report["header"]["coding_name"] in {"zlib", "xz", "zstd"}
+
+
+def test_encode_coding_zstd_writes_coding_3_and_a_bad_name_is_a_usage_error(tmp_path):
+    source = make_image(tmp_path / "photo.png", size=(40, 30))
+    result = run_kmq("encode", source, "-k", "16", "--coding", "zstd", "-o", tmp_path / "z.kmq")
+    assert result.returncode == 0, result.stderr
+    (report,) = json.loads(run_kmq("info", tmp_path / "z.kmq", "--json").stdout)
+    assert (report["header"]["coding"], report["header"]["coding_name"]) == (3, "zstd")
+    assert run_kmq("encode", source, "-k", "16", "-o", tmp_path / "r.kmq").returncode == 0
+    assert np.array_equal(pixels(tmp_path / "z.kmq"), pixels(tmp_path / "r.kmq"))
+    bad = run_kmq("encode", source, "--coding", "brotli", "-o", tmp_path / "b.kmq")
+    assert bad.returncode == 2 and "known codings are" in bad.stderr and "'zstd'" in bad.stderr
 
 
 def test_encode_psnr_picks_the_smallest_k_reaching_the_target(tmp_path):

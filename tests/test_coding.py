@@ -15,7 +15,8 @@ from pil_kmq.reader import parse
 
 MODES = {"L": 1, "RGB": 3, "RGBA": 4}
 KS = (1, 2, 3, 16, 256)
-ALL_CODINGS = (container.RAW, container.ZLIB, container.XZ)
+ALL_CODINGS = (container.RAW, container.ZLIB, container.XZ, container.ZSTD)
+BAND_CODINGS = (container.ZLIB, container.XZ, container.ZSTD)
 
 
 def distinct_codebook(k: int, channels: int, seed: int = 1) -> np.ndarray:
@@ -83,21 +84,33 @@ def test_kodak_sized_images_get_two_equal_bands():
     assert bands.choose_band_height(768, 512) == 256
 
 
-def test_pieces_of_a_band_cover_it_once():
+@pytest.mark.parametrize("width, rows", [(30000, 37), (100, 3997)])
+def test_pieces_of_a_band_cover_it_once(width, rows):
     """Pieces are bounded whatever the band: a strip wider than a piece is
-    cut into runs of columns."""
-    seen = np.zeros((40, 30000), np.int32)
-
-    def sink(x0, y0, block):
-        assert block.size <= bands.PIECE_LABELS
-        seen[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] += 1
-
-    for strip in (1, 32):
+    cut into runs of columns; narrow strips go several to a piece, each
+    label where strip order puts it."""
+    seen = np.zeros((rows + 3, width), np.int32)
+    for strip in (1, 7, 32):
         seen[:] = 0
-        band = bands.Band(0, 3, 37, 0, strip, 1)
-        for count, place in bands._pieces(band, 30000):
-            place(np.zeros(count, np.uint8), sink)
-        assert (seen[3:40] == 1).all() and (seen[:3] == 0).all()
+        band = bands.Band(0, 3, rows, 0, strip, 1)
+        expected = label_map(rows, width, 256, seed=strip)
+        stream = bands.to_strip_order(expected, strip)
+        position = 0
+        pieces = 0
+
+        def sink(x0, y0, block):
+            assert block.size <= bands.PIECE_LABELS
+            np.testing.assert_array_equal(block, expected[y0 - 3 : y0 - 3 + block.shape[0], x0 : x0 + block.shape[1]])
+            seen[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] += 1
+
+        for count, place in bands._pieces(band, width):
+            place(stream[position : position + count], sink)
+            position += count
+            pieces += 1
+        assert position == stream.size
+        assert (seen[3:] == 1).all() and (seen[:3] == 0).all()
+        if width == 100:  # 399,700 labels: two pieces, and the last short strip
+            assert pieces <= 3, (strip, pieces)
 
 
 def test_optimize_is_smaller_and_deterministic():
@@ -116,7 +129,7 @@ def test_optimize_keeps_raw_when_raw_is_smaller():
     assert parse(data).header.coding == container.RAW
 
 
-@pytest.mark.parametrize("number", [container.ZLIB, container.XZ])
+@pytest.mark.parametrize("number", BAND_CODINGS)
 def test_output_is_the_same_at_every_thread_count(number, monkeypatch):
     monkeypatch.setattr(bands, "TARGET_BAND_LABELS", 1 << 16)
     labels = label_map(600, 500, 64, seed=9)  # several bands
@@ -165,7 +178,7 @@ def test_bad_arguments_raise_value_error():
         write_file(np.zeros((2, 2), np.uint8), book, coding=7)
     with pytest.raises(ValueError):
         write_file(np.zeros((0, 2), np.uint8), book)
-    assert coding.NAMES == {0: "raw", 1: "zlib", 2: "xz"}
+    assert coding.NAMES == {0: "raw", 1: "zlib", 2: "xz", 3: "zstd"}
 
 
 @pytest.mark.parametrize("k, width", [(1, 1), (2, 1), (3, 2), (4, 2), (5, 4), (16, 4), (17, 8), (256, 8)])
@@ -174,7 +187,7 @@ def test_band_label_width_is_the_smallest_byte_divisor_that_holds_a_label(k, wid
     assert container.band_label_width(k, version=2) == 8
 
 
-@pytest.mark.parametrize("number", [container.ZLIB, container.XZ])
+@pytest.mark.parametrize("number", BAND_CODINGS)
 @pytest.mark.parametrize("k", [2, 3, 5, 16])
 def test_pieces_that_split_a_byte_of_packed_labels_decode(number, k, monkeypatch):
     """Pieces of an odd number of labels end inside a byte of 1-, 2- or
@@ -215,3 +228,60 @@ def test_version_2_files_still_decode():
     assert decoded[0].std() > 10
     for pixels in decoded[1:]:
         np.testing.assert_array_equal(pixels, decoded[0])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_zstd_round_trips_at_every_k(mode):
+    """Coding 3 at K = 1..256: every label width w (1, 2, 4, 8), a band
+    whose labels end inside a byte (odd width), every mode through Pillow."""
+    for k in range(1, 257):
+        labels = label_map(13, 21, k, seed=k)
+        book = distinct_codebook(k, MODES[mode], seed=k)
+        data = write_file(labels, book, coding=container.ZSTD)
+        assert data[16] == container.ZSTD
+        with Image.open(io.BytesIO(data)) as image:
+            pixels = np.asarray(image)
+        expected = book[labels][..., 0] if mode == "L" else book[labels]
+        np.testing.assert_array_equal(pixels, expected, err_msg=f"K={k}")
+
+
+def test_zstd_frames_state_their_size_and_no_checksum_dictionary_or_large_window():
+    """What the encoder writes keeps coding 3's frame rules, on a band wider
+    than the window (a 2 Mpx row at K = 256: one row is 2 MiB of labels)."""
+    from pil_kmq.format import streams
+
+    labels = (np.arange(2_100_000) % 251 // 7).astype(np.uint8).reshape(1, -1)
+    data = write_file(labels, distinct_codebook(256, 1), coding=container.ZSTD)
+    frame = data[22 + 256 + 8 + 5 :]
+    assert frame[:4] == streams.ZSTD_MAGIC
+    descriptor, window_descriptor = frame[4], frame[5]
+    assert descriptor & 0x27 == 0  # not single segment, no checksum, no dictionary
+    assert descriptor >> 6 == 2  # a 4-byte content size
+    assert 1 << (10 + (window_descriptor >> 3)) <= streams.MAX_WINDOW
+    assert int.from_bytes(frame[6:10], "little") == labels.size
+    np.testing.assert_array_equal(parse(data).labels, labels)
+
+
+def test_zstd_chooses_the_strip_height_without_optimize():
+    """Every column a random walk: no two rows alike, so S = 32 (columns)
+    codes it far better than S = 1 (rows), and zstd takes it unasked (zlib
+    keeps S = 1 without optimize)."""
+    steps = np.random.default_rng(3).integers(-1, 2, (64, 600))
+    labels = (np.cumsum(steps, axis=0) % 16).astype(np.uint8)
+    book = distinct_codebook(16, 3)
+    zstd_file, zlib_file = (write_file(labels, book, coding=number)
+                            for number in (container.ZSTD, container.ZLIB))
+    assert zstd_file[22 + 48 + 8] == 32 and zlib_file[22 + 48 + 8] == 1
+
+
+def test_optimize_may_choose_zstd_when_it_is_the_smallest():
+    """A map zstd codes smaller than LZMA2 (a long exact repeat of random
+    labels: zstd's match costs less than LZMA2's chunk headers on it)."""
+    block = np.random.default_rng(5).integers(0, 200, (8, 700), dtype=np.uint8)
+    labels = np.tile(block, (8, 1))
+    book = distinct_codebook(200, 3)
+    sizes = {number: len(write_file(labels, book, coding=number, optimize=True))
+             for number in (container.XZ, container.ZSTD)}
+    data = write_file(labels, book, optimize=True)
+    best = min(sizes, key=sizes.get)
+    assert parse(data).header.coding == best and len(data) == sizes[best]

@@ -53,7 +53,8 @@ def test_spec_raw_example_appears_in_the_spec():
 
 
 @pytest.mark.parametrize("coding, title", [(1, "### Coding 1 (zlib), 61-byte file"),
-                                           (2, "### Coding 2 (xz), 57-byte file")])
+                                           (2, "### Coding 2 (xz), 57-byte file"),
+                                           (3, "### Coding 3 (zstd), 62-byte file")])
 def test_spec_band_examples_decode_as_the_spec_says(coding, title):
     data = spec_block(title)
     assert data[16] == coding and len(data) == int(re.search(r"(\d+)-byte", title).group(1))
@@ -138,7 +139,7 @@ def test_a_version_1_file_names_the_release_that_reads_it():
         Image.open(FIXTURES / "v1_rgb_k16.kmq")
 
 
-@pytest.mark.parametrize("name", ["zlib", "xz", "optimize"])
+@pytest.mark.parametrize("name", ["zlib", "xz", "zstd", "optimize"])
 def test_banded_golden_files_are_what_the_encoder_writes(name):
     golden = (FIXTURES / "golden" / f"rgb_k16_{name}.kmq").read_bytes()
     options = {"optimize": True} if name == "optimize" else {"coding": name}
@@ -148,3 +149,13 @@ def test_banded_golden_files_are_what_the_encoder_writes(name):
     assert buffer.getvalue() == golden
     raw = Image.open(FIXTURES / "golden" / "rgb_k16.kmq")
     assert Image.open(io.BytesIO(golden)).tobytes() == raw.tobytes()
+
+
+def test_a_reader_from_before_coding_3_refuses_a_zstd_file(monkeypatch):
+    """pil_kmq 0.3.x parsed headers with this parse_header and codings 0-2:
+    a zstd file is refused as an unknown coding, cleanly, before any pixel."""
+    data = (FIXTURES / "golden" / "rgb_k16_zstd.kmq").read_bytes()
+    assert (data[4], data[16]) == (3, 3)
+    monkeypatch.setattr(container, "CODING_NAMES", {0: "raw", 1: "zlib", 2: "xz"})
+    with pytest.raises(OSError, match="unknown coding 3"):
+        Image.open(io.BytesIO(data))

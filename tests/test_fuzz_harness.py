@@ -37,6 +37,12 @@ def test_the_mutations_reach_the_metadata_chunk_rules(report):
     assert len(rules) >= 5 and any("dpIn" in rule for rule in rules), rules
 
 
+def test_the_mutations_reach_every_band_coding_s_decompressor(report):
+    """Coding 3 included: its frame-header checks and libzstd's own."""
+    for name in ("zlib", "xz", "zstd"):
+        assert any(message.startswith("CodingError: " + name) for message in report.messages), name
+
+
 def test_fuzz_inputs_fail_only_with_errors_pillow_accepts(report):
     assert report.reasons("crash") == []
 

@@ -199,7 +199,7 @@ def test_repaired_mutations_reach_the_band_decompressors():
 
     rng = random.Random(5)
     outcomes = set()
-    for name in ("bands_zlib", "bands_xz", "rgb_k16_xz"):
+    for name in ("bands_zlib", "bands_xz", "bands_zstd", "rgb_k16_xz"):
         for _ in range(60):
             data = bytearray(SEEDS[name])
             data[-30 - rng.randrange(40)] ^= 1 << rng.randrange(8)

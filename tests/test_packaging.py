@@ -88,8 +88,9 @@ def test_ci_runs_the_readme_command_and_the_suite_at_the_stated_minimums():
     finally:
         sys.path.pop(0)
     pins = dict(pin.split("==") for pin in minimums.minimums())
-    assert set(pins) == {"pillow", "numpy"}
+    assert set(pins) == {"pillow", "numpy", "backports.zstd"}
     assert pins["pillow"] == "10.3" and pins["numpy"] == "1.23.2"  # found by bisection, see pyproject
+    assert pins["backports.zstd"] == "1.0.0; python_version < '3.14'"
     ci = (REPO / ".ci" / "run").read_text()
     readme = (REPO / "README.md").read_text()
     command = 'python3 -m venv .venv && .venv/bin/pip install ".[test]" && .venv/bin/python -m pytest -q'
@@ -98,3 +99,13 @@ def test_ci_runs_the_readme_command_and_the_suite_at_the_stated_minimums():
     assert ".venv/bin/python -m pytest -q --runslow -m slow" in ci
     assert "@pytest.mark.slow" in (REPO / "tests" / "test_fresh_install.py").read_text()
     assert "python3 .ci/minimums.py" in ci and ".venv-min/bin/python -m pytest -q" in ci
+
+
+def test_the_zstd_coding_runs_on_the_module_this_python_should_take():
+    """compression.zstd from Python 3.14 on, backports.zstd (a dependency
+    with a marker) below: CI, whatever its Python, tests the zstd coding on
+    the module users of that Python get, never skips it."""
+    from pil_kmq.format import zstdlib
+
+    expected = "compression.zstd" if sys.version_info >= (3, 14) else "backports.zstd"
+    assert zstdlib.module().__name__ == expected

@@ -348,8 +348,9 @@ def test_progress_counts_real_work_passes_and_bands():
     quantize = [(done, total) for stage, done, total in heard if stage == "quantize"]
     code = [(done, total) for stage, done, total in heard if stage == "code"]
     assert len(quantize) > 20 and quantize[-1][1] > 20
-    # raw once, the codebook order once and each xz band: 300,000 labels make 1 band
-    assert code == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    # raw once, the codebook order once, each xz band and each zstd band:
+    # 300,000 labels make 1 band
+    assert code == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
 
 
 def test_progress_changes_nothing_in_the_file_and_a_failing_callback_stops_the_save():

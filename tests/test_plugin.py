@@ -255,7 +255,7 @@ REJECTIONS = {
     "too_high": "bad size",
     "k_zero": "bad K 0",
     "k_257": "bad K 257",
-    "unknown_coding": "unknown coding 3",
+    "unknown_coding": "unknown coding 4",
     "flags_set": "unknown flags",
     "truncated_head": "truncated file",
     "chunk_past_region": "runs past",
@@ -292,6 +292,18 @@ REJECTIONS = {
     "xz_state_reset_after_dictionary_reset": "xz band: Corrupt input data",
     "xz_distance_past_2_20": "xz band: Corrupt input data",
     "zlib_distance_before_the_stream": "zlib band: .*invalid distance too far back",
+    "zstd_not_a_frame": "does not start with a zstd frame",
+    "zstd_skippable_frame": "does not start with a zstd frame",
+    "zstd_no_content_size": "does not state its content size",
+    "zstd_content_size_wrong": "frame content size 3, but the band's labels take 2 bytes",
+    "zstd_window_too_large": "window of 2097152 bytes",
+    "zstd_dictionary": "names a dictionary",
+    "zstd_checksum": "content checksum",
+    "zstd_reserved_bit": "reserved bit",
+    "zstd_truncated_frame": "zstd band: stream is incomplete",
+    "zstd_second_frame": "zstd band: the stream is followed by extra bytes",
+    "zstd_label_ge_k": "label 3 >= K=3",
+    "zstd_in_version_2": "coding 3 in a version 2 file",
 }
 
 

@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not write a .kmq file larger than its input; such a file "
                              "is counted as skipped and the exit status is 98, as pngquant's "
                              "(default: off, written with a warning)")
+    encode.add_argument("--coding", type=command_line_type("coding", str), metavar="NAME",
+                        help="store the labels with this coding: raw, zlib, xz or zstd (zstd: "
+                             "small files that decode fastest; default: raw, or with "
+                             "--optimize the smallest)")
     _add_batch_options(encode, "IN with its suffix changed to .kmq; for - (stdin), stdout")
     encode.set_defaults(run=run_encode, parser=encode)
 

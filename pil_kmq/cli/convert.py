@@ -179,7 +179,7 @@ def _readable_extensions() -> set[str]:
 
 def codec_params(
     colors: int | None = None, quality: Any = None, dither: bool = False, optimize: bool = False,
-    psnr: float | None = None, *, speed: int | None = None,
+    psnr: float | None = None, *, coding: int | None = None, speed: int | None = None,
 ) -> dict[str, Any]:
     """Image.save keywords for the options given (only those given, so the
     library's defaults stay the command's defaults)."""
@@ -196,6 +196,8 @@ def codec_params(
         params["dither"] = True
     if optimize:
         params["optimize"] = True
+    if coding is not None:
+        params["coding"] = coding
     return params
 
 
@@ -213,7 +215,8 @@ def run_encode(args: argparse.Namespace) -> int:
         return source.with_suffix(".kmq")
 
     jobs, clashes = plan_jobs(sources, target_for)
-    params = codec_params(args.colors, args.quality, args.dither, args.optimize, args.psnr, speed=args.speed)
+    params = codec_params(args.colors, args.quality, args.dither, args.optimize, args.psnr,
+                          coding=args.coding, speed=args.speed)
     if len(jobs) == 1 and args.jobs <= 1 and not args.quiet and sys.stderr.isatty():
         params["progress"] = StageLine(jobs[0].source.name)
     task = partial(encode_file, params=params, force=args.force, frame=args.frame,

@@ -1,4 +1,4 @@
-"""The .kmq file format, version 2 (spec/kmq.md): container, codings and
+"""The .kmq file format, version 3 (spec/kmq.md): container, codings and
 their band layout. Knows nothing of Pillow; pil_kmq.reader reads files,
 write_file is the one entry point the encoder calls."""
 
@@ -9,9 +9,9 @@ from typing import Callable
 import numpy as np
 
 from . import coding as _coding
-from .container import MODE_TO_CHANNELS, RAW, XZ, ZLIB, Header, KmqFormatError, build_head
+from .container import MODE_TO_CHANNELS, RAW, XZ, ZLIB, ZSTD, Header, KmqFormatError, build_head
 
-__all__ = ["write_file", "KmqFormatError", "RAW", "ZLIB", "XZ"]
+__all__ = ["write_file", "KmqFormatError", "RAW", "ZLIB", "XZ", "ZSTD"]
 
 
 def write_file(
@@ -25,10 +25,11 @@ def write_file(
 ) -> bytes:
     """A complete .kmq file for an (h, w) label map and a (K, C) codebook.
 
-    coding None: raw, or with optimize the smaller of raw and xz. optimize
+    coding None: raw, or with optimize the smallest of raw, xz and zstd. optimize
     also spends effort inside a coding (codebook order, strip heights); the
     codebook may then be stored permuted, decoding to the same colours.
-    Deterministic: the same input gives the same bytes. progress(done,
+    Of several candidate files the smallest is written, the lower coding on
+    a tie. Deterministic: the same input gives the same bytes. progress(done,
     total), if given, hears each band coded (each candidate coding's).
     """
     labels = np.ascontiguousarray(labels, dtype=np.uint8)
@@ -41,7 +42,7 @@ def write_file(
     if not 1 <= k <= 256 or (labels.size and int(labels.max()) >= k):
         raise ValueError(f"labels must be < K={k} and K 1..256")
     numbers = _coding.candidates(coding, optimize)
-    reorder = optimize and k > 2 and coding != RAW
+    reorder = optimize and k > 2 and coding not in _coding.UNORDERED_CODINGS
     steps = _coding.order_steps(labels) if reorder else 0
     work = [0, steps + sum(_coding.band_count(labels, number) for number in numbers)]
 

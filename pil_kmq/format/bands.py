@@ -1,4 +1,4 @@
-"""Codings 1 (zlib) and 2 (xz): the label map in independent bands of rows.
+"""Codings 1 (zlib), 2 (xz) and 3 (zstd): the label map in independent bands of rows.
 
     payload = B (uint32 band height) || CRC-32 of the head and B
               || band 0 || band 1 || ...           (ceil(H / B) bands)
@@ -159,8 +159,20 @@ def _pieces(band: Band, width: int):
             count = min(PIECE_LABELS, total - first)
             yield count, lambda flat, sink, first=first: write_linear(sink, flat, first, width, band.top)
         return
-    for top in range(band.top, band.top + band.rows, band.strip):
-        rows = min(band.strip, band.top + band.rows - top)
+    strip, end = band.strip, band.top + band.rows
+    # Whole strips that fit in a piece together go as one (small images:
+    # one piece instead of one per strip, so the fixed cost of a piece is
+    # paid once): n strips of (W, S) labels, each transposed to S rows.
+    together = PIECE_LABELS // (strip * width)
+    top = band.top
+    while together > 1 and top + strip <= end:
+        count = min(together, (end - top) // strip)
+        yield count * strip * width, lambda flat, sink, top=top, count=count: sink(
+            0, top, flat.reshape(count, width, strip).transpose(0, 2, 1).reshape(count * strip, width)
+        )
+        top += count * strip
+    for top in range(top, end, strip):
+        rows = min(strip, end - top)
         columns = max(1, PIECE_LABELS // rows)
         for x0 in range(0, width, columns):
             count = min(columns, width - x0) * rows
@@ -199,7 +211,8 @@ def decode_band(read_at: ReadAt, band: Band, header: Header, sink: Sink) -> None
             pass
         check_crc(state["crc"], read_at(end, CRC.size), f"band {band.index}")
 
-    reader = LabelReader(streams.Inflater(header.coding, source), header.band_label_width)
+    size = bitpack.packed_size(band.rows * header.width, header.band_label_width)
+    reader = LabelReader(streams.Inflater(header.coding, source, size), header.band_label_width)
     try:
         for count, place in _pieces(band, header.width):
             flat = reader.read(count)

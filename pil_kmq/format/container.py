@@ -31,8 +31,10 @@ CRC_SIZE = CRC.size
 
 MAX_SIDE = (1 << 24) - 1  # width and height; every size then fits in 63 bits
 
-RAW, ZLIB, XZ = 0, 1, 2
-CODING_NAMES = {RAW: "raw", ZLIB: "zlib", XZ: "xz"}
+RAW, ZLIB, XZ, ZSTD = 0, 1, 2, 3
+CODING_NAMES = {RAW: "raw", ZLIB: "zlib", XZ: "xz", ZSTD: "zstd"}
+# Codings an older version's files may have (zstd came after pil_kmq 0.3.1, in version 3).
+MAX_CODING = {2: XZ}
 
 CHANNELS_TO_MODE = {1: "L", 3: "RGB", 4: "RGBA"}
 MODE_TO_CHANNELS = {mode: channels for channels, mode in CHANNELS_TO_MODE.items()}
@@ -131,6 +133,8 @@ def parse_header(data: bytes) -> Header:
         raise KmqFormatError(f"bad K {k}: must be 1..256")
     if coding not in CODING_NAMES:
         raise KmqFormatError(f"unknown coding {coding}")
+    if coding > MAX_CODING.get(version, coding):
+        raise KmqFormatError(f"coding {coding} in a version {version} file (it came with version 3)")
     if flags:
         raise KmqFormatError(f"unknown flags 0x{flags:02x}")
     return Header(width, height, channels, k, coding, flags, meta, version)

@@ -1,10 +1,12 @@
-"""One band's compressed stream (zlib or raw LZMA2), compressed whole and
-decompressed a piece at a time, so that a decoder's memory never depends on
-the band's size.
+"""One band's compressed stream (zlib, raw LZMA2 or one zstd frame),
+compressed whole and decompressed a piece at a time, so that a decoder's
+memory never depends on the band's size.
 
 The spec allows exactly one stream per band that decompresses to exactly
 the band's label bytes and ends exactly at the band's end; anything else
-raises CodingError.
+raises CodingError. A zstd frame's header is checked here, before libzstd
+sees it: it must state that size, a window of at most MAX_WINDOW, no
+dictionary and no checksum (the band CRC covers the stream).
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ import lzma
 import zlib
 from typing import Callable
 
-from .container import XZ, ZLIB, KmqFormatError, band_label_width
+from . import zstdlib
+from .container import CODING_NAMES, XZ, ZLIB, ZSTD, KmqFormatError, band_label_width
 
-# The LZMA2 dictionary size every band is decoded with (spec: "Coding 2").
-LZMA2_DICT_SIZE = 1 << 20
+# The farthest back a band's stream may refer (spec: codings 2 and 3): the
+# LZMA2 dictionary every band is decoded with, and the largest zstd window.
+MAX_WINDOW = 1 << 20
+LZMA2_DICT_SIZE = MAX_WINDOW
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 # Compressed bytes fed to a decompressor at a time.
 INPUT_CHUNK = 1 << 16
 
@@ -34,8 +40,10 @@ BYTE_LABEL_SEARCH = {"depth": 8, "nice_len": 48}
 
 
 def lzma2_filters(k: int = 256, preset: int = 6) -> list[dict]:
-    """Encoder filter chain: with byte labels (K > 16) lc = 4 helps, the
-    labels' high bits telling their group (see order.py)."""
+    """Encoder filter chain (the spec leaves it to the encoder): preset 6,
+    lp = pb = 0 (labels have no alignment a position could predict); with
+    byte labels (K > 16) lc = 4, the labels' high bits telling their group
+    (see order.py), and the shorter match search above."""
     byte_labels = band_label_width(k) == 8
     search = BYTE_LABEL_SEARCH if byte_labels else {}
     return [{
@@ -44,26 +52,96 @@ def lzma2_filters(k: int = 256, preset: int = 6) -> list[dict]:
     }]
 
 
+# Encoder: zstd level 15, chosen on Kodak, 64 icons and 40 screenshots at
+# K = 16/64/256 (w-bit labels, strip height per band as coding.py chooses),
+# total size against the zlib coding: level 13 0.94-0.96x on Kodak and
+# 0.95-0.99x on icons (over the 0.95x goal at K = 16 on Kodak and at every K
+# on icons); 15 0.92-0.94x on Kodak, 0.89-0.93x icons, 0.81-0.89x
+# screenshots; 19 0.3-4% smaller than 15 for 2-5x its time. One byte per
+# label instead of w bits (K = 16 alone differs): Kodak 0.928x against
+# 0.937x, icons 0.834x against 0.885x, screenshots 0.821x against 0.808x,
+# for twice the bytes to code: not taken, for encode time.
+ZSTD_LEVEL = 15
+
+
+def zstd_options(level: int = ZSTD_LEVEL) -> dict:
+    """Encoder parameters: the window capped at the decoders' limit (libzstd
+    shrinks it further to the band's size), the content size written, no
+    checksum (the band CRC covers the stream) and no dictionary."""
+    parameter = zstdlib.module().CompressionParameter
+    return {
+        parameter.compression_level: level, parameter.window_log: MAX_WINDOW.bit_length() - 1,
+        parameter.content_size_flag: 1, parameter.checksum_flag: 0, parameter.dict_id_flag: 0,
+    }
+
+
 def compress(data: bytes, coding: int, k: int = 256) -> bytes:
     if coding == ZLIB:
         return zlib.compress(data, 9)
     if coding == XZ:
         return lzma.compress(data, format=lzma.FORMAT_RAW, filters=lzma2_filters(k))
+    if coding == ZSTD:
+        return zstdlib.module().compress(data, options=zstd_options())
     raise ValueError(f"not a band coding: {coding}")
+
+
+def check_zstd_frame_header(data: bytes, size: int) -> None:
+    """The frame header (RFC 8878 3.1.1.1) at the start of `data` against
+    coding 3's rules, for a band whose labels take `size` bytes; so a frame
+    can never make libzstd allocate more than MAX_WINDOW."""
+    if len(data) < 5 or data[:4] != ZSTD_MAGIC:
+        raise CodingError("zstd band: the stream does not start with a zstd frame")
+    descriptor = data[4]
+    content_flag, single_segment = descriptor >> 6, descriptor >> 5 & 1
+    if descriptor & 0x08:
+        raise CodingError("zstd band: reserved bit set in the frame header")
+    if descriptor & 0x03:
+        raise CodingError("zstd band: the frame names a dictionary")
+    if descriptor & 0x04:
+        raise CodingError("zstd band: the frame has a content checksum")
+    if content_flag == 0 and not single_segment:
+        raise CodingError("zstd band: the frame does not state its content size")
+    position, window = 5, None
+    if not single_segment:
+        if len(data) < 6:
+            raise CodingError("zstd band: stream ends inside the frame header")
+        exponent, mantissa = data[5] >> 3, data[5] & 7
+        base = 1 << (10 + exponent)
+        window = base + (base >> 3) * mantissa
+        position = 6
+    field = (1, 2, 4, 8)[content_flag]
+    if len(data) < position + field:
+        raise CodingError("zstd band: stream ends inside the frame header")
+    content = int.from_bytes(data[position : position + field], "little") + (256 if field == 2 else 0)
+    if content != size:
+        raise CodingError(f"zstd band: frame content size {content}, but the band's labels take {size} bytes")
+    if window is None:
+        window = content
+    if window > MAX_WINDOW:
+        raise CodingError(f"zstd band: window of {window} bytes, more than {MAX_WINDOW}")
 
 
 class Inflater:
     """Exact-size reads from one compressed stream whose bytes come from
-    `source(n)` (at most n bytes, b"" at the band's end)."""
+    `source(n)` (at most n bytes, b"" at the band's end) and decompress to
+    `size` bytes."""
 
-    def __init__(self, coding: int, source: Callable[[int], bytes]):
-        self.name = "zlib" if coding == ZLIB else "xz"
-        self.source = source
+    def __init__(self, coding: int, source: Callable[[int], bytes], size: int):
+        self.name = CODING_NAMES[coding]
+        self.source, self.size = source, size
         self.is_zlib = coding == ZLIB
+        self.frame_unchecked = coding == ZSTD
         self.pending = b""  # zlib: input it has not consumed yet
         self.stalls = 0
+        self.errors: tuple[type[BaseException], ...] = (
+            zlib.error, lzma.LZMAError, EOFError, ValueError, MemoryError)
         if self.is_zlib:
             self.stream = zlib.decompressobj()
+        elif coding == ZSTD:
+            zstd = zstdlib.module()
+            limit = {zstd.DecompressionParameter.window_log_max: MAX_WINDOW.bit_length() - 1}
+            self.stream = zstd.ZstdDecompressor(options=limit)
+            self.errors += (zstd.ZstdError,)
         else:
             filters = [{"id": lzma.FILTER_LZMA2, "dict_size": LZMA2_DICT_SIZE}]
             self.stream = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=filters)
@@ -74,13 +152,17 @@ class Inflater:
             return data
         if not self.is_zlib and not self.stream.needs_input:
             return b""
-        return self.source(INPUT_CHUNK)
+        data = self.source(INPUT_CHUNK)
+        if self.frame_unchecked:
+            check_zstd_frame_header(data, self.size)
+            self.frame_unchecked = False
+        return data
 
     def _step(self, limit: int) -> bytes:
         data = self._more_input()
         try:
             out = self.stream.decompress(data, limit)
-        except (zlib.error, lzma.LZMAError, EOFError, ValueError, MemoryError) as error:
+        except self.errors as error:
             raise CodingError(f"{self.name} band: {error}") from None
         if self.is_zlib:
             self.pending = bytes(self.stream.unconsumed_tail)
