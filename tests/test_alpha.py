@@ -121,6 +121,18 @@ def test_unpremultiply_is_undone_by_premultiplying():
     assert (stored[entries[:, 3] == 0] == 0).all()
 
 
+def test_premultiply_rounds_every_colour_and_alpha_as_the_division_does():
+    """premultiply's shift form equals round(c·a/255) = (c·a + 127) // 255
+    for all 65,536 (colour, alpha) pairs, in every channel."""
+    colour, alpha = (v.ravel() for v in np.meshgrid(np.arange(256), np.arange(256)))
+    rgba = np.stack([colour, 255 - colour, colour, alpha], axis=1).astype(np.uint8).reshape(256, 256, 4)
+    expected = np.stack([colour * alpha, (255 - colour) * alpha, colour * alpha], axis=1)
+    expected = np.concatenate([(expected + 127) // 255, alpha[:, None]], axis=1).reshape(256, 256, 4)
+    result = premultiply(rgba)
+    assert result.dtype == np.uint8
+    np.testing.assert_array_equal(result, expected)
+
+
 def test_a_psnr_target_counts_colour_error_by_alpha():
     """The target is reached on the error the encoder minimizes (alpha-
     weighted), with fewer colours than the faint noise's straight colours need."""
