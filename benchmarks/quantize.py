@@ -310,13 +310,17 @@ def size_table(kind: str, rows: dict[str, list[Image.Image]], ks: list[int], rep
 
 
 def cpu_model() -> str:
+    """The model name and, since a virtual machine may name only the
+    vendor ("AMD EPYC"), its family, model, stepping and clock."""
+    fields: dict[str, str] = {}
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+    ids = ", ".join(f"{key} {fields[key]}" for key in ("cpu family", "model", "stepping", "cpu MHz") if key in fields)
+    return f"{fields.get('model name', platform.machine())} ({ids})"
 
 
 def machine_lines(table: dict) -> list[str]:
