@@ -55,7 +55,9 @@ print(json.dumps({{"seconds": total, "bytes_per_pixel": peak}}))
 
 def measure(method: str, paths: list[Path], k: int, repeat: int) -> dict:
     here = Path(__file__).resolve().parent
-    code = CHILD.format(root=str(here.parent), here=str(here))
+    import pil_kmq  # the child measures the same pil_kmq as its parent
+
+    code = CHILD.format(root=str(Path(pil_kmq.__file__).resolve().parent.parent), here=str(here))
     output = subprocess.run(
         [sys.executable, "-c", code, method, str(k), str(repeat), *map(str, paths)],
         check=True, capture_output=True, text=True,

@@ -121,6 +121,30 @@ def test_unpremultiply_is_undone_by_premultiplying():
     assert (stored[entries[:, 3] == 0] == 0).all()
 
 
+def test_premultiply_rounds_every_colour_and_alpha_as_the_division_does():
+    """premultiply's shift form equals round(c·a/255) = (c·a + 127) // 255
+    for all 65,536 (colour, alpha) pairs, in every channel."""
+    colour, alpha = (v.ravel() for v in np.meshgrid(np.arange(256), np.arange(256)))
+    rgba = np.stack([colour, 255 - colour, colour, alpha], axis=1).astype(np.uint8).reshape(256, 256, 4)
+    expected = np.stack([colour * alpha, (255 - colour) * alpha, colour * alpha], axis=1)
+    expected = np.concatenate([(expected + 127) // 255, alpha[:, None]], axis=1).reshape(256, 256, 4)
+    result = premultiply(rgba)
+    assert result.dtype == np.uint8
+    np.testing.assert_array_equal(result, expected)
+
+
+def test_collapse_transparent_zeroes_every_clear_pixel_and_nothing_else():
+    rng = np.random.default_rng(6)
+    image = rng.integers(0, 256, (30, 41, 4), dtype=np.uint8)
+    image[..., 3] *= rng.random((30, 41)) < 0.7  # ~30 % fully transparent
+    before = image.copy()
+    collapsed = collapse_transparent(image)
+    clear = image[..., 3] == 0
+    assert (collapsed[clear] == 0).all()
+    np.testing.assert_array_equal(collapsed[~clear], image[~clear])
+    np.testing.assert_array_equal(image, before)  # the caller's array is left alone
+
+
 def test_a_psnr_target_counts_colour_error_by_alpha():
     """The target is reached on the error the encoder minimizes (alpha-
     weighted), with fewer colours than the faint noise's straight colours need."""
