@@ -137,3 +137,27 @@ def test_rgba_encoding_is_deterministic():
     im = Image.fromarray(image, "RGBA")
     for options in ({"colors": 16}, {"colors": 16, "dither": True}, {"psnr": 35, "optimize": True}):
         assert save_to_bytes(im, **options) == save_to_bytes(im.copy(), **options)
+
+
+def test_premultiply_matches_the_definition_for_every_value_and_alpha():
+    """Every (value, alpha) pair, against the tests' own rounding."""
+    value, alpha = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    rgba = np.stack([value, 255 - value, value // 2, alpha], axis=-1).astype(np.uint8)
+    np.testing.assert_array_equal(premultiply(rgba), premultiplied(rgba))
+
+
+@pytest.mark.parametrize("k", [16, 256])
+def test_distinct_colour_check_agrees_with_an_exact_count(k):
+    """The sampled check never answers wrongly: images whose colours sit
+    where a sample would miss them, and images with many colours."""
+    from pil_kmq.encoder import _has_at_most
+
+    rng = np.random.default_rng(k)
+    for extra in (0, 1, 5):
+        pixels = np.zeros((200 * 200, 4), dtype=np.uint8)
+        pixels[:, :3] = rng.integers(0, 256, (k - 1, 3), dtype=np.uint8)[rng.integers(0, k - 1, len(pixels))]
+        pixels[1::7919][:extra, 3] = 9  # a few colours the stride skips
+        exact = len(np.unique(pixels, axis=0))
+        assert _has_at_most(pixels, k) == (exact <= k)
+    noise = rng.integers(0, 256, (256 * 256, 4), dtype=np.uint8)
+    assert not _has_at_most(noise, k)
