@@ -100,7 +100,7 @@ class _Boxes:
         axis_of_box[batch] = axes
         cut_of_box[batch] = cuts
         boxes = self.box_of_point[chosen]
-        moves = self.levels[chosen, axis_of_box[boxes]] > cut_of_box[boxes]
+        moves = self.levels.ravel()[chosen * self.channels + axis_of_box[boxes]] > cut_of_box[boxes]
         self.box_of_point[chosen[moves]] = new_ids[boxes[moves]]
         upper = self.box_moments[batch] - lower
         self.box_moments[batch] = lower
@@ -153,7 +153,8 @@ def _best_cuts(levels, moments, slots, low, high, *, totals):
     count, channels = low.shape
     lengths = (high - low + 1).ravel()  # (box, axis) segments
     starts = np.cumsum(lengths) - lengths
-    positions = (starts.reshape(count, channels)[slots] + levels - low[slots]).ravel()
+    # One gather of each point's (box, axis) offsets.
+    positions = ((starts.reshape(count, channels) - low)[slots] + levels).ravel()
     size = int(lengths.sum())
     table = np.stack(
         [np.bincount(positions, np.repeat(column, channels), minlength=size) for column in moments.T]
