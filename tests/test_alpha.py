@@ -147,10 +147,11 @@ def test_premultiply_matches_the_definition_for_every_value_and_alpha():
 
 
 @pytest.mark.parametrize("k", [16, 256])
-def test_distinct_colour_check_agrees_with_an_exact_count(k):
-    """The sampled check never answers wrongly: images whose colours sit
-    where a sample would miss them, and images with many colours."""
-    from pil_kmq.encoder import _has_at_most
+def test_sampled_colour_check_never_answers_more_wrongly(k):
+    """The sample only ever answers 'more than k' when the image has more
+    (transparent pixels counted as one colour); colours the stride skips
+    are left to the exact count."""
+    from pil_kmq.encoder import _has_at_most, _sample_has_more
 
     rng = np.random.default_rng(k)
     for extra in (0, 1, 5):
@@ -159,5 +160,23 @@ def test_distinct_colour_check_agrees_with_an_exact_count(k):
         pixels[1::7919][:extra, 3] = 9  # a few colours the stride skips
         exact = len(np.unique(pixels, axis=0))
         assert _has_at_most(pixels, k) == (exact <= k)
-    noise = rng.integers(0, 256, (256 * 256, 4), dtype=np.uint8)
-    assert not _has_at_most(noise, k)
+        assert not _sample_has_more(pixels, k) or exact > k
+    noise = rng.integers(1, 256, (256 * 256, 4), dtype=np.uint8)
+    assert _sample_has_more(noise, k) and not _has_at_most(noise, k)
+    invisible = noise.copy()
+    invisible[:, 3] = 0
+    assert not _sample_has_more(invisible, k)
+
+
+def test_few_visible_colours_under_many_invisible_ones_are_kept_exactly():
+    """Transparent pixels of a thousand colours and five opaque colours,
+    colors=8: stored as six colours exactly, the transparent as (0, 0, 0, 0)."""
+    rng = np.random.default_rng(5)
+    image = np.zeros((128, 128, 4), dtype=np.uint8)
+    image[..., :3] = rng.integers(0, 256, (128, 128, 3))
+    visible = rng.random((128, 128)) < 0.5
+    image[visible, :3] = OPAQUE[:5][rng.integers(0, 5, int(visible.sum()))]
+    image[visible, 3] = 255
+    back = np.asarray(reopen(save_to_bytes(Image.fromarray(image, "RGBA"), colors=8)))
+    expected = np.where(visible[..., None], image, 0)
+    np.testing.assert_array_equal(back, expected)
