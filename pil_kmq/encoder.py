@@ -107,12 +107,17 @@ def quantize_image(image: np.ndarray, options: Options) -> tuple[np.ndarray, np.
     compositing; the codebook is stored un-premultiplied. An image with at
     most K distinct colours is quantized as stored, so it is kept exactly.
     """
-    image = collapse_transparent(image)
     sizes = {}
     if searches_smoothing(options):
         sizes = {"size_of": lambda labels, codebook: len(format.write_file(
             labels, codebook, coding=options.coding, optimize=True)), "estimate": quick_size}
-    if image.shape[2] != 4 or _has_at_most(image.reshape(-1, 4), options.colors):
+    # Premultiplying clears transparent pixels itself: when a sample
+    # already shows more than K colours, the image is not collapsed first.
+    blended = image.shape[2] == 4
+    if blended and not _sample_has_more(image.reshape(-1, 4), options.colors):
+        image = collapse_transparent(image)
+        blended = not _has_at_most(image.reshape(-1, 4), options.colors)
+    if not blended:
         return quantize_with_smoothing(image, options, **sizes)
     labels, codebook, smooth = quantize_with_smoothing(premultiply(image), options, **sizes)
     return labels, unpremultiply(codebook), smooth
@@ -168,12 +173,21 @@ def unpremultiply(codebook: np.ndarray) -> np.ndarray:
 
 
 def _has_at_most(pixels: np.ndarray, k: int) -> bool:
-    """Whether pixels (N, C) hold at most k distinct colours; a sample
-    usually answers no at once."""
-    step = len(pixels) // 65536
-    if step > 1 and len(distinct_codes(pack_codes(pixels[::step]))[0]) > k:
-        return False
+    """Whether pixels (N, C) hold at most k distinct colours (exactly)."""
     return len(distinct_codes(pack_codes(pixels))[0]) <= k
+
+
+def _sample_has_more(rgba: np.ndarray, k: int) -> bool:
+    """Whether a sample of 4096 pixels (16 K at K = 256) of (N, 4) RGBA,
+    transparent pixels collapsed, already holds more than k distinct
+    colours: the usual answer, at once (a sort of every pixel cost a
+    256x256 icon more than libimagequant's whole run)."""
+    step = len(rgba) // max(4096, k << 4)
+    if step <= 1:
+        return False
+    sample = rgba[::step].copy()
+    sample[sample[:, 3] == 0] = 0
+    return len(distinct_codes(pack_codes(sample))[0]) > k
 
 
 def collapse_transparent(image: np.ndarray) -> np.ndarray:

@@ -161,3 +161,46 @@ def test_rgba_encoding_is_deterministic():
     im = Image.fromarray(image, "RGBA")
     for options in ({"colors": 16}, {"colors": 16, "dither": True}, {"psnr": 35, "optimize": True}):
         assert save_to_bytes(im, **options) == save_to_bytes(im.copy(), **options)
+
+
+def test_premultiply_matches_the_definition_for_every_value_and_alpha():
+    """Every (value, alpha) pair, against the tests' own rounding."""
+    value, alpha = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    rgba = np.stack([value, 255 - value, value // 2, alpha], axis=-1).astype(np.uint8)
+    np.testing.assert_array_equal(premultiply(rgba), premultiplied(rgba))
+
+
+@pytest.mark.parametrize("k", [16, 256])
+def test_sampled_colour_check_never_answers_more_wrongly(k):
+    """The sample only ever answers 'more than k' when the image has more
+    (transparent pixels counted as one colour); colours the stride skips
+    are left to the exact count."""
+    from pil_kmq.encoder import _has_at_most, _sample_has_more
+
+    rng = np.random.default_rng(k)
+    for extra in (0, 1, 5):
+        pixels = np.zeros((200 * 200, 4), dtype=np.uint8)
+        pixels[:, :3] = rng.integers(0, 256, (k - 1, 3), dtype=np.uint8)[rng.integers(0, k - 1, len(pixels))]
+        pixels[1::7919][:extra, 3] = 9  # a few colours the stride skips
+        exact = len(np.unique(pixels, axis=0))
+        assert _has_at_most(pixels, k) == (exact <= k)
+        assert not _sample_has_more(pixels, k) or exact > k
+    noise = rng.integers(1, 256, (256 * 256, 4), dtype=np.uint8)
+    assert _sample_has_more(noise, k) and not _has_at_most(noise, k)
+    invisible = noise.copy()
+    invisible[:, 3] = 0
+    assert not _sample_has_more(invisible, k)
+
+
+def test_few_visible_colours_under_many_invisible_ones_are_kept_exactly():
+    """Transparent pixels of a thousand colours and five opaque colours,
+    colors=8: stored as six colours exactly, the transparent as (0, 0, 0, 0)."""
+    rng = np.random.default_rng(5)
+    image = np.zeros((128, 128, 4), dtype=np.uint8)
+    image[..., :3] = rng.integers(0, 256, (128, 128, 3))
+    visible = rng.random((128, 128)) < 0.5
+    image[visible, :3] = OPAQUE[:5][rng.integers(0, 5, int(visible.sum()))]
+    image[visible, 3] = 255
+    back = np.asarray(reopen(save_to_bytes(Image.fromarray(image, "RGBA"), colors=8)))
+    expected = np.where(visible[..., None], image, 0)
+    np.testing.assert_array_equal(back, expected)

@@ -306,3 +306,29 @@ def test_keyed_searches_break_ties_to_the_lowest_index():
     ordered = np.sort(distances, axis=1)
     np.testing.assert_array_equal(search.upper, np.sqrt(ordered[:, 0]))
     np.testing.assert_array_equal(search.lower, np.sqrt(ordered[:, 1]))
+
+
+def _loose_split(points, weights, k, fraction):
+    """The split with each box's level range left as its cuts made it (the
+    reference the tightened ranges must agree with)."""
+    from pil_kmq.quantize.init import _Boxes, split_boxes
+
+    boxes = _Boxes(points, weights)
+    boxes.tight = False
+    return split_boxes(boxes, k, fraction)
+
+
+@pytest.mark.parametrize("grid", [False, True])
+def test_rgba_split_with_tight_ranges_is_the_loose_split(grid):
+    """RGBA boxes' level ranges shrink to their points' (the alpha range of
+    a box cut on colour stays wide otherwise): the same boxes, exactly, on
+    colours and on bin means, at K = 16 and 256."""
+    rng = np.random.default_rng(3)
+    alpha = np.where(rng.random(6000) < 0.7, 255, rng.integers(0, 256, 6000))
+    rgba = np.column_stack([rng.integers(0, 256, (6000, 3)), alpha]).astype(np.uint8)
+    colors, counts = histogram(rgba)
+    points, weights = (bin_means(colors, counts, 5) if grid else (colors.astype(np.float64), counts.astype(np.float64)))
+    for k in (16, 256):
+        np.testing.assert_array_equal(
+            variance_split_start(points, weights, k, fraction=0.5), _loose_split(points, weights, k, 0.5)
+        )

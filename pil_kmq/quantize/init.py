@@ -19,7 +19,11 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int, *, fra
     them, so the Python loop runs tens of times rather than k times; on
     photos this picks the same boxes as splitting one at a time.
     """
-    boxes = _Boxes(points, weights)
+    return split_boxes(_Boxes(points, weights), k, fraction)
+
+
+def split_boxes(boxes: _Boxes, k: int, fraction: float) -> np.ndarray:
+    """variance_split_start's rounds on given boxes: their k means."""
     while boxes.count < k:
         batch = boxes.worst(min(k - boxes.count, max(1, int(boxes.count * fraction))))
         if batch.size == 0:
@@ -48,6 +52,12 @@ class _Boxes:
         self.box_low = self.levels.min(axis=0, keepdims=True)
         self.box_high = self.levels.max(axis=0, keepdims=True)
         self.splittable = np.ones(1, dtype=bool)
+        # RGBA only: on photos the ranges are near tight already (64x64 and
+        # 256x256 kodim23: no gain), on icons the split takes a third of
+        # the time (256x256, K=256: 17 -> 6 ms).
+        self.tight = self.channels >= 4 and _sums_exact(points, weights, self.box_moments[0, -1])
+        if self.tight:
+            self.level_columns = [np.ascontiguousarray(self.levels[:, c]) for c in range(self.channels)]
 
     @property
     def count(self) -> int:
@@ -90,7 +100,7 @@ class _Boxes:
         axis_of_box[batch] = axes
         cut_of_box[batch] = cuts
         boxes = self.box_of_point[chosen]
-        moves = self.levels[chosen, axis_of_box[boxes]] > cut_of_box[boxes]
+        moves = self.levels.ravel()[chosen * self.channels + axis_of_box[boxes]] > cut_of_box[boxes]
         self.box_of_point[chosen[moves]] = new_ids[boxes[moves]]
         upper = self.box_moments[batch] - lower
         self.box_moments[batch] = lower
@@ -102,6 +112,33 @@ class _Boxes:
         self.box_low = np.concatenate([self.box_low, upper_low])
         self.box_high = np.concatenate([self.box_high, upper_high])
         self.splittable = np.concatenate([self.splittable, np.ones(len(batch), dtype=bool)])
+        if self.tight:
+            self._tighten(np.concatenate([batch, new_ids[batch]]), chosen)
+
+    def _tighten(self, boxes, chosen) -> None:
+        """Each of `boxes`' level range shrunk to its points' (all among
+        `chosen`): the cut tables then skip levels no point holds (an RGBA
+        box's alpha range stays 0..255 through cuts on the colours)."""
+        owners = self.box_of_point[chosen]
+        for channel, column in enumerate(self.level_columns):
+            low = np.full(self.count, 255, dtype=np.intp)
+            high = np.zeros(self.count, dtype=np.intp)
+            np.minimum.at(low, owners, column[chosen])
+            np.maximum.at(high, owners, column[chosen])
+            self.box_low[boxes, channel] = low[boxes]
+            self.box_high[boxes, channel] = high[boxes]
+
+
+def _sums_exact(points: np.ndarray, weights: np.ndarray, square_total: float) -> bool:
+    """Whether every sum of moments is exact in float64 (points on the grid
+    of 1/1024, integer weights, squares below 2**33; integer points below
+    2**53): then the cut tables' layout cannot change a value, so their
+    level ranges may be tightened without changing the split."""
+    scaled = points * 1024.0
+    if not (np.array_equal(scaled, np.floor(scaled)) and np.array_equal(weights, np.floor(weights))):
+        return False
+    whole = np.array_equal(points, np.floor(points))
+    return square_total < (2.0**53 if whole else 2.0**33)
 
 
 def _best_cuts(levels, moments, slots, low, high, *, totals):
@@ -116,7 +153,8 @@ def _best_cuts(levels, moments, slots, low, high, *, totals):
     count, channels = low.shape
     lengths = (high - low + 1).ravel()  # (box, axis) segments
     starts = np.cumsum(lengths) - lengths
-    positions = (starts.reshape(count, channels)[slots] + levels - low[slots]).ravel()
+    # One gather of each point's (box, axis) offsets.
+    positions = ((starts.reshape(count, channels) - low)[slots] + levels).ravel()
     size = int(lengths.sum())
     table = np.stack(
         [np.bincount(positions, np.repeat(column, channels), minlength=size) for column in moments.T]
