@@ -215,3 +215,47 @@ def test_version_2_files_still_decode():
     assert decoded[0].std() > 10
     for pixels in decoded[1:]:
         np.testing.assert_array_equal(pixels, decoded[0])
+
+
+def synthetic_icon(size: int = 64) -> np.ndarray:
+    """An RGBA icon: a shaded disc whose edge fades out, on a transparent
+    background (the fully transparent pixels are (0, 0, 0, 0))."""
+    y, x = (np.indices((size, size)) + 0.5) / size - 0.5
+    radius = np.hypot(x, y)
+    alpha = np.clip((0.45 - radius) / 0.08, 0, 1)
+    shade = np.clip(0.5 + x - y, 0, 1)
+    rgba = np.stack([200 * shade + 40, 120 * shade + 60, 255 - 150 * shade, 255 * alpha], -1)
+    rgba = rgba.round().astype(np.uint8)
+    rgba[alpha == 0] = 0
+    return rgba
+
+
+@pytest.mark.parametrize("k", [16, 64])
+def test_small_bands_try_every_strip_height_and_keep_the_smallest(k, monkeypatch):
+    labels, book = pil_kmq.compress(synthetic_icon(), k)
+    data = write_file(labels, book, optimize=True)
+    decoded = parse(data)
+    assert decoded.header.coding == container.XZ
+    palette = np.frombuffer(decoded.codebook, np.uint8).reshape(-1, 4)
+    assert np.array_equal(palette[decoded.labels], book[labels])  # decodes the same
+    # one band: its S is one of the candidates, and no candidate codes smaller
+    strip, length = bands.BAND_HEAD.unpack_from(decoded.payload, bands.PAYLOAD_HEAD_SIZE)
+    assert strip in bands.SMALL_BAND_STRIPS
+    ordered, _ = coding.ordered(labels, book)
+    width = container.band_label_width(k)
+    for other in bands.SMALL_BAND_STRIPS:
+        packed = bands.label_stream(ordered, other, width)
+        assert length + bands.BAND_OVERHEAD <= len(bands.encode_band(packed, other, container.XZ, k, True))
+    # and the file is smaller than with the zlib-1 predictor's choice of 32 or 1
+    monkeypatch.setattr(bands, "SMALL_BAND_LABELS", 0)
+    assert len(data) < len(write_file(labels, book, optimize=True))
+
+
+def test_large_bands_keep_the_predicted_strip_height(monkeypatch):
+    def refuse(*args):
+        raise AssertionError("a large band went through smallest_band")
+
+    monkeypatch.setattr(bands, "smallest_band", refuse)
+    labels = label_map(400, 400, 16)  # one band of 160,000 labels
+    data = write_file(labels, distinct_codebook(16, 3), optimize=True)
+    assert bands.BAND_HEAD.unpack_from(parse(data).payload, bands.PAYLOAD_HEAD_SIZE)[0] in (1, 32)
