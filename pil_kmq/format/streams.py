@@ -38,25 +38,31 @@ BYTE_LABEL_SEARCH = {"depth": 8, "nice_len": 48}
 THOROUGH_SEARCH = {"nice_len": 273, "depth": 0}
 
 
-def lzma2_filters(k: int = 256, preset: int = 6, thorough: bool = False) -> list[dict]:
+# Encoder effort (compress): QUICK predicts which input codes smaller,
+# THOROUGH is the slowest search the coder has.
+QUICK, DEFAULT, THOROUGH = 0, 1, 2
+
+
+def lzma2_filters(k: int = 256, preset: int = 6, effort: int = DEFAULT) -> list[dict]:
     """Encoder filter chain: with byte labels (K > 16) lc = 4 helps, the
     labels' high bits telling their group (see order.py)."""
     byte_labels = band_label_width(k) == 8
     search = BYTE_LABEL_SEARCH if byte_labels else {}
-    if thorough:
+    if effort == THOROUGH:
         preset, search = 9 | lzma.PRESET_EXTREME, THOROUGH_SEARCH
+    elif effort == QUICK:
+        preset, search = 0, {}
     return [{
         "id": lzma.FILTER_LZMA2, "preset": preset, "dict_size": LZMA2_DICT_SIZE,
         "lc": 4 if byte_labels else 0, "lp": 0, "pb": 0, **search,
     }]
 
 
-def compress(data: bytes, coding: int, k: int = 256, thorough: bool = False) -> bytes:
-    """thorough: the slowest search the coder has (small bands)."""
+def compress(data: bytes, coding: int, k: int = 256, effort: int = DEFAULT) -> bytes:
     if coding == ZLIB:
-        return zlib.compress(data, 9)
+        return zlib.compress(data, 1 if effort == QUICK else 9)
     if coding == XZ:
-        return lzma.compress(data, format=lzma.FORMAT_RAW, filters=lzma2_filters(k, thorough=thorough))
+        return lzma.compress(data, format=lzma.FORMAT_RAW, filters=lzma2_filters(k, effort=effort))
     raise ValueError(f"not a band coding: {coding}")
 
 
