@@ -10,7 +10,7 @@ from PIL import Image
 
 from helpers import FIXTURES, label_map
 import pil_kmq  # noqa: F401  (registers the format)
-from pil_kmq.format import bands, coding, container, parallel, write_file
+from pil_kmq.format import bands, coding, container, parallel, streams, write_file
 from pil_kmq.reader import parse
 
 MODES = {"L": 1, "RGB": 3, "RGBA": 4}
@@ -285,3 +285,49 @@ def test_optimize_may_choose_zstd_when_it_is_the_smallest():
     data = write_file(labels, book, optimize=True)
     best = min(sizes, key=sizes.get)
     assert parse(data).header.coding == best and len(data) == sizes[best]
+
+
+def synthetic_icon(size: int = 64) -> np.ndarray:
+    """An RGBA icon: a shaded disc whose edge fades out, on a transparent
+    background (the fully transparent pixels are (0, 0, 0, 0))."""
+    y, x = (np.indices((size, size)) + 0.5) / size - 0.5
+    radius = np.hypot(x, y)
+    alpha = np.clip((0.45 - radius) / 0.08, 0, 1)
+    shade = np.clip(0.5 + x - y, 0, 1)
+    rgba = np.stack([200 * shade + 40, 120 * shade + 60, 255 - 150 * shade, 255 * alpha], -1)
+    rgba = rgba.round().astype(np.uint8)
+    rgba[alpha == 0] = 0
+    return rgba
+
+
+@pytest.mark.parametrize("k", [16, 64])
+def test_small_bands_try_every_strip_height_and_keep_the_smallest(k, monkeypatch):
+    labels, book = pil_kmq.compress(synthetic_icon(), k)
+    data = write_file(labels, book, optimize=True)
+    decoded = parse(data)
+    assert decoded.header.coding == container.XZ
+    palette = np.frombuffer(decoded.codebook, np.uint8).reshape(-1, 4)
+    assert np.array_equal(palette[decoded.labels], book[labels])  # decodes the same
+    # one band: its S is one of the candidates, and trying them all
+    # thoroughly would code it at most a little smaller
+    strip, length = bands.BAND_HEAD.unpack_from(decoded.payload, bands.PAYLOAD_HEAD_SIZE)
+    assert strip in bands.SMALL_BAND_STRIPS
+    ordered, _ = coding.ordered(labels, book)
+    width = container.band_label_width(k)
+    thorough = [len(bands.encode_band(bands.label_stream(ordered, other, width), other,
+                                      container.XZ, k, streams.THOROUGH))
+                for other in bands.SMALL_BAND_STRIPS]
+    assert min(thorough) <= length + bands.BAND_OVERHEAD <= 1.01 * min(thorough)
+    # and the file is smaller than with the zlib-1 predictor's choice of 32 or 1
+    monkeypatch.setattr(bands, "SMALL_BAND_LABELS", 0)
+    assert len(data) < len(write_file(labels, book, optimize=True))
+
+
+def test_large_bands_keep_the_predicted_strip_height(monkeypatch):
+    def refuse(*args):
+        raise AssertionError("a large band went through smallest_band")
+
+    monkeypatch.setattr(bands, "smallest_band", refuse)
+    labels = label_map(400, 400, 16)  # one band of 160,000 labels
+    data = write_file(labels, distinct_codebook(16, 3), optimize=True)
+    assert bands.BAND_HEAD.unpack_from(parse(data).payload, bands.PAYLOAD_HEAD_SIZE)[0] in (1, 32)
