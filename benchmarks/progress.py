@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -28,16 +27,9 @@ import numpy as np
 from PIL import Image
 
 import pil_kmq  # noqa: F401  (registers KMQ)
+from machine import cpu_model  # noqa: E402
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def large_image(path: Path, megapixels: float) -> Image.Image:

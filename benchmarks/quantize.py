@@ -64,6 +64,7 @@ except ImportError:  # else this checkout's
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import pil_kmq  # noqa: F401
 from liq import liq_labels  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 # scikit-learn KMeans(n_init=10, max_iter=1000, tol=0, random_state=0) on the
 # weighted distinct colours of each image, codebook rounded to 8 bits, every
@@ -309,18 +310,6 @@ def size_table(kind: str, rows: dict[str, list[Image.Image]], ks: list[int], rep
 # -- the machine ------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    """The model name and, since a virtual machine may name only the
-    vendor ("AMD EPYC"), its family, model, stepping and clock."""
-    fields: dict[str, str] = {}
-    try:
-        for line in open("/proc/cpuinfo"):
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        return platform.processor() or platform.machine()
-    ids = ", ".join(f"{key} {fields[key]}" for key in ("cpu family", "model", "stepping", "cpu MHz") if key in fields)
-    return f"{fields.get('model name', platform.machine())} ({ids})"
 
 
 def machine_lines(table: dict) -> list[str]:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pil_kmq  # noqa: E402  (registers the format)
+from machine import cpu_model  # noqa: E402
 from pil_kmq.format import parallel, write_file  # noqa: E402
 from pil_kmq.format.container import XZ, ZLIB, ZSTD  # noqa: E402
 
@@ -62,14 +62,6 @@ def image_mode(image: Image.Image) -> str:
     return "RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def labels_for(path: Path, k: int, cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
