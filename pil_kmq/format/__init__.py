@@ -40,10 +40,15 @@ def write_file(
         labels, codebook = _coding.ordered(labels, codebook)
     best = None
     for number in _coding.candidates(coding, optimize):
-        header = Header(width=labels.shape[1], height=labels.shape[0],
-                        channels=codebook.shape[1], k=k, coding=number)
-        head = build_head(header, codebook.tobytes(), metadata)
+        head = file_head(labels.shape[1], labels.shape[0], codebook, number, metadata)
         data = head + _coding.payload(labels, k, number, head, optimize)
         if best is None or len(data) < len(best):
             best = data
     return best
+
+
+def file_head(width: int, height: int, codebook: np.ndarray, coding: int,
+              metadata: dict[str, bytes] | None) -> bytes:
+    """Everything before the payload of a file in `coding`."""
+    header = Header(width=width, height=height, channels=codebook.shape[1], k=len(codebook), coding=coding)
+    return build_head(header, codebook.tobytes(), metadata)

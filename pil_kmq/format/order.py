@@ -21,11 +21,15 @@ EIGEN_TIE = 1e-6
 def adjacency(labels: np.ndarray, k: int) -> np.ndarray:
     """(k, k) symmetric counts of horizontally or vertically adjacent pairs."""
     a = np.asarray(labels, dtype=np.int64)
-    counts = np.zeros(k * k, dtype=np.int64)
-    for p, q in ((a[:, 1:], a[:, :-1]), (a[1:], a[:-1])):
-        counts += np.bincount((p * k + q).ravel(), minlength=k * k)
-    m = counts.reshape(k, k)
+    m = pair_counts(a[:, 1:], a[:, :-1], k) + pair_counts(a[1:], a[:-1], k)
     return m + m.T
+
+
+def pair_counts(p: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) counts of the label pairs (p, q), element by element: the
+    unsymmetrized adjacency, which adds up over pieces of a label map."""
+    p = np.asarray(p, dtype=np.int64)
+    return np.bincount((p * k + q).ravel(), minlength=k * k).reshape(k, k)
 
 
 @lru_cache(maxsize=1)
@@ -118,7 +122,12 @@ def reorder_palette(labels: np.ndarray, k: int) -> np.ndarray:
     (lc = high bits of the previous byte, bitwise tree over the current one)
     can use. Deterministic for a given input.
     """
-    m = adjacency(labels, k)
+    return palette_order(adjacency(labels, k))
+
+
+def palette_order(m: np.ndarray) -> np.ndarray:
+    """reorder_palette's permutation from the (k, k) symmetric adjacency."""
+    k = len(m)
 
     def order(idx: np.ndarray) -> list[int]:
         if len(idx) <= 2:

@@ -1,0 +1,89 @@
+"""Sources of row blocks: anything with `shape` (height, width, channels)
+and `rows(top, count)` -> (count, width, channels) uint8, safe to call from
+several threads. The encoder reads every row more than once (a histogram
+pass, then a coding pass), so a source must be re-readable: an array, a
+memory map, a file read by offset."""
+
+from __future__ import annotations
+
+import os
+from typing import Protocol
+
+import numpy as np
+
+CHANNELS = (1, 3, 4)
+
+
+class RowSource(Protocol):
+    shape: tuple[int, int, int]
+
+    def rows(self, top: int, count: int) -> np.ndarray: ...
+
+
+def check_shape(shape: tuple[int, ...], dtype: np.dtype, what: str) -> tuple[int, int, int]:
+    """(height, width, channels) of an (h, w) or (h, w, 1|3|4) uint8 image."""
+    if np.dtype(dtype) != np.uint8:
+        raise ValueError(f"{what}: expected uint8 pixels, got {np.dtype(dtype)}")
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    if len(shape) != 3 or shape[2] not in CHANNELS or 0 in shape:
+        raise ValueError(f"{what}: expected an (h, w) or (h, w, 1|3|4) image, got shape {tuple(shape)}")
+    return tuple(int(n) for n in shape)
+
+
+class ArrayRows:
+    """Rows of an (h, w[, C]) uint8 array: numpy, a np.memmap, an h5py or
+    zarr array (anything sliceable by rows)."""
+
+    def __init__(self, array):
+        self.array = array
+        self.shape = check_shape(array.shape, array.dtype, "array")
+
+    def rows(self, top: int, count: int) -> np.ndarray:
+        block = np.ascontiguousarray(self.array[top : top + count], dtype=np.uint8)
+        return block.reshape(block.shape[0], self.shape[1], self.shape[2])
+
+
+class NpyRows:
+    """Rows of a .npy file read by offset (os.pread, thread-safe), never
+    mapped whole: a map of a file larger than the address space allowed
+    (ulimit -v, prlimit --as) fails, and a read touches only its rows."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = os.fspath(path)
+        with open(self.path, "rb") as file:
+            version = np.lib.format.read_magic(file)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(file)
+            self.offset = file.tell()
+        if fortran and len(shape) > 1:
+            raise ValueError(f"{self.path}: a Fortran-ordered .npy cannot be read by rows; save it C-ordered")
+        self.shape = check_shape(shape, dtype, self.path)
+        self.row_bytes = self.shape[1] * self.shape[2]
+        size = os.path.getsize(self.path)
+        if size < self.offset + self.shape[0] * self.row_bytes:
+            raise ValueError(f"{self.path}: truncated .npy ({size} bytes for shape {shape})")
+        self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+
+    def rows(self, top: int, count: int) -> np.ndarray:
+        count = max(0, min(count, self.shape[0] - top))
+        want = count * self.row_bytes
+        buffer = bytearray(want)
+        view, done = memoryview(buffer), 0
+        while done < want:
+            got = os.preadv(self.fd, [view[done:]], self.offset + top * self.row_bytes + done)
+            if got == 0:
+                raise OSError(f"{self.path}: file ended while reading rows {top}..{top + count}")
+            done += got
+        return np.frombuffer(buffer, np.uint8).reshape(count, self.shape[1], self.shape[2])
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
