@@ -20,7 +20,7 @@ import secrets
 import socket
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 from PIL import Image
 
@@ -59,10 +59,20 @@ def save_atomic(
         Image.init()  # Pillow loads most plugins lazily
         if format.upper() not in Image.SAVE:
             raise ValueError(f"Pillow cannot write {format} files")
+    write_atomic(target, lambda file: im.save(file, format=format, **params), overwrite=overwrite)
+
+
+def write_atomic(
+    path: str | os.PathLike[str], write: Callable[[IO[bytes]], None], *, overwrite: bool = True
+) -> None:
+    """Call write(file) on a temporary file beside `path`, then put it in
+    place: `path` is the old file or the complete new one (save_atomic's
+    rules, for writers that are not Image.save: streamed .kmq, .npy)."""
+    target = Path(path)
     fd, temp = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb", closefd=False) as file:
-            im.save(file, format=format, **params)
+            write(file)
             file.flush()
             os.fsync(fd)
         _keep_mode_of(target, fd)

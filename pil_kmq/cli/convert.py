@@ -19,10 +19,12 @@ from ..quantize.quality import QualityNotReached
 from .batch import check_single_output, expand_inputs, plan_jobs, run_job, run_jobs
 from .batch_types import Job, Outcome
 from .progress import RedrawnLine
+from .stream import STREAM_SUFFIXES, BandLine, decode_npy, encode_npy, is_stream_file
 from .views import flatten, label_image
 from .status import UsageError
 
 DEFAULT_DECODE_FORMAT = "png"
+STREAMED_FORMAT = "NPY"  # decoded band by band (cli/stream.py), not through Pillow
 LABELS_SUFFIX = ".labels"
 LABELS_RAW_SUFFIX = ".labels-raw"
 EXIT_QUALITY = 99  # pngquant's status for an image below --quality's minimum
@@ -53,6 +55,9 @@ def decode_file(job: Job, format: str, view: str, force: bool, background: tuple
 def _encode(job: Job, params: dict[str, Any], force: bool) -> None:
     check_output_folder(job.target)
     try:
+        if is_stream_file(job.source):
+            encode_npy(job.source, job.target, params, force)
+            return
         with Image.open(job.source) as im:
             im.load()
             save_atomic(upright(im), job.target, "KMQ", overwrite=force, **params)
@@ -78,6 +83,13 @@ def check_output_folder(target: Path) -> None:
 
 def _decode(job: Job, format: str, view: str, force: bool, background: tuple | None) -> None:
     check_output_folder(job.target)
+    if format == STREAMED_FORMAT:
+        line = BandLine("decode", job.source.name) if sys.stderr.isatty() else None
+        try:
+            return decode_npy(job.source, job.target, force, view, line)
+        finally:
+            if line is not None:
+                line.clear()
     with Image.open(job.source) as im:
         if im.format != "KMQ":
             raise ValueError(f"not a KMQ file (it is {im.format})")
@@ -102,7 +114,7 @@ def _decode(job: Job, format: str, view: str, force: bool, background: tuple | N
 def readable_image(path: Path) -> bool:
     """A file Pillow can probably open by its extension, other than .kmq
     (the outputs of an earlier run in the same folder)."""
-    return path.suffix.lower() in _readable_extensions()
+    return path.suffix.lower() in _readable_extensions() or is_stream_file(path)
 
 
 def _readable_extensions() -> set[str]:
@@ -158,6 +170,8 @@ def resolve_format(name: str) -> tuple[str, str]:
     """(Pillow format, file extension) for a --format value such as png,
     JPEG or jpg; UsageError if Pillow cannot write it."""
     wanted = name.lower().lstrip(".")
+    if "." + wanted in STREAM_SUFFIXES:
+        return STREAMED_FORMAT, "." + wanted
     extensions = Image.registered_extensions()
     format = extensions.get("." + wanted, wanted.upper())
     if format not in Image.SAVE:
@@ -171,6 +185,8 @@ def run_decode(args: argparse.Namespace) -> int:
     check_single_output(args)
     if args.format is not None:
         format, extension = resolve_format(args.format)
+    elif args.output is not None and is_stream_file(Path(args.output)):
+        format, extension = resolve_format(Path(args.output).suffix)
     elif args.output is not None:
         try:
             format, extension = format_for_path(args.output), Path(args.output).suffix

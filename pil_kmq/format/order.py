@@ -18,16 +18,33 @@ import numpy as np
 EIGEN_TIE = 1e-6
 
 
+# Labels counted at once by adjacency: its int64 temporaries stay a few
+# MB (whole, they were 24 bytes a pixel, the peak of an optimize encode).
+SLICE_LABELS = 1 << 20
+
+
 def adjacency(labels: np.ndarray, k: int) -> np.ndarray:
-    """(k, k) symmetric counts of horizontally or vertically adjacent pairs."""
-    a = np.asarray(labels, dtype=np.int64)
-    m = pair_counts(a[:, 1:], a[:, :-1], k) + pair_counts(a[1:], a[:-1], k)
+    """(k, k) symmetric counts of horizontally or vertically adjacent pairs,
+    a slice of rows at a time."""
+    a = np.asarray(labels)
+    rows = max(1, SLICE_LABELS // max(1, a.shape[1]))
+    m = np.zeros((k, k), np.int64)
+    for top in range(0, a.shape[0], rows):
+        m += pairs_within(a[top : top + rows], k)
+        if top:
+            m += pair_counts(a[top : top + 1], a[top - 1 : top], k)
     return m + m.T
 
 
+def pairs_within(labels: np.ndarray, k: int) -> np.ndarray:
+    """Unsymmetrized counts of the adjacent pairs inside a block of rows
+    (left-right, then below-above): blocks' counts plus the pairs across
+    their edges add up to the whole map's."""
+    return pair_counts(labels[:, 1:], labels[:, :-1], k) + pair_counts(labels[1:], labels[:-1], k)
+
+
 def pair_counts(p: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
-    """(k, k) counts of the label pairs (p, q), element by element: the
-    unsymmetrized adjacency, which adds up over pieces of a label map."""
+    """(k, k) counts of the label pairs (p, q), element by element."""
     p = np.asarray(p, dtype=np.int64)
     return np.bincount((p * k + q).ravel(), minlength=k * k).reshape(k, k)
 

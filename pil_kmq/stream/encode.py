@@ -159,8 +159,7 @@ def adjacency_of_rows(plan: QuantizedRows, height: int, width: int, progress: Ca
 
     def within(rows: tuple[int, int]):
         labels = plan.labels(*rows)
-        pairs = order.pair_counts(labels[:, 1:], labels[:, :-1], k) + order.pair_counts(labels[1:], labels[:-1], k)
-        return labels[:1].copy(), labels[-1:].copy(), pairs
+        return labels[:1].copy(), labels[-1:].copy(), order.pairs_within(labels, k)
 
     total = np.zeros((k, k), np.int64)
     above = None
