@@ -92,6 +92,6 @@ def test_ci_runs_the_readme_command_and_the_suite_at_the_stated_minimums():
     assert pins["pillow"] == "10.3" and pins["numpy"] == "1.23.2"  # found by bisection, see pyproject
     ci = (REPO / ".ci" / "run").read_text()
     readme = (REPO / "README.md").read_text()
-    command = 'python3 -m venv .venv && .venv/bin/pip install ".[test]" && .venv/bin/python -m pytest -q'
+    command = 'python3 -m venv .venv && .venv/bin/pip install ".[test,dask]" && .venv/bin/python -m pytest -q'
     assert command in readme and command in ci
     assert "python3 .ci/minimums.py" in ci and ".venv-min/bin/python -m pytest -q" in ci
