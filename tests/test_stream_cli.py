@@ -87,3 +87,28 @@ def test_larger_than_the_address_space_cap(tmp_path):
     Image.fromarray(array).save(tmp_path / "big.png", compress_level=1)
     whole = kmq("encode", str(tmp_path / "big.png"), "-k", "4", "--optimize", "-q", "-o", str(tmp_path / "w.kmq"), cap=cap)
     assert whole.returncode != 0 and not (tmp_path / "w.kmq").exists()
+
+
+def test_tiff_too_large_for_pillow_is_streamed(tmp_path, monkeypatch):
+    """A tiled, compressed TIFF over Image.MAX_IMAGE_PIXELS (which Pillow
+    refuses) encodes by tiles to Image.save's bytes and decodes to a
+    BigTIFF by bands; below the limit, Pillow's path is kept."""
+    tifffile = pytest.importorskip("tifffile")
+    from pil_kmq.stream import ArrayRows, TiffRows, save_rows
+
+    array = np.random.default_rng(2).integers(0, 256, (150, 110, 4), dtype=np.uint8) // 16 * 16
+    tifffile.imwrite(tmp_path / "a.tif", array, tile=(32, 48), compression="zlib", extrasamples=("unassalpha",))
+    with TiffRows(tmp_path / "a.tif") as rows:
+        np.testing.assert_array_equal(rows.rows(30, 70), array[30:100])
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10000)
+    assert main(["encode", str(tmp_path / "a.tif"), "-k", "32", "--optimize", "-q"]) == 0
+    expected = tmp_path / "expected.kmq"
+    save_rows(ArrayRows(array), expected, colors=32, optimize=True)
+    assert (tmp_path / "a.kmq").read_bytes() == expected.read_bytes()
+    assert main(["decode", str(tmp_path / "a.kmq"), "-o", str(tmp_path / "back.tif"), "-q"]) == 0
+    with tifffile.TiffFile(tmp_path / "back.tif") as tif:
+        assert tif.is_bigtiff
+        back = tif.asarray()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    with Image.open(tmp_path / "a.kmq") as im:
+        np.testing.assert_array_equal(back, np.asarray(im))

@@ -19,7 +19,9 @@ from ..quantize.quality import QualityNotReached
 from .batch import check_single_output, expand_inputs, plan_jobs, run_job, run_jobs
 from .batch_types import Job, Outcome
 from .progress import RedrawnLine
-from .stream import STREAM_SUFFIXES, BandLine, decode_npy, encode_npy, is_stream_file
+from .stream import (
+    STREAM_SUFFIXES, BandLine, decode_streamed, encode_streamed, is_stream_file, streams_input, streams_output,
+)
 from .views import flatten, label_image
 from .status import UsageError
 
@@ -55,8 +57,8 @@ def decode_file(job: Job, format: str, view: str, force: bool, background: tuple
 def _encode(job: Job, params: dict[str, Any], force: bool) -> None:
     check_output_folder(job.target)
     try:
-        if is_stream_file(job.source):
-            encode_npy(job.source, job.target, params, force)
+        if streams_input(job.source):
+            encode_streamed(job.source, job.target, params, force)
             return
         with Image.open(job.source) as im:
             im.load()
@@ -83,10 +85,10 @@ def check_output_folder(target: Path) -> None:
 
 def _decode(job: Job, format: str, view: str, force: bool, background: tuple | None) -> None:
     check_output_folder(job.target)
-    if format == STREAMED_FORMAT:
+    if streams_output(job.source, format):
         line = BandLine("decode", job.source.name) if sys.stderr.isatty() else None
         try:
-            return decode_npy(job.source, job.target, force, view, line)
+            return decode_streamed(job.source, job.target, format, force, view, line)
         finally:
             if line is not None:
                 line.clear()

@@ -10,6 +10,6 @@ whole image. StreamReader reads bands back one at a time.
 
 from .decode import StreamReader
 from .encode import save_rows
-from .rows import ArrayRows, NpyRows, RowSource
+from .rows import ArrayRows, NpyRows, RowSource, TiffRows
 
-__all__ = ["save_rows", "StreamReader", "RowSource", "ArrayRows", "NpyRows"]
+__all__ = ["save_rows", "StreamReader", "RowSource", "ArrayRows", "NpyRows", "TiffRows"]

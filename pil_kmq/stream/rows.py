@@ -87,3 +87,59 @@ class NpyRows:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class TiffRows:
+    """Rows of the first page of a (Big)TIFF, strip by strip or tile row by
+    tile row, decoded by tifffile (any compression it reads); only the
+    segments covering the rows asked for are read (os.pread, thread-safe).
+    tifffile's own memory map would need an uncompressed file and map it
+    whole, which an address-space limit smaller than the image forbids."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        import tifffile
+
+        self.path = os.fspath(path)
+        with tifffile.TiffFile(self.path) as tif:
+            page = tif.pages.first
+            page.keyframe  # noqa: B018  (loads the tags decode needs)
+            if page.samplesperpixel > 1 and page.planarconfig != 1:
+                raise ValueError(f"{self.path}: planar (separate) TIFF samples are not supported; "
+                                 "write it with planarconfig contig")
+            self.shape = check_shape(page.shape, page.dtype, self.path)
+            self.decode = page.decode
+            self.tables = {"jpegtables": page.jpegtables} if page.jpegtables is not None else {}
+            self.offsets, self.counts = tuple(page.dataoffsets), tuple(page.databytecounts)
+            height, width = self.shape[:2]
+            if page.is_tiled:
+                self.segment_rows, self.segment_columns = page.tilelength, page.tilewidth
+            else:
+                self.segment_rows, self.segment_columns = min(page.rowsperstrip or height, height), width
+        self.across = -(-width // self.segment_columns)
+        self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+
+    def rows(self, top: int, count: int) -> np.ndarray:
+        height, width, channels = self.shape
+        count = max(0, min(count, height - top))
+        out = np.empty((count, width, channels), np.uint8)
+        for row in range(top // self.segment_rows, (top + count - 1) // self.segment_rows + 1):
+            for column in range(self.across):
+                index = row * self.across + column
+                data = os.pread(self.fd, self.counts[index], self.offsets[index])
+                segment, (*_, y, x, _), _ = self.decode(data, index, **self.tables)
+                segment = segment.reshape(segment.shape[-3], segment.shape[-2], -1)
+                y0, y1 = max(top, y), min(top + count, y + segment.shape[0])
+                x1 = min(width, x + segment.shape[1])
+                out[y0 - top : y1 - top, x:x1] = segment[y0 - y : y1 - y, : x1 - x]
+        return out
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
