@@ -44,7 +44,24 @@ class ArrayRows:
         return block.reshape(block.shape[0], self.shape[1], self.shape[2])
 
 
-class NpyRows:
+class _OpenFile:
+    """A source holding a file descriptor (fd) for os.pread."""
+
+    fd = -1
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class NpyRows(_OpenFile):
     """Rows of a .npy file read by offset (os.pread, thread-safe), never
     mapped whole: a map of a file larger than the address space allowed
     (ulimit -v, prlimit --as) fails, and a read touches only its rows."""
@@ -77,19 +94,8 @@ class NpyRows:
             done += got
         return np.frombuffer(buffer, np.uint8).reshape(count, self.shape[1], self.shape[2])
 
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class TiffRows:
+class TiffRows(_OpenFile):
     """Rows of the first page of a (Big)TIFF, strip by strip or tile row by
     tile row, decoded by tifffile (any compression it reads); only the
     segments covering the rows asked for are read (os.pread, thread-safe).
@@ -132,14 +138,3 @@ class TiffRows:
                 x1 = min(width, x + segment.shape[1])
                 out[y0 - top : y1 - top, x:x1] = segment[y0 - y : y1 - y, : x1 - x]
         return out
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
