@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import coding as _coding
-from .container import MODE_TO_CHANNELS, RAW, XZ, ZLIB, Header, KmqFormatError, build_head
+from .bitpack import bits_per_label, packed_size
+from .container import CRC_SIZE, MODE_TO_CHANNELS, RAW, XZ, ZLIB, Header, KmqFormatError, build_head
 
 __all__ = ["write_file", "KmqFormatError", "RAW", "ZLIB", "XZ"]
 
@@ -38,13 +39,22 @@ def write_file(
         raise ValueError(f"labels must be < K={k} and K 1..256")
     if optimize and k > 2 and coding != RAW:
         labels, codebook = _coding.ordered(labels, codebook)
+    # A raw file's size is known without writing it: it is built only if
+    # it wins (ties go to the earlier candidate, raw first).
     best = None
     for number in _coding.candidates(coding, optimize):
         head = file_head(labels.shape[1], labels.shape[0], codebook, number, metadata)
-        data = head + _coding.payload(labels, k, number, head, optimize)
-        if best is None or len(data) < len(best):
-            best = data
-    return best
+        data = None if number == RAW else head + _coding.payload(labels, k, number, head, optimize)
+        size = raw_file_size(head, labels.size, k) if data is None else len(data)
+        if best is None or size < best[0]:
+            best = (size, head, data)
+    _, head, data = best
+    return data if data is not None else head + _coding.payload(labels, k, RAW, head)
+
+
+def raw_file_size(head: bytes, pixels: int, k: int) -> int:
+    """Bytes of a raw file with this head: the packed labels and the CRC."""
+    return len(head) + packed_size(pixels, bits_per_label(k)) + CRC_SIZE
 
 
 def file_head(width: int, height: int, codebook: np.ndarray, coding: int,

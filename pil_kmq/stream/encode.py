@@ -96,8 +96,7 @@ def _save(source: RowSource, fp: IO[bytes], params: dict[str, Any]) -> None:
         raise NotImplementedError(f"streamed encoding tries at most one compressed coding, not {compressed}")
     limit = None
     if RAW in numbers:
-        head = format.file_head(width, height, codebook, RAW, metadata)
-        limit = len(head) + bitpack.packed_size(height * width, bitpack.bits_per_label(len(codebook))) + CRC.size
+        limit = format.raw_file_size(format.file_head(width, height, codebook, RAW, metadata), height * width, len(codebook))
     for number in compressed:
         if limit is None:
             _write_all(fp, band_file(labels, height, width, codebook, number, options.optimize, metadata, progress))
