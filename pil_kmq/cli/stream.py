@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
-
-from ..atomic import write_atomic
 from PIL import Image
 
 from ..atomic import write_atomic
