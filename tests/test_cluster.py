@@ -64,3 +64,43 @@ def test_batch_on_a_cluster_survives_a_killed_worker(tmp_path, cluster):
         with Image.open(tmp_path / "in" / (path.stem + ".png")) as im:
             expected = save_to_bytes(im, colors=16, optimize=True)
         assert path.read_bytes() == expected  # complete, never partial
+
+
+def write_then_die_once(job, marker):
+    """A task whose first attempt puts its output in place and then loses
+    its worker before the result reaches the scheduler."""
+    from pil_kmq.cli.batch import run_job
+
+    def write(job):
+        job.target.write_bytes(b"complete output")
+        if not marker.exists():
+            marker.write_text("died once")
+            os._exit(1)
+
+    return run_job(job, False, write)
+
+
+def test_a_rerun_finding_its_own_output_counts_as_written(tmp_path, cluster):
+    import cloudpickle
+
+    from pil_kmq.cli.batch_types import Job
+    from pil_kmq.cli.cluster import run_on_cluster
+    from pil_kmq.cli.progress import Reporter
+
+    local, _ = cluster
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    source = tmp_path / "in.png"
+    source.write_bytes(b"input")
+    job = Job(source, tmp_path / "out.kmq")
+    outcomes = []
+
+    class Collect(Reporter):
+        def report(self, outcome):
+            outcomes.append(outcome)
+
+    from functools import partial
+
+    reporter = Collect("encode", 1, sys.stderr, False, show_summary=False)
+    run_on_cluster(partial(write_then_die_once, marker=tmp_path / "marker"), [job], local.scheduler_address, reporter)
+    assert (tmp_path / "marker").exists()  # the first attempt did die
+    assert [outcome.error for outcome in outcomes] == [None]
