@@ -59,16 +59,16 @@ def save_atomic(
         Image.init()  # Pillow loads most plugins lazily
         if format.upper() not in Image.SAVE:
             raise ValueError(f"Pillow cannot write {format} files")
-    _write_atomic(target, overwrite, lambda file: im.save(file, format=format, **params))
+    write_atomic(target, lambda file: im.save(file, format=format, **params), overwrite=overwrite)
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True) -> None:
-    """Write bytes already encoded to `path` atomically, as save_atomic does
-    (kmq encode encodes first, to compare sizes before anything is written)."""
-    _write_atomic(Path(path), overwrite, lambda file: file.write(data))
-
-
-def _write_atomic(target: Path, overwrite: bool, write: Callable[[IO[bytes]], object]) -> None:
+def write_atomic(
+    path: str | os.PathLike[str], write: Callable[[IO[bytes]], None], *, overwrite: bool = True
+) -> None:
+    """Call write(file) on a temporary file beside `path`, then put it in
+    place: `path` is the old file or the complete new one (save_atomic's
+    rules, for writers that are not Image.save: streamed .kmq, .npy)."""
+    target = Path(path)
     fd, temp = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb", closefd=False) as file:

@@ -93,7 +93,7 @@ def test_ci_runs_the_readme_command_and_the_suite_at_the_stated_minimums():
     assert pins["backports.zstd"] == "1.0.0; python_version < '3.14'"
     ci = (REPO / ".ci" / "run").read_text()
     readme = (REPO / "README.md").read_text()
-    command = 'python3 -m venv .venv && .venv/bin/pip install ".[test]" && .venv/bin/python -m pytest -q'
+    command = 'python3 -m venv .venv && .venv/bin/pip install ".[test,dask]" && .venv/bin/python -m pytest -q'
     assert command in readme and command in ci
     # and the slow tests (a fresh venv running the README's commands), which that command skips
     assert ".venv/bin/python -m pytest -q --runslow -m slow" in ci

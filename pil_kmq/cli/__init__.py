@@ -61,6 +61,10 @@ def _add_batch_options(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress or summary line "
                              "(default: off; failures are always reported)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the batch on a Dask distributed cluster, one task per "
+                             "file (e.g. tcp://host:8786; needs pil-kmq[dask] and the same "
+                             "paths on the workers; default: local processes, see -j)")
 
 
 def _add_codec_options(parser: argparse.ArgumentParser) -> None:

@@ -173,7 +173,12 @@ def run_jobs(args: argparse.Namespace, verb: str, task: Callable[[Job], Outcome]
             remove_stale_temporaries(folder)  # of earlier runs killed mid-write
     workers = args.jobs or os.cpu_count() or 1
     try:
-        run_batch(task, jobs, workers, reporter)
+        if getattr(args, "scheduler", None):
+            from .cluster import run_on_cluster
+
+            run_on_cluster(task, jobs, args.scheduler, reporter)
+        else:
+            run_batch(task, jobs, workers, reporter)
     finally:
         reporter.finish()
     return reporter.exit_status or reporter.skip_status

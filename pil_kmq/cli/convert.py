@@ -24,10 +24,14 @@ from ..quantize.quality import QualityNotReached
 from .batch import check_single_output, expand_inputs, plan_jobs, run_job, run_jobs
 from .batch_types import STDIO, Job, Outcome
 from .progress import RedrawnLine, human_bytes, plural
+from .stream import (
+    STREAM_SUFFIXES, BandLine, decode_streamed, encode_streamed, is_stream_file, streams_input, streams_output,
+)
 from .views import flatten, label_image
 from .status import UsageError
 
 DEFAULT_DECODE_FORMAT = "png"
+STREAMED_FORMAT = "NPY"  # decoded band by band (cli/stream.py), not through Pillow
 LABELS_SUFFIX = ".labels"
 LABELS_RAW_SUFFIX = ".labels-raw"
 EXIT_QUALITY = 99  # pngquant's status for an image below --quality's minimum
@@ -64,6 +68,9 @@ def _encode(job: Job, params: dict[str, Any], force: bool, frame: int, skip_if_l
         check_output_folder(job.target)
     source = read_input(job.source) if job.source == STDIO else job.source
     try:
+        if job.source != STDIO and streams_input(job.source):
+            encode_streamed(job.source, job.target, params, force)
+            return None
         with Image.open(source) as im:
             pick_frame(im, frame)
             im.load()
@@ -101,7 +108,7 @@ def write_output(target: Path, data: bytes, force: bool) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        write_atomic(target, data, overwrite=force)
+        write_atomic(target, lambda file: file.write(data), overwrite=force)
 
 
 def pick_frame(im: Image.Image, frame: int) -> None:
@@ -134,6 +141,13 @@ def check_output_folder(target: Path) -> None:
 def _decode(job: Job, format: str, view: str, force: bool, background: tuple | None) -> Outcome | None:
     if job.target != STDIO:
         check_output_folder(job.target)
+    if job.source != STDIO and job.target != STDIO and streams_output(job.source, format):
+        line = BandLine("decode", job.source.name) if sys.stderr.isatty() else None
+        try:
+            return decode_streamed(job.source, job.target, format, force, view, line)
+        finally:
+            if line is not None:
+                line.clear()
     source = read_input(job.source) if job.source == STDIO else job.source
     if job.source == STDIO and not_kmq(source):
         raise ValueError(not_kmq(source))
@@ -167,7 +181,7 @@ def _decode(job: Job, format: str, view: str, force: bool, background: tuple | N
 def readable_image(path: Path) -> bool:
     """A file Pillow can probably open by its extension, other than .kmq
     (the outputs of an earlier run in the same folder)."""
-    return path.suffix.lower() in _readable_extensions()
+    return path.suffix.lower() in _readable_extensions() or is_stream_file(path)
 
 
 def _readable_extensions() -> set[str]:
@@ -231,6 +245,8 @@ def resolve_format(name: str) -> tuple[str, str]:
     """(Pillow format, file extension) for a --format value such as png,
     JPEG or jpg; UsageError if Pillow cannot write it."""
     wanted = name.lower().lstrip(".")
+    if "." + wanted in STREAM_SUFFIXES:
+        return STREAMED_FORMAT, "." + wanted
     extensions = Image.registered_extensions()
     format = extensions.get("." + wanted, wanted.upper())
     if format not in Image.SAVE:
@@ -244,6 +260,8 @@ def run_decode(args: argparse.Namespace) -> int:
     check_single_output(args)
     if args.format is not None:
         format, extension = resolve_format(args.format)
+    elif args.output is not None and args.output != str(STDIO) and is_stream_file(Path(args.output)):
+        format, extension = resolve_format(Path(args.output).suffix)
     elif args.output is not None and args.output != str(STDIO):
         try:
             format, extension = format_for_path(args.output), Path(args.output).suffix

@@ -9,7 +9,8 @@ from typing import Callable
 import numpy as np
 
 from . import coding as _coding
-from .container import MODE_TO_CHANNELS, RAW, XZ, ZLIB, ZSTD, Header, KmqFormatError, build_head
+from .bitpack import bits_per_label, packed_size
+from .container import CRC_SIZE, MODE_TO_CHANNELS, RAW, XZ, ZLIB, ZSTD, Header, KmqFormatError, build_head
 
 __all__ = ["write_file", "KmqFormatError", "RAW", "ZLIB", "XZ", "ZSTD"]
 
@@ -55,12 +56,30 @@ def write_file(
         progress(*work)
     if reorder:
         labels, codebook = _coding.ordered(labels, codebook, done)
+    # A raw file's size is known without writing it: it is built only if
+    # it wins (ties go to the earlier candidate, raw first).
     best = None
     for number in numbers:
-        header = Header(width=labels.shape[1], height=labels.shape[0],
-                        channels=codebook.shape[1], k=k, coding=number)
-        head = build_head(header, codebook.tobytes(), metadata)
-        data = head + _coding.payload(labels, k, number, head, optimize, done)
-        if best is None or len(data) < len(best):
-            best = data
-    return best
+        head = file_head(labels.shape[1], labels.shape[0], codebook, number, metadata)
+        if number == RAW:
+            data, size = None, raw_file_size(head, labels.size, k)
+            done()
+        else:
+            data = head + _coding.payload(labels, k, number, head, optimize, done)
+            size = len(data)
+        if best is None or size < best[0]:
+            best = (size, head, data)
+    _, head, data = best
+    return data if data is not None else head + _coding.payload(labels, k, RAW, head)
+
+
+def raw_file_size(head: bytes, pixels: int, k: int) -> int:
+    """Bytes of a raw file with this head: the packed labels and the CRC."""
+    return len(head) + packed_size(pixels, bits_per_label(k)) + CRC_SIZE
+
+
+def file_head(width: int, height: int, codebook: np.ndarray, coding: int,
+              metadata: dict[str, bytes] | None) -> bytes:
+    """Everything before the payload of a file in `coding`."""
+    header = Header(width=width, height=height, channels=codebook.shape[1], k=len(codebook), coding=coding)
+    return build_head(header, codebook.tobytes(), metadata)

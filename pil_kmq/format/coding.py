@@ -34,31 +34,46 @@ UNORDERED_CODINGS = (RAW, ZSTD)
 
 def band_payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool,
                  each_band: Callable[[], object] | None = None) -> bytes:
-    """B, the head CRC and every band, compressed in threads. With optimize
-    a small band is coded with each strip height of bands.smallest_band
-    and the smallest kept; a larger one gets the strip height its bytes
-    compress smaller with under zlib level 1: a cheap predictor that picks as the real coder would
-    within 0.1% on Kodak, at a tenth of the cost of trying both."""
+    """B, the head CRC and every band, compressed in threads."""
     height, width = labels.shape
     band_height = bands.choose_band_height(width, height)
-    choose = optimize or coding in ALWAYS_CHOOSE_STRIPS
-    strips = STRIPS[coding] if choose and height > 1 else STRIPS[coding][:1]
-    width_bits = band_label_width(k)
+    strips = band_strips(coding, optimize, height)
 
     def encode(rows: tuple[int, int]) -> bytes:
         top, count = rows
-        band = labels[top : top + count]
-        if optimize and band.size <= bands.SMALL_BAND_LABELS:
-            return bands.smallest_band(band, coding, k, width_bits)
-        candidates = {s: bands.label_stream(band, s, width_bits) for s in strips}
-        strip = strips[0]
-        if len(strips) > 1:
-            strip = min(strips, key=lambda s: len(zlib.compress(candidates[s], 1)))
-        return bands.encode_band(candidates[strip], strip, coding, k)
+        return code_band(labels[top : top + count], k, coding, strips, optimize)
 
     encoded = parallel.ordered_map(encode, bands.band_rows(height, band_height), each=each_band)
+    return payload_start(head, band_height) + b"".join(encoded)
+
+
+def payload_start(head: bytes, band_height: int) -> bytes:
+    """B and the CRC of the head and B: what comes before band 0."""
     start = bands.BAND_HEIGHT.pack(band_height)
-    return start + crc_bytes(head + start) + b"".join(encoded)
+    return start + crc_bytes(head + start)
+
+
+def band_strips(coding: int, optimize: bool, height: int) -> tuple[int, ...]:
+    """The strip heights a band of an image `height` rows tall chooses from."""
+    choose = optimize or coding in ALWAYS_CHOOSE_STRIPS
+    return STRIPS[coding] if choose and height > 1 else STRIPS[coding][:1]
+
+
+def code_band(band: np.ndarray, k: int, coding: int, strips: tuple[int, ...], optimize: bool = False) -> bytes:
+    """One band's bytes (bands.encode_band) for its (rows, W) labels. With
+    optimize a small band is coded with each strip height of
+    bands.smallest_band and the smallest kept; otherwise, with several
+    strip heights, the band gets the one its bytes compress smaller with
+    under zlib level 1: a cheap predictor that picks as the real coder
+    would within 0.1% on Kodak, at a tenth of the cost of trying both."""
+    width_bits = band_label_width(k)
+    if optimize and band.size <= bands.SMALL_BAND_LABELS:
+        return bands.smallest_band(band, coding, k, width_bits)
+    candidates = {s: bands.label_stream(band, s, width_bits) for s in strips}
+    strip = strips[0]
+    if len(strips) > 1:
+        strip = min(strips, key=lambda s: len(zlib.compress(candidates[s], 1)))
+    return bands.encode_band(candidates[strip], strip, coding, k)
 
 
 def payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool = False,

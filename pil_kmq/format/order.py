@@ -18,9 +18,10 @@ import numpy as np
 EIGEN_TIE = 1e-6
 
 
-# Labels counted at once by adjacency(): bounds its temporaries (a few
-# bytes a label) and the time between its calls to `each`.
-ADJACENCY_SLICE = 1 << 22
+# Labels counted at once by adjacency(): its int64 temporaries stay a few
+# MB (whole, they were 24 bytes a pixel, the peak of an optimize encode),
+# and the time between its calls to `each` short.
+ADJACENCY_SLICE = 1 << 20
 
 
 def adjacency_rows(width: int) -> int:
@@ -31,20 +32,29 @@ def adjacency_rows(width: int) -> int:
 def adjacency(labels: np.ndarray, k: int, each=None) -> np.ndarray:
     """(k, k) symmetric counts of horizontally or vertically adjacent pairs,
     counted a slice of rows at a time (each(), if given, after each slice)."""
-    labels = np.asarray(labels)
-    height, width = labels.shape
-    counts = np.zeros(k * k, dtype=np.int64)
-    rows = adjacency_rows(width)
-    for top in range(0, height, rows):
-        # this slice's rows, and the next one's first row for the vertical pairs
-        a = labels[top : top + rows + 1].astype(np.int32)
-        inside = a[: min(rows, height - top)]
-        counts += np.bincount((inside[:, 1:] * k + inside[:, :-1]).ravel(), minlength=k * k)
-        counts += np.bincount((a[1:] * k + a[:-1]).ravel(), minlength=k * k)
+    a = np.asarray(labels)
+    rows = adjacency_rows(a.shape[1])
+    m = np.zeros((k, k), np.int64)
+    for top in range(0, a.shape[0], rows):
+        m += pairs_within(a[top : top + rows], k)
+        if top:
+            m += pair_counts(a[top : top + 1], a[top - 1 : top], k)
         if each is not None:
             each()
-    m = counts.reshape(k, k)
     return m + m.T
+
+
+def pairs_within(labels: np.ndarray, k: int) -> np.ndarray:
+    """Unsymmetrized counts of the adjacent pairs inside a block of rows
+    (left-right, then below-above): blocks' counts plus the pairs across
+    their edges add up to the whole map's."""
+    return pair_counts(labels[:, 1:], labels[:, :-1], k) + pair_counts(labels[1:], labels[:-1], k)
+
+
+def pair_counts(p: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) counts of the label pairs (p, q), element by element."""
+    p = np.asarray(p, dtype=np.int64)
+    return np.bincount((p * k + q).ravel(), minlength=k * k).reshape(k, k)
 
 
 @lru_cache(maxsize=1)
@@ -137,7 +147,12 @@ def reorder_palette(labels: np.ndarray, k: int, each=None) -> np.ndarray:
     (lc = high bits of the previous byte, bitwise tree over the current one)
     can use. Deterministic for a given input.
     """
-    m = adjacency(labels, k, each)
+    return palette_order(adjacency(labels, k, each))
+
+
+def palette_order(m: np.ndarray) -> np.ndarray:
+    """reorder_palette's permutation from the (k, k) symmetric adjacency."""
+    k = len(m)
 
     def order(idx: np.ndarray) -> list[int]:
         if len(idx) <= 2:

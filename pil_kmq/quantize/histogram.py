@@ -118,7 +118,14 @@ def histogram(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def labels_for_pixels(
     colors: np.ndarray, color_labels: np.ndarray, pixels: np.ndarray
 ) -> np.ndarray:
-    """Each pixel's label (N,), given a label (uint8) for each distinct colour.
+    """Each pixel's label (N,), given a label (uint8) for each distinct colour."""
+    return label_lookup(colors, color_labels, len(pixels))(pixels)
+
+
+def label_lookup(colors: np.ndarray, color_labels: np.ndarray, pixels: int):
+    """pixels (N, C) -> their labels (N,) uint8, given a label for each
+    distinct colour; built once, so a stream of blocks shares the table
+    (`pixels`: how many will be looked up in all, which decides the table).
 
     Up to three channels a direct lookup table over every code (16 MiB) is a
     single gather per slice; four-channel codes, and the few pixels of a
@@ -126,19 +133,23 @@ def labels_for_pixels(
     colours' codes (ascending, as histogram returns them).
     """
     channels = colors.shape[1]
-    labels = np.empty(len(pixels), dtype=np.uint8)
     table = None
-    if channels == 1 or (channels <= 3 and len(pixels) >= TABLE_MIN_PIXELS):
+    if channels == 1 or (channels <= 3 and pixels >= TABLE_MIN_PIXELS):
         table = np.zeros(1 << (8 * channels), dtype=np.uint8)
         for start in range(0, len(colors), SLICE):
             table[pack_codes(colors[start : start + SLICE])] = color_labels[start : start + SLICE]
     else:
         distinct = pack_codes(colors)
-    for start in range(0, len(pixels), SLICE):
-        codes = pack_codes(pixels[start : start + SLICE])
-        if table is not None:
-            labels[start : start + SLICE] = table[codes]
-        else:
-            labels[start : start + SLICE] = color_labels[np.searchsorted(distinct, codes)]
-        work.done("slice")
-    return labels
+
+    def lookup(pixels: np.ndarray) -> np.ndarray:
+        labels = np.empty(len(pixels), dtype=np.uint8)
+        for start in range(0, len(pixels), SLICE):
+            codes = pack_codes(pixels[start : start + SLICE])
+            if table is not None:
+                labels[start : start + SLICE] = table[codes]
+            else:
+                labels[start : start + SLICE] = color_labels[np.searchsorted(distinct, codes)]
+            work.done("slice")
+        return labels
+
+    return lookup

@@ -1,0 +1,84 @@
+"""Pass 1: the exact colour histogram of an image, block by block.
+
+The result is what quantize.histogram.histogram gives for the whole image
+(distinct colours in ascending code order, counts of the same dtype), so
+k-means sees the same input and returns the same codebook. Each block's
+distinct colours come from the encoder's own sort (distinct_codes); up to
+three channels they are added into a table over every code (2**24 entries
+at most), four-channel codes are merged as sorted runs, a run only when
+the pending ones outgrow what is merged (amortised: O(log blocks) merges
+of each colour)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..quantize.histogram import distinct_codes, pack_codes, unpack_codes
+
+
+def block_counts(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct codes (ascending) and their counts of (N, C) pixels."""
+    return distinct_codes(pack_codes(pixels))
+
+
+def merge_runs(codes: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Equal codes' counts summed; codes ascending."""
+    order = np.argsort(codes, kind="stable")
+    codes = codes[order]
+    starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+    return codes[starts], np.add.reduceat(counts[order].astype(np.int64), starts)
+
+
+def count_dtype(total: int) -> type:
+    """distinct_codes' count type for an image of `total` pixels."""
+    return np.int64 if total >= 1 << 32 else np.uint32
+
+
+class ColourCounter:
+    def __init__(self, channels: int, total: int):
+        self.channels, self.total = channels, total
+        wide = np.uint32 if total < 1 << 32 else np.uint64
+        self.table = np.zeros(1 << (8 * channels), wide) if channels <= 3 else None
+        self.merged = (np.zeros(0, np.uint32), np.zeros(0, np.int64))
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self.pending_size = 0
+
+    def add(self, codes: np.ndarray, counts: np.ndarray) -> None:
+        """One block's block_counts."""
+        if self.table is not None:
+            self.table[codes] += counts  # codes are distinct: no repeated index
+            return
+        self.pending.append((codes, counts))
+        self.pending_size += len(codes)
+        if self.pending_size > len(self.merged[0]):
+            self._merge()
+
+    def _merge(self) -> None:
+        parts = [self.merged, *self.pending]
+        self.merged = merge_runs(np.concatenate([c for c, _ in parts]), np.concatenate([n for _, n in parts]))
+        self.pending, self.pending_size = [], 0
+
+    def codes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct codes ascending (uint32) and counts (distinct_codes' dtype)."""
+        if self.table is not None:
+            codes = np.flatnonzero(self.table)
+            counts = self.table[codes]
+            codes = codes.astype(np.uint32)
+        else:
+            self._merge()
+            codes, counts = self.merged
+        return codes, counts.astype(count_dtype(self.total))
+
+    def histogram(self) -> tuple[np.ndarray, np.ndarray]:
+        """quantize.histogram.histogram's answer: colours (M, C) and counts."""
+        codes, counts = self.codes()
+        return unpack_codes(codes, self.channels), counts
+
+
+def mapped_histogram(colors: np.ndarray, counts: np.ndarray, function) -> tuple[np.ndarray, np.ndarray]:
+    """The histogram of function(pixels) from that of the pixels, for a
+    function of a pixel's colour alone (premultiply): colours merged where
+    it maps several to one."""
+    mapped = function(colors)
+    codes, summed = merge_runs(pack_codes(mapped), counts)
+    return unpack_codes(codes, colors.shape[1]), summed.astype(counts.dtype)
