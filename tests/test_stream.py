@@ -22,7 +22,7 @@ from pil_kmq.quantize.histogram import histogram
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 CODINGS = [{}, {"optimize": True}, {"coding": "zlib"}, {"coding": "xz"},
            {"coding": "zlib", "optimize": True}, {"coding": "xz", "optimize": True},
-           {"coding": "raw", "optimize": True}]
+           {"coding": "raw", "optimize": True}, {"coding": "zstd"}, {"coding": "zstd", "optimize": True}]
 
 
 def photo_like(height: int, width: int, channels: int, seed: int = 0) -> np.ndarray:
@@ -70,6 +70,20 @@ def test_same_bytes_as_image_save(small_pieces, channels, k, options):
     with StreamReader(io.BytesIO(expected)) as reader:
         labels = np.concatenate([block for _, block in reader.label_bands()])
     np.testing.assert_array_equal(labels, read_labels(io.BytesIO(expected)))
+
+
+def test_same_bytes_when_optimize_picks_zstd():
+    """Three candidates (raw, xz, zstd), the last one the smallest: an exact
+    repeat of random labels, where zstd's matches cost less than LZMA2's
+    chunk headers. The streamed encoder keeps each candidate in a temporary
+    file until it is beaten."""
+    rng = np.random.default_rng(5)
+    palette = rng.integers(0, 256, (200, 3), dtype=np.uint8)
+    block = rng.integers(0, 200, (2, 2000))
+    array = palette[np.tile(block, (32, 1))]
+    expected = saved(array, colors=200, optimize=True)
+    assert expected[16] == 3  # the header's coding byte: zstd
+    assert streamed(array, colors=200, optimize=True) == expected
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 300), (300, 1), (9, 7), (1024, 400)])
