@@ -285,3 +285,28 @@ def test_optimize_may_choose_zstd_when_it_is_the_smallest():
     data = write_file(labels, book, optimize=True)
     best = min(sizes, key=sizes.get)
     assert parse(data).header.coding == best and len(data) == sizes[best]
+
+
+def test_optimize_tries_zstd_only_where_xz_takes_few_bits_per_label(monkeypatch):
+    """Noise costs xz about log2(K) bits a label: zstd cannot win there and
+    is not tried; a repeated block costs a small fraction of a bit and is."""
+    tried = []
+    payload = coding.payload
+
+    def spy(labels, k, number, *args, **kwargs):
+        tried.append(number)
+        return payload(labels, k, number, *args, **kwargs)
+
+    monkeypatch.setattr(coding, "payload", spy)
+    book = distinct_codebook(200, 3)
+    noise = np.random.default_rng(6).integers(0, 200, (64, 700), dtype=np.uint8)
+    steps = []
+    write_file(noise, book, optimize=True, progress=lambda done, total: steps.append((done, total)))
+    assert container.ZSTD not in tried and container.XZ in tried
+    assert steps[-1][0] == steps[-1][1]  # the skipped trial still counts as done
+    tried.clear()
+    write_file(np.tile(noise[:2], (32, 1)), book, optimize=True)
+    assert container.ZSTD in tried
+    tried.clear()
+    write_file(noise, book, coding=container.ZSTD, optimize=True)  # asked for: always made
+    assert tried == [container.ZSTD]

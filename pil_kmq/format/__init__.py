@@ -25,7 +25,8 @@ def write_file(
 ) -> bytes:
     """A complete .kmq file for an (h, w) label map and a (K, C) codebook.
 
-    coding None: raw, or with optimize the smallest of raw, xz and zstd. optimize
+    coding None: raw, or with optimize the smallest of raw, xz and zstd (zstd
+    tried only where it can win: coding.worth_trying). optimize
     also spends effort inside a coding (codebook order, strip heights); the
     codebook may then be stored permuted, decoding to the same colours.
     Of several candidate files the smallest is written, the lower coding on
@@ -55,12 +56,17 @@ def write_file(
         progress(*work)
     if reorder:
         labels, codebook = _coding.ordered(labels, codebook, done)
-    best = None
+    best, sizes = None, {}
     for number in numbers:
+        if coding is None and not _coding.worth_trying(number, sizes, labels.size):
+            for _ in range(_coding.band_count(labels, number)):
+                done()  # the work it would have taken, counted as done
+            continue
         header = Header(width=labels.shape[1], height=labels.shape[0],
                         channels=codebook.shape[1], k=k, coding=number)
         head = build_head(header, codebook.tobytes(), metadata)
         data = head + _coding.payload(labels, k, number, head, optimize, done)
+        sizes[number] = len(data) - len(head)
         if best is None or len(data) < len(best):
             best = data
     return best
