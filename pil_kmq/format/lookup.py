@@ -44,7 +44,10 @@ class PackedLookup:
         # row may hold anything (another entry)
         self.valid = most < self.k if self.k < 1 << bits else None
         if self.per_byte == 1:  # the table itself, padded to 256 entries
-            self.rows = table if self.k == 256 else np.resize(table, 256)
+            self.rows = table
+            if self.k < 256:
+                self.rows = np.zeros(256, table.dtype)
+                self.rows[: self.k] = table
         else:
             self.rows = table.take(slots, axis=0, mode="clip")
 
