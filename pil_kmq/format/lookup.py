@@ -6,7 +6,8 @@ labels twice; a table of 256 rows, row b holding the pixels of the 8 // w
 labels that byte b packs, does both in one `take` along rows of 8 // w
 pixels (8, 16 or 32 bytes for 32-bit pixels: sizes numpy's take copies
 without a loop per item). On a 256x256 icon at K = 16 that is 2-3x faster
-than unpack + lookup.
+than unpack + lookup. Byte labels (w = 8) need no unpacking: the plugin
+looks them up as labels, after a strip's transpose has moved bytes.
 
 Labels >= K must still be refused: when K < 2**w, a byte is valid only if
 every label in it is < K, told by a second 256-entry table (or, for w = 8,
