@@ -14,6 +14,7 @@ from PIL import Image, ImageFile, ImagePalette
 
 from .encoder import encode_image, save_all
 from .format import container, decoder
+from .format.lookup import PackedLookup
 
 
 def _accept(prefix: bytes) -> bool:
@@ -95,13 +96,16 @@ class KmqDecoder(ImageFile.PyDecoder):
 
 class _Writer:
     """A sink that looks labels up in the codebook and writes the pixels
-    into a region of the image (from any thread: regions never overlap)."""
+    into a region of the image (from any thread: regions never overlap).
+    Band codings hand it packed label bytes instead (packed_lookup and
+    write_pixels): one lookup from bytes to pixels, no unpacking."""
 
     def __init__(self, im, mode: str, codebook: np.ndarray):
         self.im, self.mode = im, mode
         channels = codebook.shape[1]
+        self._lookups: dict[int, PackedLookup] = {}
         if mode == "P":
-            self.table, self.rawmode = None, "P"
+            self.table, self.rawmode = np.arange(len(codebook), dtype=np.uint8), "P"
             self.fill = 0
         elif channels == 1:
             self.table, self.rawmode = codebook[:, 0].copy(), "L"
@@ -115,11 +119,19 @@ class _Writer:
             self.rawmode = "RGBX" if channels == 3 else "RGBA"
             self.fill = tuple(int(v) for v in codebook[0])
 
+    def packed_lookup(self, bits: int) -> PackedLookup:
+        lookup = self._lookups.get(bits)
+        if lookup is None:  # a race builds it twice, harmlessly
+            lookup = self._lookups[bits] = PackedLookup(self.table, bits)
+        return lookup
+
     def __call__(self, x0: int, y0: int, block: np.ndarray) -> None:
-        pixels = np.ascontiguousarray(block) if self.table is None else np.take(self.table, block)
+        self.write_pixels(x0, y0, np.take(self.table, block))
+
+    def write_pixels(self, x0: int, y0: int, pixels: np.ndarray) -> None:
         writer = Image._getdecoder(self.mode, "raw", self.rawmode)
-        writer.setimage(self.im, (x0, y0, x0 + block.shape[1], y0 + block.shape[0]))
-        status, error = writer.decode(pixels.tobytes())
+        writer.setimage(self.im, (x0, y0, x0 + pixels.shape[1], y0 + pixels.shape[0]))
+        status, error = writer.decode(np.ascontiguousarray(pixels))
         writer.cleanup()
         if status >= 0 or error:
             raise OSError(f"could not write the pixels at ({x0}, {y0})")

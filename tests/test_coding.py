@@ -331,3 +331,28 @@ def test_large_bands_keep_the_predicted_strip_height(monkeypatch):
     labels = label_map(400, 400, 16)  # one band of 160,000 labels
     data = write_file(labels, distinct_codebook(16, 3), optimize=True)
     assert bands.BAND_HEAD.unpack_from(parse(data).payload, bands.PAYLOAD_HEAD_SIZE)[0] in (1, 32)
+
+
+def test_optimize_tries_zstd_only_where_xz_takes_few_bits_per_label(monkeypatch):
+    """Noise costs xz about log2(K) bits a label: zstd cannot win there and
+    is not tried; a repeated block costs a small fraction of a bit and is."""
+    tried = []
+    payload = coding.payload
+
+    def spy(labels, k, number, *args, **kwargs):
+        tried.append(number)
+        return payload(labels, k, number, *args, **kwargs)
+
+    monkeypatch.setattr(coding, "payload", spy)
+    book = distinct_codebook(200, 3)
+    noise = np.random.default_rng(6).integers(0, 200, (64, 700), dtype=np.uint8)
+    steps = []
+    write_file(noise, book, optimize=True, progress=lambda done, total: steps.append((done, total)))
+    assert container.ZSTD not in tried and container.XZ in tried
+    assert steps[-1][0] == steps[-1][1]  # the skipped trial still counts as done
+    tried.clear()
+    write_file(np.tile(noise[:2], (32, 1)), book, optimize=True)
+    assert container.ZSTD in tried
+    tried.clear()
+    write_file(noise, book, coding=container.ZSTD, optimize=True)  # asked for: always made
+    assert tried == [container.ZSTD]

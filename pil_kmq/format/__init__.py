@@ -26,7 +26,8 @@ def write_file(
 ) -> bytes:
     """A complete .kmq file for an (h, w) label map and a (K, C) codebook.
 
-    coding None: raw, or with optimize the smallest of raw, xz and zstd. optimize
+    coding None: raw, or with optimize the smallest of raw, xz and zstd (zstd
+    tried only where it can win: coding.worth_trying). optimize
     also spends effort inside a coding (codebook order, strip heights); the
     codebook may then be stored permuted, decoding to the same colours.
     Of several candidate files the smallest is written, the lower coding on
@@ -58,8 +59,12 @@ def write_file(
         labels, codebook = _coding.ordered(labels, codebook, done)
     # A raw file's size is known without writing it: it is built only if
     # it wins (ties go to the earlier candidate, raw first).
-    best = None
+    best, sizes = None, {}
     for number in numbers:
+        if coding is None and not _coding.worth_trying(number, sizes, labels.size):
+            for _ in range(_coding.band_count(labels, number)):
+                done()  # the work it would have taken, counted as done
+            continue
         head = file_head(labels.shape[1], labels.shape[0], codebook, number, metadata)
         if number == RAW:
             data, size = None, raw_file_size(head, labels.size, k)
@@ -67,6 +72,7 @@ def write_file(
         else:
             data = head + _coding.payload(labels, k, number, head, optimize, done)
             size = len(data)
+            sizes[number] = size - len(head)
         if best is None or size < best[0]:
             best = (size, head, data)
     _, head, data = best

@@ -53,6 +53,9 @@ class Layout:
     info: dict[str, bytes] = field(default_factory=dict)
     codebook: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), np.uint8))
     head_crc: int = 0  # CRC-32 of the header, metadata and codebook
+    # band_table's answer for a file size, kept between check_length and
+    # decode (a load walks the bands once: small files pay every fixed cost)
+    walked: tuple[int, list[bands.Band], bool] | None = None
 
 
 def read_head(read_at, file_size: int) -> Layout:
@@ -73,6 +76,8 @@ def read_head(read_at, file_size: int) -> Layout:
 def band_table(read_at, layout: Layout, file_size: int) -> tuple[list[bands.Band], bool]:
     """The head CRC and band height checked; the complete bands, and whether
     the file holds all of them."""
+    if layout.walked is not None and layout.walked[0] == file_size:
+        return layout.walked[1], layout.walked[2]
     header = layout.header
     start = read_at(header.payload_offset, bands.PAYLOAD_HEAD_SIZE)
     if len(start) < bands.PAYLOAD_HEAD_SIZE:
@@ -82,7 +87,9 @@ def band_table(read_at, layout: Layout, file_size: int) -> tuple[list[bands.Band
     (band_height,) = bands.BAND_HEIGHT.unpack(height_bytes)
     bands.check_band_height(band_height, header.width, header.height)
     first = header.payload_offset + bands.PAYLOAD_HEAD_SIZE
-    return bands.walk(read_at, first, file_size, header.width, header.height, band_height)
+    table, complete = bands.walk(read_at, first, file_size, header.width, header.height, band_height)
+    layout.walked = (file_size, table, complete)
+    return table, complete
 
 
 def check_raw_length(layout: Layout, file_size: int) -> bool:

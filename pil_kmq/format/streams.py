@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import lzma
 import zlib
+from functools import cache
 from typing import Callable
 
 from . import zstdlib
@@ -137,6 +138,14 @@ def check_zstd_frame_header(data: bytes, size: int) -> None:
         raise CodingError(f"zstd band: window of {window} bytes, more than {MAX_WINDOW}")
 
 
+@cache
+def _zstd_window_limit() -> dict:
+    """Decoder option: libzstd refuses a window over MAX_WINDOW (the frame
+    header check already did; this keeps libzstd to it as well). Built once:
+    small files pay for every fixed cost."""
+    return {zstdlib.module().DecompressionParameter.window_log_max: MAX_WINDOW.bit_length() - 1}
+
+
 class Inflater:
     """Exact-size reads from one compressed stream whose bytes come from
     `source(n)` (at most n bytes, b"" at the band's end) and decompress to
@@ -154,8 +163,7 @@ class Inflater:
         if self.is_zlib:
             self.stream = zlib.decompressobj()
         elif coding == ZSTD:
-            zstd = zstdlib.module()
-            limit = {zstd.DecompressionParameter.window_log_max: MAX_WINDOW.bit_length() - 1}
+            zstd, limit = zstdlib.module(), _zstd_window_limit()
             self.stream = zstd.ZstdDecompressor(options=limit)
             self.errors += (zstd.ZstdError,)
         else:

@@ -122,27 +122,44 @@ def _write_candidates(fp: IO[bytes], source: RowSource, options: Options, metada
         if _write_if_smaller(fp, banded(compressed[0]), limit):
             return
     elif compressed:
-        if _write_smallest(fp, compressed, banded, limit):
+        def payload_bytes(number: int, size: int) -> int:
+            return size - len(format.file_head(width, height, codebook, number, metadata))
+
+        def worth_trying(number: int, sizes: dict[int, int]) -> bool:
+            return options.coding is not None or coding.worth_trying(number, sizes, height * width)
+
+        if _write_smallest(fp, compressed, banded, limit, (payload_bytes, worth_trying)):
             return
     _write_all(fp, raw_file(labels, height, width, codebook, metadata, progress))
 
 
 def _write_smallest(fp: IO[bytes], numbers: list[int], banded: Callable[[int], Iterator[bytes]],
-                    limit: int | None) -> bool:
+                    limit: int | None, rules: tuple[Callable, Callable]) -> bool:
     """Of several compressed candidates (optimize's xz and zstd), write the
     smallest that beats `limit` (the raw file's size), as format.write_file
-    chooses (ties to the earlier candidate): each is coded into a temporary
-    file, abandoned as soon as it reaches the best size so far. Says whether
-    one was written (else raw wins)."""
-    best, best_size = None, limit
+    chooses (ties to the earlier candidate; a candidate tried only where
+    coding.worth_trying says so): each is coded into a temporary file,
+    abandoned as soon as it reaches the best size so far. Says whether one
+    was written (else raw wins). rules: payload_bytes(number, file size) and
+    worth_trying(number, payload sizes so far)."""
+    payload_bytes, worth_trying = rules
+    best, best_size, sizes = None, limit, {}
     try:
         for number in numbers:
+            if not worth_trying(number, sizes):
+                continue
             spool = tempfile.TemporaryFile()
             if best_size is None:
                 _write_all(spool, banded(number))
             elif not _write_if_smaller(spool, banded(number), best_size):
+                # abandoned at the best size so far: its payload is at least
+                # that, which is all worth_trying needs to decide the same
+                # way as on the whole size (the raw payload is >= 1 bit a
+                # label from K = 2, above its 0.5)
+                sizes[number] = payload_bytes(number, best_size)
                 spool.close()
                 continue
+            sizes[number] = payload_bytes(number, spool.tell())
             if best is not None:
                 best.close()
             best, best_size = spool, spool.tell()
