@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from machine import cpu_model  # benchmarks/machine.py
 
 CASES = {
     # Pillow's image is loaded first; peak RSS (VmHWM, reset after loading)
@@ -66,13 +67,6 @@ def photo_like(corpus: Path, height: int, width: int, path: Path) -> None:
         noisy = row[:rows, :width].astype(np.int16) + rng.integers(-4, 5, (rows, width, 3))
         out[y : y + rows] = np.clip(noisy, 0, 255)
     out.flush()
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main() -> None:
