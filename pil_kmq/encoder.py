@@ -39,7 +39,7 @@ def encode_image(im: Image.Image, params: dict[str, Any]) -> bytes:
     options = Options.from_mapping(params)
     progress = options.progress or _silent
     progress("pixels", 0, 1)
-    metadata = image_metadata(im, params)
+    metadata = image_metadata(im.info, params)
     # A profile describes the image's pixels, from im.info or given as the
     # option (as Pillow's PNG and JPEG writers read it): it is converted
     # with them when the stored mode changes colour space (pixels.py). An
@@ -203,9 +203,9 @@ def collapse_transparent(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def image_metadata(im: Image.Image, params: dict[str, Any]) -> dict[str, Any]:
+def image_metadata(info: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """ICC profile, EXIF, dpi and XMP from the save options, else from
-    im.info. A value in im.info that the option would refuse (a JPEG's dpi
+    im.info (`info`; streamed rows have none). A value in im.info that the option would refuse (a JPEG's dpi
     of (0, 0), a WMF's single number) is left out with a warning, so the
     image still saves; the same value given as an option is refused."""
     metadata = {}
@@ -213,7 +213,7 @@ def image_metadata(im: Image.Image, params: dict[str, Any]) -> dict[str, Any]:
         if key in params:
             value = None if params[key] is None else parse(params[key], key)
         else:
-            value = _from_info(im.info, key, parse)
+            value = _from_info(info, key, parse)
         if value:
             metadata[key] = value
     return metadata

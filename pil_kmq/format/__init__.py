@@ -44,7 +44,7 @@ def write_file(
     if not 1 <= k <= 256 or (labels.size and int(labels.max()) >= k):
         raise ValueError(f"labels must be < K={k} and K 1..256")
     numbers = _coding.candidates(coding, optimize)
-    reorder = optimize and k > 2 and coding not in _coding.UNORDERED_CODINGS
+    reorder = _coding.reorders(k, coding, optimize)
     steps = _coding.order_steps(labels) if reorder else 0
     work = [0, steps + sum(_coding.band_count(labels, number) for number in numbers)]
 

@@ -32,6 +32,13 @@ ALWAYS_CHOOSE_STRIPS = (ZSTD,)
 UNORDERED_CODINGS = (RAW, ZSTD)
 
 
+def reorders(k: int, coding: int | None, optimize: bool) -> bool:
+    """Whether the encoder orders the codebook (order.py) before coding:
+    only optimize spends that effort, and it pays only where LZMA's literal
+    context can use it (coding None: optimize's candidates include xz)."""
+    return optimize and k > 2 and coding not in UNORDERED_CODINGS
+
+
 def band_payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool,
                  each_band: Callable[[], object] | None = None) -> bytes:
     """B, the head CRC and every band, compressed in threads."""

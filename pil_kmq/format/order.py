@@ -168,6 +168,14 @@ def palette_order(m: np.ndarray) -> np.ndarray:
 
 def apply_order(labels: np.ndarray, codebook: np.ndarray, order: np.ndarray):
     """(labels, codebook) relabelled so that new label i is old label order[i]."""
+    relabel, reordered = relabelling(codebook, order)
+    return relabel[labels], reordered
+
+
+def relabelling(codebook: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(old label -> new label table (uint8), the reordered codebook), so
+    that new label i is old label order[i]: apply_order's table, for callers
+    that relabel a piece of the label map at a time."""
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
-    return inverse.astype(np.uint8)[labels], np.ascontiguousarray(codebook[order])
+    return inverse.astype(np.uint8), np.ascontiguousarray(codebook[order])

@@ -56,7 +56,7 @@ def quantize_with_smoothing(
     colors, counts = histogram(pixels)
 
     def cluster(k: int) -> tuple[np.ndarray, np.ndarray]:
-        return _cluster(colors, counts, k, options)
+        return cluster_colours(colors, counts, k, options)
 
     most = min(options.colors, len(colors))
     if size_of is not None and (options.quality is not None or options.psnr is not None):
@@ -77,7 +77,7 @@ def quantize_with_smoothing(
     return labels, codebook, smooth
 
 
-def _cluster(
+def cluster_colours(
     colors: np.ndarray, counts: np.ndarray, k: int, options: QuantizeOptions
 ) -> tuple[np.ndarray, np.ndarray]:
     """Codebook and a label per distinct colour (uint8) for at most k colours;

@@ -1,7 +1,7 @@
 """A .kmq file from a source of row blocks, in passes over the rows:
 
 1. "pixels": the exact colour histogram, block by block (histogram.py);
-   then "quantize": k-means on it, once (the encoder's _cluster);
+   then "quantize": k-means on it, once (the encoder's quantizer.cluster_colours);
 2. "order" (optimize, K > 2, a compressed coding): the labels' adjacency,
    band by band, for the codebook order (format/order.py);
 3. "code": each band's labels (the encoder's lookup), remapped to that
@@ -24,12 +24,12 @@ from typing import IO, Any, Callable, Iterator
 import numpy as np
 
 from .. import format
-from ..encoder import collapse_transparent, premultiply, unpremultiply
+from ..encoder import collapse_transparent, image_metadata, premultiply, unpremultiply
 from ..format import bands, bitpack, coding, order
 from ..format.container import CRC, RAW
-from ..options import METADATA, Options, OptionValueError
+from ..options import Options, OptionValueError
 from ..quantize.histogram import label_lookup
-from ..quantize.quantizer import _cluster
+from ..quantize.quantizer import cluster_colours
 from .histogram import ColourCounter, block_counts, mapped_histogram
 from .pipeline import ordered_window
 from .rows import RowSource
@@ -75,17 +75,16 @@ def save_rows(source: RowSource, fp: str | os.PathLike[str] | IO[bytes], **param
 def _save(source: RowSource, fp: IO[bytes], params: dict[str, Any]) -> None:
     options = Options.from_mapping(params)
     refuse_whole_image_options(options)
-    metadata = {key: value for key, parse in METADATA.items()
-                if params.get(key) is not None and (value := parse(params[key], key))}
+    metadata = image_metadata({}, params)
     report = options.progress or (lambda stage, done, total: None)
-    heard: list[tuple[str, int, int]] = []
+    last = [("code", 0, 0)]
 
     def progress(stage: str, done: int, total: int) -> None:
-        heard.append((stage, done, total))
+        last[0] = (stage, done, total)
         report(stage, done, total)
 
     _write_candidates(fp, source, options, metadata, progress)
-    stage, done, total = heard[-1]
+    stage, done, total = last[0]
     if done != total:  # the last candidate tried was abandoned part way
         report(stage, total, total)
 
@@ -97,11 +96,9 @@ def _write_candidates(fp: IO[bytes], source: RowSource, options: Options, metada
     plan = quantize_rows(source, options, progress)
     numbers = coding.candidates(options.coding, options.optimize)
     codebook, relabel = plan.codebook, None
-    if options.optimize and len(codebook) > 2 and options.coding not in coding.UNORDERED_CODINGS:
+    if coding.reorders(len(codebook), options.coding, options.optimize):
         permutation = order.palette_order(adjacency_of_rows(plan, height, width, progress))
-        inverse = np.empty_like(permutation)
-        inverse[permutation] = np.arange(len(permutation))
-        relabel, codebook = inverse.astype(np.uint8), np.ascontiguousarray(codebook[permutation])
+        relabel, codebook = order.relabelling(codebook, permutation)
 
     def labels(top: int, count: int) -> np.ndarray:
         found = plan.labels(top, count)
@@ -210,7 +207,7 @@ def quantize_rows(source: RowSource, options: Options, progress: Callable) -> Qu
     premultiplied = channels == 4 and len(colors) > options.colors
     if premultiplied:
         colors, counts = mapped_histogram(colors, counts, premultiply)
-    codebook, color_labels = _cluster(colors, counts, min(options.colors, len(colors)), options)
+    codebook, color_labels = cluster_colours(colors, counts, min(options.colors, len(colors)), options)
     lookup = label_lookup(colors, color_labels, height * width)
     if premultiplied:
         codebook = unpremultiply(codebook)
