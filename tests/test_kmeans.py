@@ -64,8 +64,7 @@ def test_max_iter_zero_is_the_rounded_split(short):
     plan = plan_for(colors, counts, 16, short=short, split_bits=0)
     codebook, labels = kmeans(colors, counts, 16, max_iter=0, plan=plan)
     points = (colors.astype(float), counts.astype(float)) if short else bin_means(colors, counts, 6)
-    cut_bits = plan.short_cut_bits if short else 8
-    split = variance_split_start(*points, 16, fraction=plan.split_fraction, cut_bits=cut_bits)
+    split = variance_split_start(*points, 16, fraction=plan.split_fraction)
     np.testing.assert_array_equal(codebook, np.clip(np.rint(snap_to_grid(split)), 0, 255))
     np.testing.assert_array_equal(labels, nearest(colors, codebook))
 
@@ -348,24 +347,3 @@ def test_brute_force_search_agrees_with_the_oracle(count, k, channels):
         centres[k // 2] = centres[1]  # a tie, to the lower index
         labels = BruteForceSearch(points).nearest(centres)
         np.testing.assert_array_equal(labels, ExactSearch(points).nearest(centres))
-
-
-def test_split_cuts_only_between_cells_of_its_cut_bits():
-    """With cut_bits=7 the split may not separate two colours in the same
-    pair of levels on every channel, and its means stay the exact means of
-    the points in each box."""
-    from pil_kmq.quantize.init import _Boxes, split_boxes
-
-    rng = np.random.default_rng(11)
-    points = rng.integers(0, 256, (800, 3)).astype(float)
-    weights = rng.integers(1, 9, 800).astype(float)
-    boxes = _Boxes(points, weights, cut_bits=7)
-    means = split_boxes(boxes, 64, 0.75)
-    assert len(means) == 64
-    cells = (points.astype(int) >> 1) @ np.array([1 << 14, 1 << 7, 1])
-    for cell in np.unique(cells):
-        assert len(np.unique(boxes.box_of_point[cells == cell])) == 1
-    for box in range(64):
-        inside = boxes.box_of_point == box
-        expected = (points[inside] * weights[inside, None]).sum(axis=0) / weights[inside].sum()
-        np.testing.assert_allclose(means[box], expected, rtol=1e-12)

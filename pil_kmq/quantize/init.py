@@ -8,9 +8,7 @@ import numpy as np
 
 from .schedule import seed_trials
 
-def variance_split_start(
-    points: np.ndarray, weights: np.ndarray, k: int, *, fraction: float, cut_bits: int = 8
-) -> np.ndarray:
+def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int, *, fraction: float) -> np.ndarray:
     """Initial centres by greedy variance splitting (Wu's idea, on the points).
 
     Start with one box holding every colour; repeatedly take the boxes with
@@ -20,12 +18,8 @@ def variance_split_start(
     `fraction` of the boxes together, with one bincount for all of
     them, so the Python loop runs tens of times rather than k times; on
     photos this picks the same boxes as splitting one at a time.
-
-    Cuts fall between levels of 2**(8 - cut_bits) (the means stay exact):
-    the cut tables, whose length is the boxes' level ranges, shrink as
-    much, and Lloyd moves the boxes' means afterwards anyway.
     """
-    return split_boxes(_Boxes(points, weights, cut_bits), k, fraction)
+    return split_boxes(_Boxes(points, weights), k, fraction)
 
 
 def split_boxes(boxes: _Boxes, k: int, fraction: float) -> np.ndarray:
@@ -49,9 +43,9 @@ class _Boxes:
     weighted sums, weighted sum of squares) and level range (inclusive; may
     be loose after splits on other axes: cut tables need only span it)."""
 
-    def __init__(self, points: np.ndarray, weights: np.ndarray, cut_bits: int = 8):
+    def __init__(self, points: np.ndarray, weights: np.ndarray):
         self.channels = points.shape[1]
-        self.levels = np.clip(points, 0, 255).astype(np.intp) >> (8 - cut_bits)
+        self.levels = np.clip(points, 0, 255).astype(np.intp)
         self.moments = moments(points, weights)
         self.box_of_point = np.zeros(len(points), dtype=np.intp)
         self.box_moments = self.moments.sum(axis=0, keepdims=True)

@@ -98,9 +98,7 @@ def short_kmeans(colors, counts, k, plan: Schedule, *, max_iter: int, tol: float
     search = search_for(points, k)
     split_on = bin_means(colors, counts, plan.split_bits) if plan.split_bits else (points, weights)
     cap = min(max_iter, plan.short_passes)
-    state, passes = _best_of_starts(
-        search, weights, k, plan, max_iter=cap, tol=tol, seeds=points, split_on=split_on, cut_bits=plan.short_cut_bits
-    )
+    state, passes = _best_of_starts(search, weights, k, plan, max_iter=cap, tol=tol, seeds=points, split_on=split_on)
     state, used = _swapped(search, weights, state, plan, max_iter=max_iter - passes, tol=tol, loose=tol)
     final, _ = lloyd(
         search, weights, round_to_colours(state.centres), passes=min(plan.rounded_passes, max_iter - passes - used),
@@ -109,15 +107,15 @@ def short_kmeans(colors, counts, k, plan: Schedule, *, max_iter: int, tol: float
     return final.centres.astype(np.uint8), final.labels.astype(np.uint8)
 
 
-def _best_of_starts(search, weights, k, plan: Schedule, *, max_iter: int, tol: float, seeds, split_on=None, cut_bits=8):
+def _best_of_starts(search, weights, k, plan: Schedule, *, max_iter: int, tol: float, seeds, split_on=None):
     """(Clustering, passes) of the best of the split and plan.restarts
     k-means++ starts (drawn from `seeds`: points, or (bin means, weights))
     after Lloyd to `tol`."""
     seed_points, seed_weights = seeds if isinstance(seeds, tuple) else (seeds, weights)
     split_points, split_weights = split_on or (search.points, weights)
-    start = variance_split_start(split_points, split_weights, k, fraction=plan.split_fraction, cut_bits=cut_bits)
+    start = variance_split_start(split_points, split_weights, k, fraction=plan.split_fraction)
     if len(start) < k:  # fewer bins than K: split the points themselves
-        start = variance_split_start(search.points, weights, k, fraction=plan.split_fraction, cut_bits=cut_bits)
+        start = variance_split_start(search.points, weights, k, fraction=plan.split_fraction)
     best, best_passes = None, 0
     for seed in range(1 + plan.restarts):
         centres = start if seed == 0 else kmeans_plus_plus(seed_points, seed_weights, k, seed)

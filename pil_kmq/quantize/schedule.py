@@ -35,8 +35,6 @@ class Schedule:
     # The variance split (without a wide stage) runs on bins 2**(8 -
     # split_bits) wide (0: on the points themselves: colours or coarse bins).
     split_bits: int
-    # The short path's split cuts between levels 2**(8 - short_cut_bits) apart.
-    short_cut_bits: int
     # -- starts ------------------------------------------------------------
     # Share of the boxes the variance split cuts in one round.
     split_fraction: float
@@ -169,16 +167,11 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # Up to 4096 colours the split on the colours costs about as much
         # (32x32 photos at K=16: +0.03 dB over 5-bit bins).
         split_bits=_at(speed, {1: 0, 2: 5}) if distinct_colours > 4096 else 0,
-        # Short path from speed 2: cuts between even levels; the cut tables
-        # (as long as the boxes' level ranges) halve: 32x32-128x128 photos
-        # and icons 5-10% quicker, -0.03..+0.04 dB (icons 32x32 K=256
-        # -0.45 dB, still +2.9 over libimagequant 4).
-        short_cut_bits=_at(speed, {1: 8, 2: 7}),
         # Half the boxes a round: the same boxes as one at a time on photos,
         # tens of rounds instead of K.
         # Short path from speed 2: three quarters a round (11 rounds at K=256
-        # instead of 14; with the even cuts 32x32-128x128 photos 0.82-0.94x
-        # the time, -0.03..+0.04 dB; icons 32x32 K=64 -0.24 dB, +2.6 over
+        # instead of 14; 32x32-128x128 photos 0.85-0.95x the time,
+        # -0.03..+0.04 dB; icons 32x32 K=64 -0.24 dB, +2.6 over
         # libimagequant 4). Speed >= 9: all of them, log2 K rounds (32x32 photos
         # 0.9x the time, +0.5-1.4 dB over libimagequant 10 still).
         split_fraction=_at(speed, {1: 0.5, 2: 0.75, 9: 1.0}) if short else 0.5,
