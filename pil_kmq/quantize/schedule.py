@@ -217,9 +217,12 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # Speed 4: K=16 two rounds; K=64 none (two cost 0.1x of libimagequant's
         # time for under 0.01 dB).
         # Short path, speed 4, K=16: one round (32x32 photos 0.84x the
-        # time at -0.01 dB, 64x64 0.81x at -0.02, still above libimagequant 4).
+        # time at -0.01 dB, 64x64 0.81x at -0.02, still above libimagequant
+        # 4), none up to 16 K colours (8x8 and 16x16 images: 0.7x the time,
+        # -0.1..-0.3 dB, +0.3..+2.3 dB over libimagequant 4 still).
         wide_swaps=_at(speed, {1: 5 if small else 12, 2: 4 if small else 8, 3: 2 if small else 4,
-                               4: (1 if short else 2) if small else 0, 6: 0}) if middle and not costly_swaps else 0,
+                               4: (int(distinct_colours > 16 * k) if short else 2) if small else 0,
+                               6: 0}) if middle and not costly_swaps else 0,
         wide_swap_share=0.1,
         wide_swap_passes=3,
         # K=256: 2 rounds of 3% of K, one pass each (3% +0.006 dB skimage
