@@ -164,9 +164,11 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # A start on 5-bit bins costs a fraction of one on the colours (a
         # 128x128 photo at K=16: 2 ms against 23) for 0.05-0.08 dB that
         # Lloyd mostly wins back; speed 1 splits the points themselves.
-        # Up to 4096 colours the split on the colours costs about as much
-        # (32x32 photos at K=16: +0.03 dB over 5-bit bins).
-        split_bits=_at(speed, {1: 0, 2: 5}) if distinct_colours > 4096 else 0,
+        # Also from 8 K colours (32x32-64x64 images, speed 4: photos 0.7-0.9x
+        # the k-means time at -0.04..+0.07 dB); up to that the bins are
+        # few for K (icons 64x64 at K=256: -1.0 dB) or fewer than K (the
+        # split then runs twice).
+        split_bits=_at(speed, {1: 0, 2: 5}) if distinct_colours > 8 * k else 0,
         # Half the boxes a round: the same boxes as one at a time on photos,
         # tens of rounds instead of K.
         # Short path from speed 2: three quarters a round (11 rounds at K=256
