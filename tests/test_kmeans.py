@@ -332,3 +332,18 @@ def test_rgba_split_with_tight_ranges_is_the_loose_split(grid):
         np.testing.assert_array_equal(
             variance_split_start(points, weights, k, fraction=0.5), _loose_split(points, weights, k, 0.5)
         )
+
+
+@pytest.mark.parametrize("count, k, channels", [(50, 16, 3), (3000, 256, 4), (700, 200, 3)])
+def test_brute_force_search_agrees_with_the_oracle(count, k, channels):
+    """Keys less |x|^2 are negative for points far from the origin, and the
+    search runs in one product or in chunks: labels stay exactly nearest,
+    ties to the lowest index, on integer points and on the 1/1024 grid."""
+    rng = np.random.default_rng(count)
+    for points in (rng.integers(0, 256, (count, channels)).astype(float),
+                   np.rint(rng.uniform(0, 255, (count, channels)) * 1024) / 1024):
+        centres = np.rint(rng.uniform(0, 255, (k, channels)) * 1024) / 1024
+        centres[0], centres[-1] = 255.0, 0.0
+        centres[k // 2] = centres[1]  # a tie, to the lower index
+        labels = BruteForceSearch(points).nearest(centres)
+        np.testing.assert_array_equal(labels, ExactSearch(points).nearest(centres))

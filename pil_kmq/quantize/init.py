@@ -156,24 +156,27 @@ def _best_cuts(levels, moments, slots, low, high, *, totals):
     # One gather of each point's (box, axis) offsets.
     positions = ((starts.reshape(count, channels) - low)[slots] + levels).ravel()
     size = int(lengths.sum())
-    table = np.stack(
-        [np.bincount(positions, np.repeat(column, channels), minlength=size) for column in moments.T]
-    )
+    width = moments.shape[1]
+    # One bincount for every moment: entry (moment, position) gathers its
+    # points in the same order as a bincount per moment would.
+    index = (positions + size * np.arange(width)[:, None]).ravel()
+    table = np.bincount(index, np.repeat(moments.T, channels, axis=1).ravel(), minlength=width * size)
     # Cumulative along each segment: a running sum less its value where the
     # segment starts (weights and weighted sums are exact either way).
-    table = np.cumsum(table, axis=1)
-    before = np.concatenate([np.zeros((len(table), 1)), table], axis=1)[:, starts]
+    table = np.cumsum(table.reshape(width, size), axis=1)
+    before = np.concatenate([np.zeros((width, 1)), table], axis=1)[:, starts]
     left = table - np.repeat(before, lengths, axis=1)
-    box_of_entry = np.repeat(np.arange(count), lengths.reshape(count, channels).sum(axis=1))
-    right = totals.T[:, box_of_entry] - left
+    box_lengths = lengths.reshape(count, channels).sum(axis=1)
+    right = np.repeat(totals.T, box_lengths, axis=1) - left
     with np.errstate(divide="ignore", invalid="ignore"):
         gain = _spread(left, channels) + _spread(right, channels)
     gain[(left[0] <= 0) | (right[0] <= 0)] = -np.inf
     # First best entry of each box, as argmax over (axis, level) would pick.
     box_starts = starts[::channels]
     top = np.maximum.reduceat(gain, box_starts)
-    hits = np.flatnonzero(gain == top[box_of_entry])
-    first = hits[np.flatnonzero(np.diff(box_of_entry[hits], prepend=-1))]
+    entries = np.arange(size)
+    first = np.minimum.reduceat(np.where(gain == np.repeat(top, box_lengths), entries, size), box_starts)
+    first = np.minimum(first, size - 1)  # a box with no cut at all (gain nan): any entry, cut -1 below
     segment = np.searchsorted(starts, first, side="right") - 1
     axes = segment % channels
     cuts = np.where(np.isfinite(top), first - starts[segment], -1)

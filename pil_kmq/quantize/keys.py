@@ -40,24 +40,36 @@ def nearest_two(keys: np.ndarray):
 
 
 class BruteForceSearch:
-    """Exact nearest centre by one distance matrix: for small point sets
-    (restarts on wide bins), where bookkeeping costs more than distances.
-    |x|^2 - 2 x.c + |c|^2 is exact on the grid, so BLAS's order of adding
-    does not matter."""
+    """Exact nearest centre by one product of matrices: for small point sets
+    (the short path, restarts on wide bins), where bookkeeping costs more
+    than distances.
+
+    The key of (centre j, point x) is S (|c_j|^2 - 2 x.c_j) + j: the squared
+    distance less |x|^2, which is the same for every centre of a column and
+    so cannot change its least. One product of the points with a column of
+    ones appended, (C + 1, n), by the centres with their key terms appended,
+    (K, C + 1), gives every key: no pass over the matrix besides the
+    minimum (2-4x quicker than adding the terms after: 1000 colours x 256
+    centres 0.17 ms against 0.78). Every term is a multiple of 2**8 below
+    2**48 on the grid, so the sum is exact in any order BLAS adds it, and a
+    key, even negative, is an integer whose low 8 bits are the row."""
 
     def __init__(self, points: np.ndarray):
         self.points = points
         self.order = np.arange(len(points))
-        self.norms = KEY_SCALE * (points * points).sum(axis=1)
+        self.augmented = np.ones((points.shape[1] + 1, len(points)))
+        self.augmented[:-1] = points.T
 
     def nearest(self, centres: np.ndarray) -> np.ndarray:
-        scaled = (-2.0 * KEY_SCALE) * centres
-        centre_terms = KEY_SCALE * (centres * centres).sum(axis=1)[:, None] + row_numbers(len(centres))
-        labels = np.empty(len(self.points), dtype=np.int64)
+        terms = np.empty((len(centres), centres.shape[1] + 1))
+        np.multiply(centres, -2.0 * KEY_SCALE, out=terms[:, :-1])
+        terms[:, -1] = KEY_SCALE * (centres * centres).sum(axis=1) + np.arange(len(centres))
+        count = self.augmented.shape[1]
         step = max(1, CHUNK_ENTRIES // len(centres))
-        for start in range(0, len(self.points), step):
-            keys = scaled @ self.points[start : start + step].T
-            keys += centre_terms
-            keys += self.norms[start : start + step]
+        if count <= step:
+            return (terms @ self.augmented).min(axis=0).astype(np.int64) & (KEY_ROWS - 1)
+        labels = np.empty(count, dtype=np.int64)
+        for start in range(0, count, step):
+            keys = terms @ self.augmented[:, start : start + step]
             labels[start : start + step] = keys.min(axis=0).astype(np.int64) & (KEY_ROWS - 1)
         return labels

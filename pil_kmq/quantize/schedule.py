@@ -160,16 +160,26 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
     costly_swaps = short and distinct_colours > 4096 and speed >= 4
     return Schedule(
         short=short,
-        short_passes=_at(speed, {1: 300, 2: 40, 3: 8, 4: 4, 7: 2}),
+        # Speed 4, K=256: 2 (32x32-128x128 photos 0.82-0.88x the k-means
+        # time at -0.02..-0.06 dB, still +0.19..+0.84 over libimagequant 4;
+        # at K <= 64 fewer than 4 passes lose the margin: 64x64 K=64 +0.00).
+        short_passes=_at(speed, {1: 300, 2: 40, 3: 8, 4: 4 if middle else 2, 7: 2}),
         # A start on 5-bit bins costs a fraction of one on the colours (a
         # 128x128 photo at K=16: 2 ms against 23) for 0.05-0.08 dB that
         # Lloyd mostly wins back; speed 1 splits the points themselves.
-        # Up to 4096 colours the split on the colours costs about as much
-        # (32x32 photos at K=16: +0.03 dB over 5-bit bins).
-        split_bits=_at(speed, {1: 0, 2: 5}) if distinct_colours > 4096 else 0,
+        # Also from 8 K colours (32x32-64x64 images, speed 4: photos 0.7-0.9x
+        # the k-means time at -0.04..+0.07 dB); up to that the bins are
+        # few for K (icons 64x64 at K=256: -1.0 dB) or fewer than K (the
+        # split then runs twice).
+        split_bits=_at(speed, {1: 0, 2: 5}) if distinct_colours > 8 * k else 0,
         # Half the boxes a round: the same boxes as one at a time on photos,
         # tens of rounds instead of K.
-        split_fraction=0.5,
+        # Short path from speed 2: three quarters a round (11 rounds at K=256
+        # instead of 14; 32x32-128x128 photos 0.85-0.95x the time,
+        # -0.03..+0.04 dB; icons 32x32 K=64 -0.24 dB, +2.6 over
+        # libimagequant 4). Speed >= 9: all of them, log2 K rounds (32x32 photos
+        # 0.9x the time, +0.5-1.4 dB over libimagequant 10 still).
+        split_fraction=_at(speed, {1: 0.5, 2: 0.75, 9: 1.0}) if short else 0.5,
         # K <= 16: one restart finds a second basin the swaps miss (issue
         # 12: with the swap trials, 5 restarts -> 1 lost nothing); at
         # speed >= 2 the swaps alone (-0.003 dB Kodak K=16).
@@ -211,7 +221,12 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # K=16 without the trials (too many wide bins for them): 5.
         # Speed 4: K=16 two rounds; K=64 none (two cost 0.1x of libimagequant's
         # time for under 0.01 dB).
-        wide_swaps=_at(speed, {1: 5 if small else 12, 2: 4 if small else 8, 3: 2 if small else 4, 4: 2 if small else 0,
+        # Short path, speed 4, K=16: one round (32x32 photos 0.84x the
+        # time at -0.01 dB, 64x64 0.81x at -0.02, still above libimagequant
+        # 4), none up to 16 K colours (8x8 and 16x16 images: 0.7x the time,
+        # -0.1..-0.3 dB, +0.3..+2.3 dB over libimagequant 4 still).
+        wide_swaps=_at(speed, {1: 5 if small else 12, 2: 4 if small else 8, 3: 2 if small else 4,
+                               4: (int(distinct_colours > 16 * k) if short else 2) if small else 0,
                                6: 0}) if middle and not costly_swaps else 0,
         wide_swap_share=0.1,
         wide_swap_passes=3,
