@@ -121,6 +121,16 @@ def test_few_colours_take_the_short_path():
     assert schedule(4, 256, 4000, 4096, 4).short
 
 
+def test_fast_speeds_bin_many_colours_from_256x256_up():
+    """Speed >= 9 clusters a 256x256 photo's many colours on bins (two
+    passes over every colour cost more); slower speeds, 128x128 and RGBA
+    icons stay on the colours."""
+    assert not schedule(10, 64, 40_000, 256 * 256, 3).short
+    assert schedule(8, 64, 40_000, 256 * 256, 3).short
+    assert schedule(10, 64, 12_000, 128 * 128, 3).short
+    assert schedule(10, 64, 12_000, 256 * 256, 4).short
+
+
 def test_schedule_refuses_unknown_speeds():
     for speed in (0, 11):
         with pytest.raises(ValueError, match="speed"):
