@@ -228,9 +228,10 @@ def mapped_histogram(colors: np.ndarray, counts: np.ndarray, function) -> tuple[
     function of a pixel's colour alone (premultiply): colours merged where
     it maps several to one; and each given colour's row in it."""
     codes, merged = np.unique(pack_codes(function(colors)), return_inverse=True)
-    summed = np.zeros(len(codes), dtype=np.int64)
-    np.add.at(summed, merged.reshape(-1), counts)
-    return unpack_codes(codes, colors.shape[1]), summed.astype(counts.dtype), merged.reshape(-1)
+    merged = merged.reshape(-1)
+    # float64 sums of integer counts are exact below 2**53 pixels
+    summed = np.bincount(merged, weights=counts, minlength=len(codes))
+    return unpack_codes(codes, colors.shape[1]), summed.astype(counts.dtype), merged
 
 
 def labels_for_pixels(
