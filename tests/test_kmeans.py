@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pil_kmq.quantize import bins as bins_module
-from pil_kmq.quantize.bins import bin_index, bin_means, finer_bins, snap_to_grid
+from pil_kmq.quantize.bins import bin_index, bin_means, finer_bins, level_bits, snap_to_grid
 from pil_kmq.quantize.cells import LateSearch, assign_exact
 from pil_kmq.quantize.histogram import histogram
 from pil_kmq.quantize.init import kmeans_plus_plus, variance_split_start
@@ -342,3 +342,15 @@ def test_rgba_split_with_tight_ranges_is_the_loose_split(grid):
         np.testing.assert_array_equal(
             variance_split_start(points, weights, k, fraction=0.5), _loose_split(points, weights, k, 0.5)
         )
+
+
+@pytest.mark.parametrize("channels, count", [(4, 3000), (4, 300_000), (3, 300_000)])
+def test_each_colour_bin_index_row_is_the_mean_of_its_own_bin(channels, count):
+    """bin_index (by a sort of few colours, or a bitmap of many) gives the
+    row of bin_means's result that holds each colour's bin."""
+    rng = np.random.default_rng(count)
+    colors = np.unique(rng.integers(0, 256, (count, channels), dtype=np.uint8), axis=0)
+    counts = rng.integers(1, 9, len(colors))
+    means, _ = bin_means(colors, counts, 6)
+    width = 256 >> level_bits(6, channels)
+    np.testing.assert_array_equal(np.floor(means[bin_index(colors, 6)] / width), colors // width)
