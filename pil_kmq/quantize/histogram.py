@@ -52,6 +52,11 @@ MIN_SLOT_BITS = 16
 HASH_MIN_PIXELS = 1 << 18
 PIXELS_PER_SLOT = 16
 SLOTS_PER_COLOUR = 16
+# The histogram hashes a run of equal codes at a time when there are at
+# most this share as many runs as pixels (a 24x16 icon sheet has 0.38, a
+# photo 0.58): the sheet's hashed histogram 0.26 s CPU against 0.32. (The
+# label lookup does not: spreading run labels back costs more than it saves.)
+RUN_SHARE = 0.5
 
 def pack_codes(pixels: np.ndarray) -> np.ndarray:
     """One uint32 per pixel from its channels (pixels: (N, C) uint8)."""
@@ -193,34 +198,57 @@ def slot_bits(slots: int) -> int:
     return min(MAX_SLOT_BITS, max(MIN_SLOT_BITS, (slots - 1).bit_length()))
 
 
+def runs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(code of each run of equal codes, its length) when runs are at most
+    RUN_SHARE of the codes (flat areas: icons, sprite sheets), else (the
+    codes, None): the hashed passes then touch a slot per run, not per
+    pixel."""
+    change = np.empty(len(codes), dtype=bool)
+    change[0] = True
+    np.not_equal(codes[1:], codes[:-1], out=change[1:])
+    if np.count_nonzero(change) > RUN_SHARE * len(codes):
+        return codes, None
+    starts = np.flatnonzero(change)
+    return codes[starts], np.diff(starts, append=len(codes))
+
+
 def hashed_codes(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """distinct_codes for four-channel pixels without sorting them: each
-    code is written to its slot of a hashed table (one of those that share
-    a slot keeps it) and each slot's pixels are counted; the pixels whose
-    code lost its slot are taken off their slot's count and sorted on their
-    own. Two passes of slices: no array as long as the pixels but those
-    few."""
+    code (of a run of equal codes: see runs) is written to its slot of a
+    hashed table (one of those that share a slot keeps it) and each slot's
+    pixels are counted; the codes that lost their slot are taken off their
+    slot's count and sorted on their own. Two passes of slices: no array as
+    long as the pixels but those few."""
     bits = slot_bits(len(pixels) // PIXELS_PER_SLOT)
     owner = np.zeros(1 << bits, dtype=np.uint32)
     totals = np.zeros(1 << bits, dtype=np.int64)
     for start in range(0, len(pixels), SLICE):
-        codes = pack_codes(pixels[start : start + SLICE])
+        codes, lengths = runs(pack_codes(pixels[start : start + SLICE]))
         slots = slots_of(codes, bits)
         owner[slots] = codes
-        np.add.at(totals, slots, 1)
-    lost = []
+        np.add.at(totals, slots, 1 if lengths is None else lengths)
+    lost_codes, lost_lengths = [], []
     for start in range(0, len(pixels), SLICE):
-        codes = pack_codes(pixels[start : start + SLICE])
-        lost.append(start + np.flatnonzero(owner.take(slots_of(codes, bits)) != codes))
+        codes, lengths = runs(pack_codes(pixels[start : start + SLICE]))
+        lost = np.flatnonzero(owner.take(slots_of(codes, bits)) != codes)
+        lost_codes.append(codes[lost])
+        lost_lengths.append(np.ones(len(lost), np.intp) if lengths is None else lengths[lost])
         work.done("run")
-    lost = np.concatenate(lost)
-    lost_codes, lost_totals = distinct_codes(pack_codes(pixels[lost])) if len(lost) else (owner[:0], totals[:0])
-    np.subtract.at(totals, slots_of(lost_codes, bits), lost_totals.astype(np.int64))
+    lost_codes, lost_totals = merged_runs(np.concatenate(lost_codes), np.concatenate(lost_lengths))
+    np.subtract.at(totals, slots_of(lost_codes, bits), lost_totals)
     filled = np.flatnonzero(totals)
     distinct = np.concatenate([owner[filled], lost_codes])
     order = np.argsort(distinct, kind="stable")
     counts = np.concatenate([totals[filled], lost_totals]).astype(count_dtype(len(pixels)))
     return distinct[order], counts[order]
+
+
+def merged_runs(codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct codes (ascending) and their summed lengths (int64)."""
+    order = np.argsort(codes, kind="stable")
+    codes = codes[order]
+    starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+    return codes[starts], np.add.reduceat(lengths[order].astype(np.int64), starts) if len(starts) else lengths[:0].astype(np.int64)
 
 
 def mapped_histogram(colors: np.ndarray, counts: np.ndarray, function) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
