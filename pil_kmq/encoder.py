@@ -81,7 +81,7 @@ def quantize_progress(image: np.ndarray, options: Options) -> Iterator[list[int]
     if options.quality is not None or options.psnr is not None:
         passes *= 1 + max(1, math.ceil(math.log2(max(options.colors, 2))))  # a bisection's runs
     slices = 0 if options.dither else -(-pixels // histogram.SLICE)
-    heard = [0, histogram.sort_runs(pixels) + passes + slices]
+    heard = [0, histogram.histogram_runs(pixels, image.shape[2]) + passes + slices]
 
     def unit_done(unit: str) -> None:
         heard[0] += 1
@@ -119,7 +119,7 @@ def quantize_image(image: np.ndarray, options: Options) -> tuple[np.ndarray, np.
         blended = not _has_at_most(image.reshape(-1, 4), options.colors)
     if not blended:
         return quantize_with_smoothing(image, options, **sizes)
-    labels, codebook, smooth = quantize_with_smoothing(premultiply(image), options, **sizes)
+    labels, codebook, smooth = quantize_with_smoothing(image, options, colour_map=premultiply, **sizes)
     return labels, unpremultiply(codebook), smooth
 
 
@@ -173,19 +173,34 @@ def unpremultiply(codebook: np.ndarray) -> np.ndarray:
 
 
 def _has_at_most(pixels: np.ndarray, k: int) -> bool:
-    """Whether pixels (N, C) hold at most k distinct colours (exactly)."""
-    return len(distinct_codes(pack_codes(pixels))[0]) <= k
+    """Whether pixels (N, C) hold at most k distinct colours (exactly); a
+    slice at a time, so that an image with more stops at the first slice
+    that shows them, not after a sort of every pixel."""
+    seen = np.zeros(0, dtype=np.uint32)
+    for start in range(0, len(pixels), histogram.SLICE):
+        seen = np.union1d(seen, distinct_codes(pack_codes(pixels[start : start + histogram.SLICE]))[0])
+        if len(seen) > k:
+            return False
+    return True
+
+
+# A Weyl sequence's step (the golden ratio's fraction of the pixels): a
+# sample that no row width can line up with (a plain stride equal to the
+# width, as a 24x16 sheet of 256x256 icons gives, samples one column).
+GOLDEN = 0.6180339887498949
 
 
 def _sample_has_more(rgba: np.ndarray, k: int) -> bool:
     """Whether a sample of 4096 pixels (16 K at K = 256) of (N, 4) RGBA,
     transparent pixels collapsed, already holds more than k distinct
     colours: the usual answer, at once (a sort of every pixel cost a
-    256x256 icon more than libimagequant's whole run)."""
-    step = len(rgba) // max(4096, k << 4)
-    if step <= 1:
+    256x256 icon more than libimagequant's whole run). The sample is spread
+    over rows and columns alike (GOLDEN)."""
+    total, size = len(rgba), max(4096, k << 4)
+    if total <= size:
         return False
-    sample = rgba[::step].copy()
+    positions = np.arange(size, dtype=np.int64) * round(total * GOLDEN) % total
+    sample = rgba[positions]
     sample[sample[:, 3] == 0] = 0
     return len(distinct_codes(pack_codes(sample))[0]) > k
 

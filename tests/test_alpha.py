@@ -204,3 +204,30 @@ def test_few_visible_colours_under_many_invisible_ones_are_kept_exactly():
     back = np.asarray(reopen(save_to_bytes(Image.fromarray(image, "RGBA"), colors=8)))
     expected = np.where(visible[..., None], image, 0)
     np.testing.assert_array_equal(back, expected)
+
+
+@pytest.mark.parametrize("extra", [{}, {"smooth": 2.0}, {"dither": True}, {"psnr": 30.0}])
+def test_quantizing_through_the_colour_map_equals_quantizing_the_mapped_image(extra):
+    """colour_map=premultiply maps the histogram's colours, not every pixel:
+    the same labels and codebook as quantizing the premultiplied image."""
+    from pil_kmq.quantize.quantizer import quantize_with_smoothing
+
+    image, _ = opaque_colours_and_faint_noise(4)
+    image[::5, ::3, 3] = 0  # clear pixels of many colours, one colour premultiplied
+    options = Options(colors=12, **extra)
+    mapped = quantize_with_smoothing(image, options, colour_map=premultiply)
+    direct = quantize_with_smoothing(premultiply(image), options)
+    for got, expected in zip(mapped, direct):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_colour_check_samples_every_column_of_a_sprite_sheet():
+    """A sheet whose width equals the plain sample stride (4096 rows of 64:
+    every 64th pixel is the first column) is seen to have many colours
+    though its first column is one clear colour."""
+    from pil_kmq.encoder import _sample_has_more
+
+    rng = np.random.default_rng(2)
+    sheet = rng.integers(1, 256, (4096, 64, 4), dtype=np.uint8)
+    sheet[:, 0] = 0
+    assert _sample_has_more(sheet.reshape(-1, 4), 16)

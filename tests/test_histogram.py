@@ -83,3 +83,60 @@ def test_a_small_image_is_labelled_without_the_whole_code_table():
         tracemalloc.stop()
     assert peak < 1 << 20
     np.testing.assert_array_equal(labels, color_labels[np.searchsorted(pack_codes(colors), pack_codes(pixels))])
+
+
+def _sorted_histogram(pixels):
+    """The oracle: a sort of every pixel's code."""
+    codes, counts = histogram_module.distinct_codes(pack_codes(pixels))
+    return unpack_codes(codes, pixels.shape[1]), counts
+
+
+@pytest.mark.parametrize("run", [1, 4])
+@pytest.mark.parametrize("channels, count", [(4, histogram_module.HASH_MIN_PIXELS), (3, histogram_module.TABLE_MIN_COUNT)])
+def test_large_images_counted_in_tables_match_the_sort(channels, count, run):
+    """RGBA from HASH_MIN_PIXELS pixels is counted in a hashed table (with
+    many colours, many of them sharing a slot; pixel by pixel, or a run of
+    equal pixels at a time in flat images), RGB from TABLE_MIN_COUNT pixels
+    by a count per code: the same colours and counts as a sort."""
+    rng = np.random.default_rng(count)
+    palette = rng.integers(0, 256, (count // 3, channels), dtype=np.uint8)
+    pixels = palette[np.repeat(rng.integers(0, len(palette), count // run), run)]
+    pixels[: count // 2] = pixels[: count // 2] // 64 * 64  # few colours beside many
+    colors, counts = histogram(pixels)
+    expected, expected_counts = _sorted_histogram(pixels)
+    np.testing.assert_array_equal(colors, expected)
+    np.testing.assert_array_equal(counts, expected_counts)
+    assert counts.dtype == expected_counts.dtype == np.uint32
+
+
+def test_rgba_labels_from_the_hashed_table_match_a_search():
+    """Four-channel labels come from a hashed table; colours that share a
+    slot are searched: every pixel gets its own colour's label."""
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (1 << 16, 4), dtype=np.uint8)
+    pixels[::3] = pixels[::3] // 32 * 32
+    colors, _ = histogram(pixels)
+    color_labels = rng.integers(0, 256, len(colors), dtype=np.uint8)
+    expected = color_labels[np.searchsorted(pack_codes(colors), pack_codes(pixels))]
+    bits = histogram_module.slot_bits(len(colors) * histogram_module.SLOTS_PER_COLOUR)
+    slots = histogram_module.slots_of(pack_codes(colors), bits)
+    assert len(np.unique(slots)) < len(colors)  # some colours do share a slot
+    np.testing.assert_array_equal(labels_for_pixels(colors, color_labels, pixels), expected)
+
+
+def test_mapped_histogram_merges_the_colours_a_function_joins():
+    from pil_kmq.quantize.histogram import mapped_histogram
+
+    rng = np.random.default_rng(8)
+    pixels = rng.integers(0, 256, (5000, 4), dtype=np.uint8)
+    pixels[::2, 3] = 0
+    colors, counts = histogram(pixels)
+
+    def clear_is_black(c):
+        return np.where(c[..., 3:] == 0, 0, c).astype(np.uint8)
+
+    mapped, mapped_counts, merged = mapped_histogram(colors, counts, clear_is_black)
+    expected, expected_counts = histogram(clear_is_black(pixels))
+    np.testing.assert_array_equal(mapped, expected)
+    np.testing.assert_array_equal(mapped_counts, expected_counts)
+    np.testing.assert_array_equal(mapped[merged], clear_is_black(colors))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from pil_kmq.quantize import bins as bins_module
-from pil_kmq.quantize.bins import bin_index, bin_means, finer_bins, snap_to_grid
+from pil_kmq.quantize.bins import bin_index, bin_means, finer_bins, level_bits, snap_to_grid
 from pil_kmq.quantize.cells import LateSearch, assign_exact
 from pil_kmq.quantize.histogram import histogram
 from pil_kmq.quantize.init import kmeans_plus_plus, variance_split_start
@@ -119,6 +119,16 @@ def test_few_colours_take_the_short_path():
         assert schedule(speed, 256, 200, 10**6, 1).short
         assert not schedule(speed, 16, 50_000, 10**6, 3).short
     assert schedule(4, 256, 4000, 4096, 4).short
+
+
+def test_fast_speeds_bin_many_colours_from_256x256_up():
+    """Speed >= 9 clusters a 256x256 photo's many colours on bins (two
+    passes over every colour cost more); slower speeds, 128x128 and RGBA
+    icons stay on the colours."""
+    assert not schedule(10, 64, 40_000, 256 * 256, 3).short
+    assert schedule(8, 64, 40_000, 256 * 256, 3).short
+    assert schedule(10, 64, 12_000, 128 * 128, 3).short
+    assert schedule(10, 64, 12_000, 256 * 256, 4).short
 
 
 def test_schedule_refuses_unknown_speeds():
@@ -347,3 +357,15 @@ def test_brute_force_search_agrees_with_the_oracle(count, k, channels):
         centres[k // 2] = centres[1]  # a tie, to the lower index
         labels = BruteForceSearch(points).nearest(centres)
         np.testing.assert_array_equal(labels, ExactSearch(points).nearest(centres))
+
+
+@pytest.mark.parametrize("channels, count", [(4, 3000), (4, 300_000), (3, 300_000)])
+def test_each_colour_bin_index_row_is_the_mean_of_its_own_bin(channels, count):
+    """bin_index (by a sort of few colours, or a bitmap of many) gives the
+    row of bin_means's result that holds each colour's bin."""
+    rng = np.random.default_rng(count)
+    colors = np.unique(rng.integers(0, 256, (count, channels), dtype=np.uint8), axis=0)
+    counts = rng.integers(1, 9, len(colors))
+    means, _ = bin_means(colors, counts, 6)
+    width = 256 >> level_bits(6, channels)
+    np.testing.assert_array_equal(np.floor(means[bin_index(colors, 6)] / width), colors // width)

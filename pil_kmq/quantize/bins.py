@@ -88,9 +88,13 @@ def finer_bins(colors: np.ndarray, counts: np.ndarray, bits: int, parents: np.nd
 
 def bin_index(colors: np.ndarray, bits: int) -> np.ndarray:
     """Each colour's bin as a row of bin_means's result (bins in ascending
-    order there), from a bitmap of the bins."""
+    order there), from a bitmap of the bins (or a sort of few colours)."""
     bits = level_bits(bits, colors.shape[1])
     which = _bin_of(colors, bits)
+    if len(colors) * SORT_RATIO < 1 << (bits * colors.shape[1]):
+        # few colours for the bins (RGBA's 2**20 at 5 bits): a sort of
+        # them costs less than a bitmap of every bin
+        return np.unique(which, return_inverse=True)[1].reshape(-1)
     occupied = np.zeros(1 << (bits * colors.shape[1]), dtype=np.intp)
     occupied[which] = 1
     return (np.cumsum(occupied) - 1)[which]

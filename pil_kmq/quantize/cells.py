@@ -30,12 +30,17 @@ class CellSearch:
     ties go to the lowest index and the result is the same on every run.
     """
 
-    def __init__(self, points: np.ndarray, cell_bits: int):
+    def __init__(self, points: np.ndarray, cell_bits: int, *, bounds: bool = True):
         shift = 8 - cell_bits
         cells = np.zeros(len(points), dtype=np.int64)
         for channel in range(points.shape[1]):
             cells = (cells << cell_bits) | (points[:, channel].astype(np.int64) >> shift)
-        self.order = np.argsort(cells, kind="stable")
+        # Up to 16 bits of cell (RGB at 5 bits), a stable sort is numpy's
+        # radix sort: 4x quicker than on int64, the same order.
+        self.order = np.argsort(cells.astype(np.uint16) if cell_bits * points.shape[1] <= 16 else cells, kind="stable")
+        # Whether nearest() leaves each point's second distance in `lower`
+        # (LateSearch's bounds); a single assignment needs none.
+        self.bounds = bounds
         self.points = points[self.order]
         self.points_by_channel = [np.ascontiguousarray(self.points[:, c]) for c in range(points.shape[1])]
         cells = cells[self.order]
@@ -131,8 +136,8 @@ class CellSearch:
 
     def nearest(self, centres: np.ndarray) -> np.ndarray:
         """Label of every point (in the points' order as sorted by cell: see
-        `order`); `lower` then holds each point's distance to its second
-        nearest candidate (-inf in one-candidate cells)."""
+        `order`); with `bounds`, `lower` then holds each point's distance to
+        its second nearest candidate (-inf in one-candidate cells)."""
         self._prepare(centres)
         labels = self.first[self.cell_of_point]
         sentinel = np.full(1, FAR_AWAY)
@@ -151,6 +156,8 @@ class CellSearch:
                 best = total.argmin(axis=1)
                 span = np.arange(len(rows))
                 labels[rows] = candidates[span, best]
+                if not self.bounds:
+                    continue
                 total[span, best] = np.inf
                 second = np.sqrt(total.min(axis=1))
                 self.lower[rows] = np.minimum(second, self.floor[self.cell_of_point[rows]])
@@ -194,7 +201,7 @@ def assign_exact(colors: np.ndarray, counts: np.ndarray, codebook: np.ndarray, c
     sums = np.zeros((k, channels))
     for start in range(0, len(colors), size):
         part = colors[start : start + size]
-        search = CellSearch(part.astype(np.float64), cell_bits)
+        search = CellSearch(part.astype(np.float64), cell_bits, bounds=False)
         part_labels = search.nearest(codebook)
         weights = counts[start : start + size][search.order].astype(np.float64)
         totals += np.bincount(part_labels, weights, minlength=k)

@@ -154,7 +154,7 @@ def best_start(colors, counts, coarse, k, plan: Schedule, *, max_iter: int, tol:
         starts = [_wide_start(colors, counts, coarse, k, plan, max_iter=max_iter, tol=tol, bits=bits)
                   for bits in _wide_levels(colors, len(points), k, plan)]
     else:
-        split_on = bin_means(colors, counts, plan.split_bits) if plan.split_bits else coarse
+        split_on = bin_means(colors, counts, plan.split_bits) if plan.split_bits not in (0, plan.coarse_bits) else coarse
         split_points, _ = split_on
         if len(split_points) < k:
             split_on = coarse

@@ -12,7 +12,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from .dither import dither as dither_onto
-from .histogram import histogram, labels_for_pixels
+from .histogram import histogram, labels_for_pixels, mapped_histogram
 from .kmeans import kmeans
 from .quality import fewest_colors_for_target
 from .rd_search import smallest_file_reaching
@@ -43,24 +43,41 @@ def quantize(image: np.ndarray, options: QuantizeOptions) -> tuple[np.ndarray, n
     return labels, codebook
 
 
+ColourMap = Callable[[np.ndarray], np.ndarray]
+
+
 def quantize_with_smoothing(
-    image: np.ndarray, options: QuantizeOptions, *, size_of: SizeOf | None = None, estimate: SizeOf | None = None
+    image: np.ndarray, options: QuantizeOptions, *, size_of: SizeOf | None = None, estimate: SizeOf | None = None,
+    colour_map: ColourMap | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """quantize(), and the smoothing strength the labels were remapped with
     (0: nearest colours), which the file records (the smTh chunk). With
     size_of (the exact size of a file of labels and codebook) and estimate
     (a fast stand-in), a psnr or quality target searches K and smoothing
-    together for the smallest file (rd_search.py)."""
+    together for the smallest file (rd_search.py).
+
+    colour_map (a function of a colour alone, on (..., C) uint8: the
+    encoder's premultiply) quantizes colour_map(image) without making it
+    for every pixel: the histogram's distinct colours are mapped and merged,
+    and each pixel takes the label of its own colour's image. Only
+    dithering, smoothing and the target searches, which need the mapped
+    pixels themselves, map the whole image."""
     height, width, channels = image.shape
     pixels = image.reshape(-1, channels)
     colors, counts = histogram(pixels)
+    own_colors, merged = colors, None
+    if colour_map is not None:
+        colors, counts, merged = mapped_histogram(colors, counts, colour_map)
 
     def cluster(k: int) -> tuple[np.ndarray, np.ndarray]:
         return cluster_colours(colors, counts, k, options)
 
+    def mapped_image() -> np.ndarray:
+        return image if colour_map is None else colour_map(image)
+
     most = min(options.colors, len(colors))
     if size_of is not None and (options.quality is not None or options.psnr is not None):
-        choice = smallest_file_reaching(image, options, cluster, colors, sizes=(estimate or size_of, size_of))
+        choice = smallest_file_reaching(mapped_image(), options, cluster, colors, sizes=(estimate or size_of, size_of))
         return choice.labels, choice.codebook, choice.smooth
     if options.quality is None and options.psnr is None:
         codebook, color_labels = cluster(most)
@@ -68,12 +85,14 @@ def quantize_with_smoothing(
         codebook, color_labels = fewest_colors_for_target(options, most, cluster, colors, counts)
     smooth = 0.0
     if options.dither and len(codebook) < len(colors):
-        labels = dither_onto(image, codebook)
+        labels = dither_onto(mapped_image(), codebook)
     else:
-        labels = labels_for_pixels(colors, color_labels, pixels).reshape(height, width)
+        own_labels = color_labels if merged is None else color_labels[merged]
+        labels = labels_for_pixels(own_colors, own_labels, pixels).reshape(height, width)
         if options.quality is None and options.psnr is None:
             smooth = options.smooth or 0.0
-            labels = remap(image, codebook, labels, smooth)
+            if smooth > 0:
+                labels = remap(mapped_image(), codebook, labels, smooth)
     return labels, codebook, smooth
 
 

@@ -149,9 +149,15 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
     # stage, libimagequant 6 ms; 256x256 photos at K=16 / 64 / 256, speed
     # 4: 0.70 / 0.90 / 1.06x libimagequant's time against 0.99 / 1.14 /
     # 1.18x staged, +0.21-0.23 dB over it); L images (<= 256 colours)
-    # always. Speed 1 keeps the staged path down to 4096 colours.
+    # always. Speed 1 keeps the staged path down to 4096 colours. Speed >= 9
+    # only up to 128x128: on 256x256 photos the coarse bins' two passes and
+    # one exact assignment cost less than two passes over every colour
+    # (K=64 / 256: 1.39 / 2.16x libimagequant 10's time against 1.96 /
+    # 3.52x, +0.88 / +0.70 dB over it against +0.94 / +0.87); not RGBA
+    # icons (no quicker: 3.7 / 3.1x against 3.4 / 3.0x, and 0.6 dB lower
+    # at K=256).
     short = channels < 3 or distinct_colours <= max(4096, _at(speed, {1: 0, 2: 16}) * k) or (
-        speed > 1 and pixels <= 1 << 16
+        speed > 1 and pixels <= 1 << (16 if rgba else _at(speed, {1: 16, 9: 14}))
     )
     # On the short path over more than 4096 colours a swap round costs
     # half of libimagequant's time (128x128 photos at K=16) for 0.1 dB: from

@@ -28,9 +28,9 @@ from ..encoder import collapse_transparent, image_metadata, premultiply, unpremu
 from ..format import bands, bitpack, coding, order
 from ..format.container import CRC, RAW
 from ..options import Options, OptionValueError
-from ..quantize.histogram import label_lookup
+from ..quantize.histogram import label_lookup, mapped_histogram
 from ..quantize.quantizer import cluster_colours
-from .histogram import ColourCounter, block_counts, mapped_histogram
+from .histogram import ColourCounter, block_counts
 from .pipeline import ordered_window
 from .rows import RowSource
 
@@ -206,7 +206,7 @@ def quantize_rows(source: RowSource, options: Options, progress: Callable) -> Qu
     # RGBA of more colours than K is clustered premultiplied (quantize_image)
     premultiplied = channels == 4 and len(colors) > options.colors
     if premultiplied:
-        colors, counts = mapped_histogram(colors, counts, premultiply)
+        colors, counts, _ = mapped_histogram(colors, counts, premultiply)
     codebook, color_labels = cluster_colours(colors, counts, min(options.colors, len(colors)), options)
     lookup = label_lookup(colors, color_labels, height * width)
     if premultiplied:

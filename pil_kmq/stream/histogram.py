@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..quantize.histogram import distinct_codes, pack_codes, unpack_codes
+from ..quantize.histogram import count_dtype, distinct_codes, pack_codes, unpack_codes
 
 
 def block_counts(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -27,11 +27,6 @@ def merge_runs(codes: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.nd
     codes = codes[order]
     starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
     return codes[starts], np.add.reduceat(counts[order].astype(np.int64), starts)
-
-
-def count_dtype(total: int) -> type:
-    """distinct_codes' count type for an image of `total` pixels."""
-    return np.int64 if total >= 1 << 32 else np.uint32
 
 
 class ColourCounter:
@@ -75,10 +70,3 @@ class ColourCounter:
         return unpack_codes(codes, self.channels), counts
 
 
-def mapped_histogram(colors: np.ndarray, counts: np.ndarray, function) -> tuple[np.ndarray, np.ndarray]:
-    """The histogram of function(pixels) from that of the pixels, for a
-    function of a pixel's colour alone (premultiply): colours merged where
-    it maps several to one."""
-    mapped = function(colors)
-    codes, summed = merge_runs(pack_codes(mapped), counts)
-    return unpack_codes(codes, colors.shape[1]), summed.astype(counts.dtype)
