@@ -92,17 +92,22 @@ def _sorted_histogram(pixels):
 
 
 @pytest.mark.parametrize("run", [1, 4])
-@pytest.mark.parametrize("channels, count", [(4, histogram_module.HASH_MIN_PIXELS), (3, histogram_module.TABLE_MIN_COUNT)])
+@pytest.mark.parametrize("channels, count", [(4, histogram_module.HASH_MIN_PIXELS), (3, 1 << 18)])
 def test_large_images_counted_in_tables_match_the_sort(channels, count, run):
     """RGBA from HASH_MIN_PIXELS pixels is counted in a hashed table (with
     many colours, many of them sharing a slot; pixel by pixel, or a run of
-    equal pixels at a time in flat images), RGB from TABLE_MIN_COUNT pixels
-    by a count per code: the same colours and counts as a sort."""
+    equal pixels at a time in flat images), RGB (from TABLE_MIN_COUNT
+    pixels, here called directly) by a count per code: the same colours
+    and counts as a sort."""
     rng = np.random.default_rng(count)
     palette = rng.integers(0, 256, (count // 3, channels), dtype=np.uint8)
     pixels = palette[np.repeat(rng.integers(0, len(palette), count // run), run)]
     pixels[: count // 2] = pixels[: count // 2] // 64 * 64  # few colours beside many
-    colors, counts = histogram(pixels)
+    if channels == 3:
+        codes, counts = histogram_module.counted_codes(pixels)
+        colors = unpack_codes(codes, channels)
+    else:
+        colors, counts = histogram(pixels)
     expected, expected_counts = _sorted_histogram(pixels)
     np.testing.assert_array_equal(colors, expected)
     np.testing.assert_array_equal(counts, expected_counts)

@@ -32,8 +32,11 @@ TABLE_MIN_PIXELS = 1 << 13
 # Fewest pixels counted by a bincount over every RGB code rather than a
 # sort: the 2**24 counts cost ~40 ms to make and scan, a sort of 2**21
 # codes as much (CPU time, AMD EPYC: 2**21 pixels of kodim23 54 ms
-# against 72, the 24 MP upscale 0.18 s against 0.98).
-TABLE_MIN_COUNT = 1 << 21
+# against 72, the 24 MP upscale 0.18 s against 0.98). The counts are int64
+# (np.add.at into uint32 takes numpy's slow path, 8x): 128 MiB, so only
+# from 2**24 pixels, where they cost at most 8 bytes a pixel, as the sort's
+# codes and their sorted copy do.
+TABLE_MIN_COUNT = 1 << 24
 # Four-channel codes: hashed into at most 2**MAX_SLOT_BITS slots by
 # Knuth's multiplier (the top bits of code x HASH_MULTIPLIER, mod 2**32).
 # A slot holds one code; the codes that find theirs taken are sorted (or
