@@ -356,3 +356,31 @@ def test_optimize_tries_zstd_only_where_xz_takes_few_bits_per_label(monkeypatch)
     tried.clear()
     write_file(noise, book, coding=container.ZSTD, optimize=True)  # asked for: always made
     assert tried == [container.ZSTD]
+
+
+def test_poorly_compressing_byte_label_bands_get_the_near_dictionary(monkeypatch):
+    """xz codes a band of byte labels whose zlib level 1 stream keeps at
+    least NEAR_RATIO of its bytes (noise, photographs) with the 4 KiB
+    dictionary, a band of runs and any packed band (K <= 16) with 1 MiB;
+    every file decodes with the spec's 1 MiB dictionary, optimize or not."""
+    dictionaries = []
+    filters = streams.lzma2_filters
+
+    def spy(*args, **kwargs):
+        chain = filters(*args, **kwargs)
+        dictionaries.append(chain[0]["dict_size"])
+        return chain
+
+    monkeypatch.setattr(streams, "lzma2_filters", spy)
+    noise = np.random.default_rng(3).integers(0, 200, (384, 512)).astype(np.uint8)  # one band
+    runs = np.repeat(noise[:, ::64], 64, axis=1)
+    cases = [(noise, 200, streams.NEAR_DICT_SIZE), (runs, 200, streams.LZMA2_DICT_SIZE),
+             (noise % 16, 16, streams.LZMA2_DICT_SIZE)]
+    for labels, k, expected in cases:
+        for optimize in (False, True):
+            dictionaries.clear()
+            data = write_file(labels, distinct_codebook(k, 3), coding=container.XZ, optimize=optimize)
+            assert dictionaries == [expected]
+            decoded = parse(data)
+            palette = np.frombuffer(decoded.codebook, np.uint8).reshape(-1, 3)
+            assert np.array_equal(palette[decoded.labels], distinct_codebook(k, 3)[labels])

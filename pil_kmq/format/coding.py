@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import bands, order, parallel, raw
+from . import bands, order, parallel, raw, streams
 from .container import CODING_NAMES, RAW, XZ, ZLIB, ZSTD, band_label_width, crc_bytes
 
 NAMES = CODING_NAMES
@@ -72,15 +72,19 @@ def code_band(band: np.ndarray, k: int, coding: int, strips: tuple[int, ...], op
     bands.smallest_band and the smallest kept; otherwise, with several
     strip heights, the band gets the one its bytes compress smaller with
     under zlib level 1: a cheap predictor that picks as the real coder
-    would within 0.1% on Kodak, at a tenth of the cost of trying both."""
+    would within 0.1% on Kodak, at a tenth of the cost of trying both. xz
+    with byte labels also hears from it how near the band's matches are
+    (streams.near_matches)."""
     width_bits = band_label_width(k)
     if optimize and band.size <= bands.SMALL_BAND_LABELS:
         return bands.smallest_band(band, coding, k, width_bits)
     candidates = {s: bands.label_stream(band, s, width_bits) for s in strips}
-    strip = strips[0]
-    if len(strips) > 1:
-        strip = min(strips, key=lambda s: len(zlib.compress(candidates[s], 1)))
-    return bands.encode_band(candidates[strip], strip, coding, k)
+    strip, near = strips[0], False
+    if len(strips) > 1 or (coding == XZ and width_bits == 8):
+        quick = {s: len(zlib.compress(candidates[s], 1)) for s in strips}
+        strip = min(strips, key=quick.__getitem__)
+        near = coding == XZ and streams.near_matches(k, quick[strip], len(candidates[strip]))
+    return bands.encode_band(candidates[strip], strip, coding, k, near=near)
 
 
 def payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool = False,
