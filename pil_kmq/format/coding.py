@@ -40,15 +40,18 @@ def reorders(k: int, coding: int | None, optimize: bool) -> bool:
 
 
 def band_payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool,
-                 each_band: Callable[[], object] | None = None) -> bytes:
-    """B, the head CRC and every band, compressed in threads."""
+                 each_band: Callable[[], object] | None = None, relabel: np.ndarray | None = None) -> bytes:
+    """B, the head CRC and every band, compressed in threads; relabel (old
+    label -> stored label, ordered()'s table) is applied band by band in
+    those threads, not to the whole map first."""
     height, width = labels.shape
     band_height = bands.choose_band_height(width, height)
     strips = band_strips(coding, optimize, height)
 
     def encode(rows: tuple[int, int]) -> bytes:
         top, count = rows
-        return code_band(labels[top : top + count], k, coding, strips, optimize)
+        band = labels[top : top + count]
+        return code_band(band if relabel is None else relabel[band], k, coding, strips, optimize)
 
     encoded = parallel.ordered_map(encode, bands.band_rows(height, band_height), each=each_band)
     return payload_start(head, band_height) + b"".join(encoded)
@@ -88,23 +91,32 @@ def code_band(band: np.ndarray, k: int, coding: int, strips: tuple[int, ...], op
 
 
 def payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool = False,
-            each_band: Callable[[], object] | None = None) -> bytes:
+            each_band: Callable[[], object] | None = None, relabel: np.ndarray | None = None) -> bytes:
     """Everything after the head: for raw, the packed labels and the file
-    CRC. each_band() is called as each band is coded (raw: once)."""
+    CRC. each_band() is called as each band is coded (raw: once). relabel,
+    if given, maps the labels to the stored ones (ordered_table)."""
     if coding == RAW:
-        packed = raw.encode(labels, k)
+        packed = raw.encode(labels if relabel is None else relabel[labels], k)
         if each_band is not None:
             each_band()
         return packed + crc_bytes(packed, zlib.crc32(head))
     if coding in BAND_CODINGS:
-        return band_payload(labels, k, coding, head, optimize, each_band)
+        return band_payload(labels, k, coding, head, optimize, each_band, relabel)
     raise ValueError(f"unknown coding {coding!r}")
 
 
 def ordered(labels: np.ndarray, codebook: np.ndarray, each: Callable[[], object] | None = None):
     """(labels, codebook) with the codebook in the order LZMA likes; each(),
     if given, after each slice of the labels counted (order_steps of them)."""
-    return order.apply_order(labels, codebook, order.reorder_palette(labels, len(codebook), each))
+    relabel, codebook = ordered_table(labels, codebook, each)
+    return relabel[labels], codebook
+
+
+def ordered_table(labels: np.ndarray, codebook: np.ndarray, each: Callable[[], object] | None = None):
+    """ordered() without relabelling the map: (old label -> new label table,
+    the ordered codebook), for payload() to relabel band by band in its
+    threads (48 Mpx: a serial 0.26 s pass and a 1 byte/pixel copy saved)."""
+    return order.relabelling(codebook, order.reorder_palette(labels, len(codebook), each))
 
 
 def order_steps(labels: np.ndarray) -> int:
