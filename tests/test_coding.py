@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 
 import numpy as np
 import pytest
@@ -384,3 +385,27 @@ def test_poorly_compressing_byte_label_bands_get_the_near_dictionary(monkeypatch
             decoded = parse(data)
             palette = np.frombuffer(decoded.codebook, np.uint8).reshape(-1, 3)
             assert np.array_equal(palette[decoded.labels], distinct_codebook(k, 3)[labels])
+
+
+def test_xz_predicts_the_strip_height_from_every_other_strip(monkeypatch):
+    """xz's zlib-1 predictor compresses half of a band's rows (every other
+    PREDICTOR_STRIP rows, the same rows in each candidate order); zstd's
+    sees the whole band. Either way the band decodes to its labels."""
+    seen = []
+
+    class Spy:
+        @staticmethod
+        def compress(data, level=-1):
+            seen.append(len(data))
+            return zlib.compress(data, level)
+
+    monkeypatch.setattr(coding, "zlib", Spy)
+    labels = label_map(160, 1000, 200)  # one band of 160,000 byte labels
+    for number, predicted in ((container.XZ, 96 * 1000), (container.ZSTD, 160 * 1000)):
+        seen.clear()
+        data = write_file(labels, distinct_codebook(200, 3), coding=number, optimize=True)
+        assert seen == [predicted, predicted]  # rows 0-31, 64-95, 128-159 / all, for S = 32 and 1
+        decoded = parse(data)
+        palette = np.frombuffer(decoded.codebook, np.uint8).reshape(-1, 3)
+        assert np.array_equal(palette[decoded.labels], distinct_codebook(200, 3)[labels])
+    assert np.array_equal(coding.predictor_sample(labels[:32]), labels[:32])
