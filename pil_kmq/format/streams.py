@@ -45,8 +45,8 @@ BYTE_LABEL_SEARCH = {"depth": 8, "nice_len": 48}
 THOROUGH_SEARCH = {"nice_len": 273, "depth": 0}
 
 
-# Encoder, byte labels: a band whose zlib level 1 stream (coding.py's strip
-# predictor) keeps at least NEAR_RATIO of its bytes (1.6 bits a label:
+# Encoder, optimize, byte labels: a band whose zlib level 1 stream (coding.py's
+# strip predictor) keeps at least NEAR_RATIO of its bytes (1.6 bits a label:
 # photographs, their noise and texture; never a screenshot band of the 40 but
 # a photo's) is coded with a NEAR_DICT_SIZE dictionary. Its useful matches
 # are near (the row above, the column before); a 1 MiB dictionary offers the
