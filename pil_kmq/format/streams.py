@@ -47,13 +47,15 @@ THOROUGH_SEARCH = {"nice_len": 273, "depth": 0}
 
 # Encoder, optimize, byte labels: a band whose zlib level 1 stream (coding.py's
 # strip predictor) keeps at least NEAR_RATIO of its bytes (1.6 bits a label:
-# photographs, their noise and texture; never a screenshot band of the 40 but
-# a photo's) is coded with a NEAR_DICT_SIZE dictionary. Its useful matches
-# are near (the row above, the column before); a 1 MiB dictionary offers the
-# search far ones that cost longer distances. On the 48 Mpx photo tiling
-# (benchmarks/stream_scale.py, K = 256) LZMA2 takes 0.74x the time for 0.22%
-# fewer bytes; on Kodak at K = 64/256 0.75x for 0.04% fewer; screenshots
-# unchanged. Packed labels (K <= 16) keep 1 MiB: Kodak K = 16 grew 0.2%.
+# photographs, their noise and texture; of the 40 screenshots' bands, 2 of one
+# image at K = 256) is coded with a NEAR_DICT_SIZE dictionary. Its useful
+# matches are near (the row above, the column before); a 1 MiB dictionary
+# offers the search far ones that cost longer distances. On the 48 Mpx photo
+# tiling (benchmarks/stream_scale.py, K = 256) LZMA2 takes 0.74x the time for
+# 0.22% fewer bytes; on Kodak at K = 64/256 0.75x for 0.04% fewer; the two
+# screenshot bands 0.25% fewer each. Bands at 1.4 bits a label (screenshots)
+# still gain 2-5% from 1 MiB; packed labels (K <= 16) keep it too (Kodak
+# K = 16 grew 0.2% at 4 KiB), and so does xz without optimize (coding.py).
 NEAR_RATIO = 0.2
 NEAR_DICT_SIZE = 1 << 12  # LZMA2's smallest
 
