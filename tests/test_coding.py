@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 
 import numpy as np
 import pytest
@@ -356,3 +357,56 @@ def test_optimize_tries_zstd_only_where_xz_takes_few_bits_per_label(monkeypatch)
     tried.clear()
     write_file(noise, book, coding=container.ZSTD, optimize=True)  # asked for: always made
     assert tried == [container.ZSTD]
+
+
+def test_poorly_compressing_byte_label_bands_get_the_near_dictionary(monkeypatch):
+    """optimize's xz codes a band of byte labels whose zlib level 1 stream
+    keeps at least NEAR_RATIO of its bytes (noise, photographs) with the
+    4 KiB dictionary, a band of runs and any packed band (K <= 16) with
+    1 MiB, as does a plain xz save (its codebook is not ordered); every file
+    decodes with the spec's 1 MiB dictionary."""
+    dictionaries = []
+    filters = streams.lzma2_filters
+
+    def spy(*args, **kwargs):
+        chain = filters(*args, **kwargs)
+        dictionaries.append(chain[0]["dict_size"])
+        return chain
+
+    monkeypatch.setattr(streams, "lzma2_filters", spy)
+    noise = np.random.default_rng(3).integers(0, 200, (384, 512)).astype(np.uint8)  # one band
+    runs = np.repeat(noise[:, ::64], 64, axis=1)
+    cases = [(noise, 200, streams.NEAR_DICT_SIZE), (runs, 200, streams.LZMA2_DICT_SIZE),
+             (noise % 16, 16, streams.LZMA2_DICT_SIZE)]
+    for labels, k, expected in cases:
+        for optimize in (False, True):
+            dictionaries.clear()
+            data = write_file(labels, distinct_codebook(k, 3), coding=container.XZ, optimize=optimize)
+            assert dictionaries == [expected if optimize else streams.LZMA2_DICT_SIZE]
+            decoded = parse(data)
+            palette = np.frombuffer(decoded.codebook, np.uint8).reshape(-1, 3)
+            assert np.array_equal(palette[decoded.labels], distinct_codebook(k, 3)[labels])
+
+
+def test_xz_predicts_the_strip_height_from_every_other_strip(monkeypatch):
+    """xz's zlib-1 predictor compresses half of a band's rows (every other
+    PREDICTOR_STRIP rows, the same rows in each candidate order); zstd's
+    sees the whole band. Either way the band decodes to its labels."""
+    seen = []
+
+    class Spy:
+        @staticmethod
+        def compress(data, level=-1):
+            seen.append(len(data))
+            return zlib.compress(data, level)
+
+    monkeypatch.setattr(coding, "zlib", Spy)
+    labels = label_map(160, 1000, 200)  # one band of 160,000 byte labels
+    for number, predicted in ((container.XZ, 96 * 1000), (container.ZSTD, 160 * 1000)):
+        seen.clear()
+        data = write_file(labels, distinct_codebook(200, 3), coding=number, optimize=True)
+        assert seen == [predicted, predicted]  # rows 0-31, 64-95, 128-159 / all, for S = 32 and 1
+        decoded = parse(data)
+        palette = np.frombuffer(decoded.codebook, np.uint8).reshape(-1, 3)
+        assert np.array_equal(palette[decoded.labels], distinct_codebook(200, 3)[labels])
+    assert np.array_equal(coding.predictor_sample(labels[:32]), labels[:32])

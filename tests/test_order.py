@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pil_kmq.format import order
 
@@ -96,3 +97,14 @@ def test_optimize_gives_the_same_bytes_whatever_the_blas_thread_count():
         )
         digests.add(result.stdout.strip())
     assert len(digests) == 1
+
+
+@pytest.mark.parametrize("k", [2, 3, 200, 256])
+def test_pair_counts_are_a_plain_count_up_to_the_largest_label(k):
+    """pair_counts codes a pair in 16 bits: (255, 255) at K = 256 must not wrap."""
+    rng = np.random.default_rng(k)
+    p, q = rng.integers(0, k, (2, 40, 50)).astype(np.uint8)
+    p[0, :3], q[0, :3] = k - 1, (k - 1, 0, k - 1)
+    expected = np.zeros((k, k), np.int64)
+    np.add.at(expected, (p.ravel().astype(np.intp), q.ravel().astype(np.intp)), 1)
+    assert np.array_equal(order.pair_counts(p, q, k), expected)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from helpers import save_to_bytes
-from pil_kmq.format import bands
+from pil_kmq.format import bands, streams
 from pil_kmq.options import OptionValueError
 from pil_kmq.reader import read_labels
 from pil_kmq.stream import ArrayRows, NpyRows, StreamReader, save_rows
@@ -180,3 +180,19 @@ def test_size_limit_as_image_open(monkeypatch):
     with pytest.raises(Image.DecompressionBombError):
         StreamReader(io.BytesIO(data))
     assert StreamReader(io.BytesIO(data), check_size=False).shape == (30, 30, 1)
+
+
+def test_same_bytes_where_bands_take_the_near_dictionary(monkeypatch):
+    """A noisy photo-like image at K = 64: its bands take xz's near
+    dictionary (streams.near_matches) in both encoders alike."""
+    near = []
+    compress = streams.compress
+
+    def spy(data, coding, k=256, effort=streams.DEFAULT, near_matches=False):
+        near.append(near_matches)
+        return compress(data, coding, k, effort, near_matches)
+
+    monkeypatch.setattr(streams, "compress", spy)
+    array = photo_like(384, 360, 3)  # 138,240 labels: one band over SMALL_BAND_LABELS
+    assert streamed(array, colors=64, optimize=True) == saved(array, colors=64, optimize=True)
+    assert any(near)

@@ -55,8 +55,9 @@ def write_file(
 
     if progress is not None:
         progress(*work)
+    relabel = None
     if reorder:
-        labels, codebook = _coding.ordered(labels, codebook, done)
+        relabel, codebook = _coding.ordered_table(labels, codebook, done)
     # A raw file's size is known without writing it: it is built only if
     # it wins (ties go to the earlier candidate, raw first).
     best, sizes = None, {}
@@ -70,13 +71,13 @@ def write_file(
             data, size = None, raw_file_size(head, labels.size, k)
             done()
         else:
-            data = head + _coding.payload(labels, k, number, head, optimize, done)
+            data = head + _coding.payload(labels, k, number, head, optimize, done, relabel)
             size = len(data)
             sizes[number] = size - len(head)
         if best is None or size < best[0]:
             best = (size, head, data)
     _, head, data = best
-    return data if data is not None else head + _coding.payload(labels, k, RAW, head)
+    return data if data is not None else head + _coding.payload(labels, k, RAW, head, relabel=relabel)
 
 
 def raw_file_size(head: bytes, pixels: int, k: int) -> int:

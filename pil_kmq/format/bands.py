@@ -233,10 +233,11 @@ def _pieces(band: Band, width: int):
 # one band
 
 
-def encode_band(packed: bytes, strip: int, coding: int, k: int, effort: int = streams.DEFAULT) -> bytes:
+def encode_band(packed: bytes, strip: int, coding: int, k: int, effort: int = streams.DEFAULT,
+                near: bool = False) -> bytes:
     """S, L, the stream and the band CRC for a band's packed labels (what
-    label_stream gives for that strip height)."""
-    stream = streams.compress(packed, coding, k, effort)
+    label_stream gives for that strip height); near: streams.near_matches."""
+    stream = streams.compress(packed, coding, k, effort, near)
     head = BAND_HEAD.pack(strip, len(stream))
     return head + stream + CRC.pack(zlib.crc32(stream, zlib.crc32(head)))
 

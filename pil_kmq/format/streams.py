@@ -45,26 +45,43 @@ BYTE_LABEL_SEARCH = {"depth": 8, "nice_len": 48}
 THOROUGH_SEARCH = {"nice_len": 273, "depth": 0}
 
 
+# Encoder, optimize, byte labels: a band whose zlib level 1 stream (coding.py's
+# strip predictor) keeps at least NEAR_RATIO of its bytes (1.6 bits a label:
+# photographs, their noise and texture; of the 40 screenshots' bands, 2 of one
+# image at K = 256) is coded with a NEAR_DICT_SIZE dictionary. Its useful
+# matches are near (the row above, the column before); a 1 MiB dictionary
+# offers the search far ones that cost longer distances. On the 48 Mpx photo
+# tiling (benchmarks/stream_scale.py, K = 256) LZMA2 takes 0.74x the time for
+# 0.22% fewer bytes; on Kodak at K = 64/256 0.75x for 0.04% fewer; the two
+# screenshot bands 0.25% fewer each. Bands at 1.4 bits a label (screenshots)
+# still gain 2-5% from 1 MiB; packed labels (K <= 16) keep it too (Kodak
+# K = 16 grew 0.2% at 4 KiB), and so does xz without optimize (coding.py).
+NEAR_RATIO = 0.2
+NEAR_DICT_SIZE = 1 << 12  # LZMA2's smallest
+
+
 # Encoder effort (compress): QUICK predicts which input codes smaller,
 # THOROUGH is the slowest search the coder has.
 QUICK, DEFAULT, THOROUGH = 0, 1, 2
 
 
-def lzma2_filters(k: int = 256, preset: int = 6, effort: int = DEFAULT) -> list[dict]:
+def lzma2_filters(k: int = 256, preset: int = 6, effort: int = DEFAULT, near: bool = False) -> list[dict]:
     """Encoder filter chain (the spec leaves it to the encoder): preset 6,
     lp = pb = 0 (labels have no alignment a position could predict); with
     byte labels (K > 16) lc = 4, the labels' high bits telling their group
-    (see order.py), and the shorter match search above. QUICK is preset 0
-    (a predictor of which input codes smaller), THOROUGH preset 9e with the
-    longest, deepest search (small bands: bands.smallest_band)."""
+    (see order.py), and the shorter match search above, in a NEAR_DICT_SIZE
+    dictionary if `near` (the band compresses poorly: near_matches). QUICK
+    is preset 0 (a predictor of which input codes smaller), THOROUGH preset
+    9e with the longest, deepest search (small bands: bands.smallest_band)."""
     byte_labels = band_label_width(k) == 8
     search = BYTE_LABEL_SEARCH if byte_labels else {}
+    dict_size = NEAR_DICT_SIZE if near and byte_labels and effort == DEFAULT else LZMA2_DICT_SIZE
     if effort == THOROUGH:
         preset, search = 9 | lzma.PRESET_EXTREME, THOROUGH_SEARCH
     elif effort == QUICK:
         preset, search = 0, {}
     return [{
-        "id": lzma.FILTER_LZMA2, "preset": preset, "dict_size": LZMA2_DICT_SIZE,
+        "id": lzma.FILTER_LZMA2, "preset": preset, "dict_size": dict_size,
         "lc": 4 if byte_labels else 0, "lp": 0, "pb": 0, **search,
     }]
 
@@ -92,11 +109,17 @@ def zstd_options(level: int = ZSTD_LEVEL) -> dict:
     }
 
 
-def compress(data: bytes, coding: int, k: int = 256, effort: int = DEFAULT) -> bytes:
+def near_matches(k: int, quick_size: int, size: int) -> bool:
+    """Whether xz codes a band of byte labels with the near dictionary, from
+    the size of its `size` label bytes under zlib level 1 (quick_size)."""
+    return band_label_width(k) == 8 and quick_size >= NEAR_RATIO * size
+
+
+def compress(data: bytes, coding: int, k: int = 256, effort: int = DEFAULT, near: bool = False) -> bytes:
     if coding == ZLIB:
         return zlib.compress(data, 1 if effort == QUICK else 9)
     if coding == XZ:
-        return lzma.compress(data, format=lzma.FORMAT_RAW, filters=lzma2_filters(k, effort=effort))
+        return lzma.compress(data, format=lzma.FORMAT_RAW, filters=lzma2_filters(k, effort=effort, near=near))
     if coding == ZSTD:
         return zstdlib.module().compress(data, options=zstd_options())
     raise ValueError(f"not a band coding: {coding}")
