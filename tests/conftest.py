@@ -16,7 +16,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: minutes-scale checks, run with --runslow (see README)")
+    config.addinivalue_line("markers", "slow: seconds to minutes of processes, pip or a cluster: run with --runslow, as .ci/run does")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -16,6 +16,10 @@ from PIL import Image
 
 distributed = pytest.importorskip("distributed")
 
+# Two clusters of worker processes started and one worker killed: seconds
+# of start-up, run with --runslow (.ci/run), not in the README's command.
+pytestmark = pytest.mark.slow
+
 from helpers import save_to_bytes  # noqa: E402
 
 FILES = 8

@@ -132,8 +132,11 @@ def test_optimize_keeps_raw_when_raw_is_smaller():
 
 @pytest.mark.parametrize("number", BAND_CODINGS)
 def test_output_is_the_same_at_every_thread_count(number, monkeypatch):
-    monkeypatch.setattr(bands, "TARGET_BAND_LABELS", 1 << 16)
-    labels = label_map(600, 500, 64, seed=9)  # several bands
+    # bands of a few kilo-labels: the same small-band path as 1 << 16, at a
+    # fifteenth of the labels
+    monkeypatch.setattr(bands, "MIN_BAND_LABELS", 1 << 10)
+    monkeypatch.setattr(bands, "TARGET_BAND_LABELS", 1 << 12)
+    labels = label_map(150, 130, 64, seed=9)  # five bands, one for each of 5 threads
     book = distinct_codebook(64, 3)
     files, images = set(), set()
     for threads in (1, 2, 5):
@@ -143,7 +146,7 @@ def test_output_is_the_same_at_every_thread_count(number, monkeypatch):
         with Image.open(io.BytesIO(data)) as im:
             images.add(im.tobytes())
     assert len(files) == 1 and len(images) == 1
-    assert len(bands.band_rows(600, bands.choose_band_height(500, 600))) > 1
+    assert len(bands.band_rows(150, bands.choose_band_height(130, 150))) == 5
 
 
 def test_thread_count_follows_the_environment(monkeypatch):

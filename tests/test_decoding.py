@@ -148,6 +148,7 @@ def test_one_colour_images_in_every_coding(number, mode):
 # --- bounded memory -------------------------------------------------------
 
 
+@pytest.mark.slow  # a fresh process decoding 8 files of 80 Mpx declared: run with --runslow (.ci/run)
 def test_peak_memory_beyond_the_image_is_under_half_a_byte_per_pixel(tmp_path):
     """80 Mpx declared, every coding, whole and cut in half (with
     LOAD_TRUNCATED_IMAGES): measured in a fresh process."""

@@ -45,22 +45,32 @@ def test_a_label_at_or_over_k_is_refused_in_a_whole_byte_and_in_the_last_byte():
 
 
 def band_file(labels: np.ndarray, codebook: np.ndarray, coding: int, band_height: int,
-              strips: tuple[int, ...], tamper=None) -> bytes:
+              strips: tuple[int, ...], tamper=None, coded_bands: bytes | None = None) -> bytes:
     """A band-coded file with the strip heights given, band by band;
-    tamper(packed) may change a band's packed labels before compression."""
+    tamper(packed) may change a band's packed labels before compression.
+    coded_bands: encoded_bands()'s bytes for these labels, when the caller
+    has them (they do not depend on the codebook's colours or channels)."""
     height, width = labels.shape
     k, channels = codebook.shape
     header = container.Header(width=width, height=height, channels=channels, k=k, coding=coding)
     head = header.pack() + codebook.tobytes()
     start = bands.BAND_HEIGHT.pack(band_height)
-    parts = [start, container.crc_bytes(head + start)]
-    rows = bands.band_rows(height, band_height)
+    if coded_bands is None:
+        coded_bands = encoded_bands(labels, k, coding, band_height, strips, tamper)
+    return head + start + container.crc_bytes(head + start) + coded_bands
+
+
+def encoded_bands(labels: np.ndarray, k: int, coding: int, band_height: int,
+                  strips: tuple[int, ...], tamper=None) -> bytes:
+    """The bands of band_file, each with the next of `strips` (cycled)."""
+    parts = []
+    rows = bands.band_rows(labels.shape[0], band_height)
     for (top, count), strip in zip(rows, strips * len(rows)):
         packed = bands.label_stream(labels[top : top + count], strip, container.band_label_width(k))
         if tamper is not None:
             packed = tamper(packed)
         parts.append(bands.encode_band(packed, strip, coding, k))
-    return head + b"".join(parts)
+    return b"".join(parts)
 
 
 CODINGS = [container.ZLIB, container.XZ, container.ZSTD]
@@ -75,9 +85,10 @@ def test_every_k_and_mode_round_trips_with_odd_strips_and_pieces_that_split_byte
     rng = np.random.default_rng(k)
     height, width = 611, 1031
     labels = (rng.integers(0, k, (height, width // 8 + 1), dtype=np.uint8).repeat(8, axis=1)[:, :width])
+    coded = encoded_bands(labels, k, coding, 300, (7, 1, 3))  # the same bands in every mode
     for channels, mode in ((1, "L"), (3, "RGB"), (4, "RGBA")):
         codebook = rng.integers(0, 256, (k, channels), dtype=np.uint8)
-        data = band_file(labels, codebook, coding, 300, (7, 1, 3))
+        data = band_file(labels, codebook, coding, 300, (7, 1, 3), coded_bands=coded)
         with Image.open(io.BytesIO(data)) as im:
             assert im.mode == mode
             got = np.asarray(im).reshape(height, width, channels)

@@ -48,6 +48,7 @@ def run_installed(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProc
                           capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
+@pytest.mark.slow  # pip builds and installs a wheel: run with --runslow (.ci/run)
 def test_the_built_wheel_installs_every_subpackage(installed, tmp_path):
     packages = source_packages()
     assert {"pil_kmq", "pil_kmq.cli", "pil_kmq.format", "pil_kmq.quantize"} <= set(packages)
@@ -62,6 +63,7 @@ def test_the_built_wheel_installs_every_subpackage(installed, tmp_path):
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
+@pytest.mark.slow
 def test_the_installed_demo_runs_from_any_folder(installed, tmp_path):
     """python -m pil_kmq.demo as the README's first command runs it, from a
     folder holding nothing of the repository."""
@@ -93,7 +95,7 @@ def test_ci_runs_the_readme_command_and_the_suite_at_the_stated_minimums():
     assert pins["backports.zstd"] == "1.0.0; python_version < '3.14'"
     ci = (REPO / ".ci" / "run").read_text()
     readme = (REPO / "README.md").read_text()
-    command = 'python3 -m venv .venv && .venv/bin/pip install ".[test,dask]" && .venv/bin/python -m pytest -q'
+    command = 'python3 -m venv .venv && .venv/bin/pip install ".[test,dask]" && .venv/bin/python -m pytest -q -n auto'
     assert command in readme and command in ci
     # and the slow tests (a fresh venv running the README's commands), which that command skips
     assert ".venv/bin/python -m pytest -q --runslow -m slow" in ci

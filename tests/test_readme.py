@@ -74,7 +74,7 @@ def test_the_tutorial_is_said_what_it_is_where_first_named():
 
 SET_UP_COMMANDS = (
     "python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/python -m pil_kmq.demo",
-    'python3 -m venv .venv && .venv/bin/pip install ".[test,dask]" && .venv/bin/python -m pytest -q',
+    'python3 -m venv .venv && .venv/bin/pip install ".[test,dask]" && .venv/bin/python -m pytest -q -n auto',
 )
 
 

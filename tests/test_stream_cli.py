@@ -56,6 +56,7 @@ def test_encode_and_decode_npy_in_process(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "l.npy"), read_labels(tmp_path / "a.kmq"))
 
 
+@pytest.mark.slow  # three processes under prlimit on 16 Mpx: seconds; run with --runslow (.ci/run)
 @pytest.mark.skipif(shutil.which("prlimit") is None or sys.platform != "linux", reason="needs prlimit (util-linux)")
 def test_larger_than_the_address_space_cap(tmp_path):
     """The cap: what the command needs for a 1536-row image (interpreter,
