@@ -151,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(8 per channel per pixel), label bits, codebook bits, total, ratio, "
                     "and the actual file size.")
     info.add_argument("inputs", nargs="+", metavar="FILE.kmq",
-                      help=".kmq files or folders; one file gets the full report, several a "
-                           "table with one row each")
+                      help=".kmq files or folders, - for standard input; one file gets the "
+                           "full report, several a table with one row each")
     info.add_argument("--original", metavar="IMG",
                       help="also report MSE and PSNR against this image, for a single "
                            "FILE.kmq (default: none)")
