@@ -4,9 +4,11 @@ from_kmq(path) is a lazy dask.array whose chunks are the file's bands:
 computing a slice of rows decodes only the bands it touches (each task
 opens the file and reads its band, so any scheduler, threads, processes
 or a distributed cluster, can run it). to_kmq(array, path) runs the
-streaming core (pil_kmq.stream) over the array's rows, each block of rows
-computed by dask when the encoder reaches it: the same passes, the same
-bytes as Image.save of the same pixels.
+streaming core's passes (pil_kmq.stream.encode) as a graph on whatever
+scheduler is current: the histogram and optimize's adjacency counts as
+reductions over chunks, k-means once in this process, a task per band
+returning its coded bytes, written here in order: the same bytes as
+Image.save of the same pixels.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .format import parallel
 from .options import Options
 from .stream import StreamReader
 from .stream.encode import Quantization, pixel_counts, quantization, write_plan
-from .stream.histogram import codes_histogram, merge_counts
+from .stream.histogram import ColourCounter, codes_histogram
 from .stream.pipeline import ordered_window
 from .stream.rows import check_shape
 
@@ -108,7 +110,8 @@ class DaskQuantized:
         whole = array.rechunk({2: channels})
         progress("pixels", 0, 1)
         leaves = [delayed(pixel_counts)(block) for block in whole.to_delayed().ravel()]
-        (codes, counts), = dask.compute(tree(leaves, merge_counts, cls.FAN_IN))
+        merge = partial(merge_histograms, channels=channels, total=height * width)
+        (codes, counts), = dask.compute(tree(leaves, merge, cls.FAN_IN))
         progress("pixels", 1, 1)
         progress("quantize", 0, 1)
         colors, counts = codes_histogram(codes, counts, channels, height * width)
@@ -117,19 +120,21 @@ class DaskQuantized:
         progress("quantize", 1, 1)
         return cls(array, found)
 
-    def tasks(self, function, spans: list[tuple[int, int]]) -> list:
-        """A delayed function(labels) per span of rows."""
-        rows = self.array.rechunk({0: tuple(count for _, count in spans), 1: -1, 2: -1})
-        return [delayed(labelled, pure=False)(block, self.found, function)
-                for block in rows.to_delayed(optimize_graph=False).ravel()]
+    def tasks(self, function, spans: list[tuple[int, int]], combine=None) -> list:
+        """A delayed task per group of spans (span_groups): the list of
+        function(labels) of its spans, or with combine their fold."""
+        groups = span_groups(spans, max(self.array.chunks[0]), 2 * self.threads())
+        rows = self.array.rechunk({0: tuple(sum(group) for group in groups), 1: -1, 2: -1})
+        return [delayed(labelled, pure=False)(block, self.found, function, group, combine)
+                for block, group in zip(rows.to_delayed(optimize_graph=False).ravel(), groups)]
 
     def map_labels(self, function, spans):
-        window = 2 * self.threads()
-        for answers in ordered_window(compute_all, _batched(self.tasks(function, spans), window), threads=2):
-            yield from answers
+        for answers in ordered_window(compute_all, _batched(self.tasks(function, spans), self.threads()), threads=2):
+            for group in answers:
+                yield from group
 
     def reduce_labels(self, function, combine, spans, report):
-        (total,) = dask.compute(tree(self.tasks(function, spans), partial(reduce, combine), self.FAN_IN))
+        (total,) = dask.compute(tree(self.tasks(function, spans, combine), partial(reduce, combine), self.FAN_IN))
         report(len(spans))
         return total
 
@@ -139,9 +144,40 @@ class DaskQuantized:
         return parallel.thread_count()
 
 
-def labelled(block: np.ndarray, found: Quantization, function):
-    """A task: function of a block's labels."""
-    return function(found.labels(np.asarray(block, dtype=np.uint8)))
+def labelled(block: np.ndarray, found: Quantization, function, heights: tuple[int, ...], combine=None):
+    """A task: function of the labels of each span (of `heights` rows) of
+    a block, a list in order or, with combine, folded."""
+    labels = found.labels(np.asarray(block, dtype=np.uint8))
+    tops = np.cumsum((0, *heights))
+    answers = [function(labels[top:bottom]) for top, bottom in zip(tops[:-1], tops[1:])]
+    return answers if combine is None else reduce(combine, answers)
+
+
+def span_groups(spans: list[tuple[int, int]], chunk_rows: int, tasks: int) -> list[tuple[int, ...]]:
+    """Consecutive spans grouped into tasks of about the array's chunk
+    height (so that each chunk is read about once, not once per band it
+    holds), but at least `tasks` of them where there are as many spans (so
+    that every thread has work): the heights of each group's spans."""
+    height = sum(count for _, count in spans)
+    rows = max(1, min(chunk_rows, -(-height // tasks)))
+    groups: list[tuple[int, ...]] = []
+    group: list[int] = []
+    for _, count in spans:
+        group.append(count)
+        if sum(group) >= rows:
+            groups.append(tuple(group))
+            group = []
+    return groups + [tuple(group)] if group else groups
+
+
+def merge_histograms(parts: list[tuple[np.ndarray, np.ndarray]], channels: int, total: int):
+    """A node of the histogram's tree: its parts' (codes, counts) added up,
+    by the streaming core's ColourCounter (a table over every code up to
+    three channels: memory bounded by 2**24 counts, not by the colours)."""
+    counter = ColourCounter(channels, total)
+    for codes, counts in parts:
+        counter.add(codes, counts)
+    return counter.codes()
 
 
 def tree(answers: list, merge, fan_in: int):

@@ -92,13 +92,28 @@ def test_to_kmq_same_bytes_at_several_sizes(shape):
         assert to_kmq_bytes(array, shape + (3,), **options) == expected
 
 
+class CountedRows:
+    """An array for da.from_array that counts the pixels read from it."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.ndim = array, array.shape, array.dtype, array.ndim
+        self.read = 0
+
+    def __getitem__(self, index):
+        block = self.array[index]
+        self.read += block.size // self.shape[2]
+        return block
+
+
 def test_to_kmq_codes_bands_in_tasks_gathered_in_windows(small_bands, monkeypatch):
     """Each chunk's colour counts are a task (the histogram a reduction of
-    them), each band's coded bytes a task; the bands are computed a window
-    at a time, and the first band is written with at most a few windows
-    started, not the whole image's."""
+    them); bands are coded in tasks of a chunk's height (here 2 bands), so
+    each pass reads each chunk once; tasks are computed a window at a time
+    (a thread's worth) and the first band is written with at most a few
+    windows started, not the whole image's."""
     array = photo_like(640, 128, 3)
-    lazy = da.from_array(array, chunks=(100, 50, 3))
+    source = CountedRows(array)
+    lazy = da.from_array(source, chunks=(64, 50, 3), asarray=True, lock=False)
     counted, windows, started_at_first_write = [], [], []
     counts = kmq_dask.pixel_counts
     monkeypatch.setattr(kmq_dask, "pixel_counts", lambda block: counted.append(block.shape) or counts(block))
@@ -117,9 +132,18 @@ def test_to_kmq_codes_bands_in_tasks_gathered_in_windows(small_bands, monkeypatc
         kmq_dask.to_kmq(lazy, written, colors=12, coding="zlib")
     assert written.getvalue() == saved(array, colors=12, coding="zlib")
     assert len(counted) == lazy.npartitions and sum(h * w for h, w, _ in counted) == 640 * 128
-    band_count = len(bands.band_rows(640, bands.choose_band_height(128, 640)))
-    assert band_count >= 16 and sum(windows) == band_count and max(windows) == 2
-    assert started_at_first_write[0] <= 4 < len(windows)
+    assert bands.choose_band_height(128, 640) == 32
+    assert windows == [1] * 10  # 10 tasks of 2 bands, one a window
+    assert started_at_first_write[0] <= 4
+    assert source.read == 2 * 640 * 128  # the histogram, then the bands: each chunk once
+
+
+def test_span_groups():
+    spans = bands.band_rows(1000, 64)  # 15 of 64 rows, one of 40
+    assert kmq_dask.span_groups(spans, 1024, 4) == [(64,) * 4] * 3 + [(64, 64, 64, 40)]
+    assert kmq_dask.span_groups(spans, 100, 4) == [(64, 64)] * 7 + [(64, 40)]
+    assert kmq_dask.span_groups(spans, 10, 4) == [(64,)] * 15 + [(40,)]
+    assert kmq_dask.span_groups([(0, 5)], 1024, 8) == [(5,)]
 
 
 def test_to_kmq_writes_a_path_atomically(tmp_path, small_bands, monkeypatch):
