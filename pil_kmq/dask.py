@@ -35,6 +35,11 @@ from .stream.rows import check_shape
 
 __all__ = ["from_kmq", "to_kmq"]
 
+# Pixels per coding task at most (16 bands of TARGET_BAND_LABELS): a task
+# reads the rows of its bands whole, so chunks taller than this are read
+# by more than one task rather than held whole by each.
+GROUP_PIXELS = 1 << 22
+
 
 def read_band(path: str, index: int, labels: bool = False) -> np.ndarray:
     """Band `index` of the file: its labels (rows, W), or its colours
@@ -123,15 +128,19 @@ class DaskQuantized:
     def tasks(self, function, spans: list[tuple[int, int]], combine=None) -> list:
         """A delayed task per group of spans (span_groups): the list of
         function(labels) of its spans, or with combine their fold."""
-        groups = span_groups(spans, max(self.array.chunks[0]), 2 * self.threads())
+        width = self.array.shape[1]
+        rows = min(max(self.array.chunks[0]), max(1, GROUP_PIXELS // width))
+        groups = span_groups(spans, rows, 2 * self.threads())
         rows = self.array.rechunk({0: tuple(sum(group) for group in groups), 1: -1, 2: -1})
         return [delayed(labelled, pure=False)(block, self.found, function, group, combine)
                 for block, group in zip(rows.to_delayed(optimize_graph=False).ravel(), groups)]
 
     def map_labels(self, function, spans):
-        for answers in ordered_window(compute_all, _batched(self.tasks(function, spans), self.threads()), threads=2):
-            for group in answers:
-                yield from group
+        # a compute per task, as many at once as the scheduler has threads
+        # (twice that submitted): memory for that many tasks' pixels, and
+        # their bytes gathered in order
+        for answers in ordered_window(compute_one, self.tasks(function, spans), threads=self.threads()):
+            yield from answers
 
     def reduce_labels(self, function, combine, spans, report):
         (total,) = dask.compute(tree(self.tasks(function, spans, combine), partial(reduce, combine), self.FAN_IN))
@@ -154,10 +163,10 @@ def labelled(block: np.ndarray, found: Quantization, function, heights: tuple[in
 
 
 def span_groups(spans: list[tuple[int, int]], chunk_rows: int, tasks: int) -> list[tuple[int, ...]]:
-    """Consecutive spans grouped into tasks of about the array's chunk
-    height (so that each chunk is read about once, not once per band it
-    holds), but at least `tasks` of them where there are as many spans (so
-    that every thread has work): the heights of each group's spans."""
+    """Consecutive spans grouped into tasks of about `chunk_rows` rows (the
+    array's chunk height, so that each chunk is read about once, not once
+    per band it holds), but at least `tasks` of them where there are as
+    many spans (so that every thread has work): each group's heights."""
     height = sum(count for _, count in spans)
     rows = max(1, min(chunk_rows, -(-height // tasks)))
     groups: list[tuple[int, ...]] = []
@@ -189,13 +198,9 @@ def tree(answers: list, merge, fan_in: int):
     return answers[0]
 
 
-def compute_all(tasks: list) -> tuple:
-    return dask.compute(*tasks)
-
-
-def _batched(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def compute_one(task):
+    (answer,) = dask.compute(task)
+    return answer
 
 
 def current_client():

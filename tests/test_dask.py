@@ -5,6 +5,7 @@ reductions over chunks, a task per band), writes Image.save's bytes."""
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import pytest
@@ -108,18 +109,29 @@ class CountedRows:
 def test_to_kmq_codes_bands_in_tasks_gathered_in_windows(small_bands, monkeypatch):
     """Each chunk's colour counts are a task (the histogram a reduction of
     them); bands are coded in tasks of a chunk's height (here 2 bands), so
-    each pass reads each chunk once; tasks are computed a window at a time
-    (a thread's worth) and the first band is written with at most a few
-    windows started, not the whole image's."""
+    each pass reads each chunk once; as many tasks run at once as there are
+    threads, and the first band is written with at most twice that started,
+    not the whole image."""
     array = photo_like(640, 128, 3)
     source = CountedRows(array)
     lazy = da.from_array(source, chunks=(64, 50, 3), asarray=True, lock=False)
     counted, windows, started_at_first_write = [], [], []
     counts = kmq_dask.pixel_counts
     monkeypatch.setattr(kmq_dask, "pixel_counts", lambda block: counted.append(block.shape) or counts(block))
-    compute = kmq_dask.compute_all
-    monkeypatch.setattr(kmq_dask, "compute_all", lambda tasks: windows.append(len(tasks)) or compute(tasks))
-    monkeypatch.setattr(kmq_dask.parallel, "thread_count", lambda: 1)
+    compute, running, lock = kmq_dask.compute_one, [0], threading.Lock()
+
+    def compute_one(task):
+        with lock:
+            running[0] += 1
+            windows.append(running[0])  # how many computes run now
+        try:
+            return compute(task)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(kmq_dask, "compute_one", compute_one)
+    monkeypatch.setattr(kmq_dask.parallel, "thread_count", lambda: 2)
 
     class Recorder(io.BytesIO):
         def write(self, data):
@@ -133,8 +145,8 @@ def test_to_kmq_codes_bands_in_tasks_gathered_in_windows(small_bands, monkeypatc
     assert written.getvalue() == saved(array, colors=12, coding="zlib")
     assert len(counted) == lazy.npartitions and sum(h * w for h, w, _ in counted) == 640 * 128
     assert bands.choose_band_height(128, 640) == 32
-    assert windows == [1] * 10  # 10 tasks of 2 bands, one a window
-    assert started_at_first_write[0] <= 4
+    assert len(windows) == 10 and max(windows) <= 2  # 10 tasks of 2 bands, 2 threads' worth at once
+    assert started_at_first_write[0] <= 4  # 2 x threads submitted ahead at most
     assert source.read == 2 * 640 * 128  # the histogram, then the bands: each chunk once
 
 
