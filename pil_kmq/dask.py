@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import dask
 import dask.array as da
+import dask.threaded
 import numpy as np
 from dask import delayed
 from dask.base import tokenize
@@ -131,15 +132,20 @@ class DaskQuantized:
         width = self.array.shape[1]
         rows = min(max(self.array.chunks[0]), max(1, GROUP_PIXELS // width))
         groups = span_groups(spans, rows, 2 * self.threads())
-        rows = self.array.rechunk({0: tuple(sum(group) for group in groups), 1: -1, 2: -1})
+        grouped = self.array.rechunk({0: tuple(sum(group) for group in groups), 1: -1, 2: -1})
         return [delayed(labelled, pure=False)(block, self.found, function, group, combine)
-                for block, group in zip(rows.to_delayed(optimize_graph=False).ravel(), groups)]
+                for block, group in zip(grouped.to_delayed(optimize_graph=False).ravel(), groups)]
 
     def map_labels(self, function, spans):
         # a compute per task, as many at once as the scheduler has threads
         # (twice that submitted): memory for that many tasks' pixels, and
-        # their bytes gathered in order
-        for answers in ordered_window(compute_one, self.tasks(function, spans), threads=self.threads()):
+        # their bytes gathered in order. On dask's local threads each task
+        # runs in the thread that asked for it, as the streaming core's
+        # bands do, not in a pool of threads per asking thread.
+        scheduler = dask.base.get_scheduler()  # None: the collections' default, threads
+        local = scheduler is None or scheduler is dask.threaded.get
+        compute = partial(compute_one, scheduler="sync" if local else None)
+        for answers in ordered_window(compute, self.tasks(function, spans), threads=self.threads()):
             yield from answers
 
     def reduce_labels(self, function, combine, spans, report):
@@ -198,8 +204,8 @@ def tree(answers: list, merge, fan_in: int):
     return answers[0]
 
 
-def compute_one(task):
-    (answer,) = dask.compute(task)
+def compute_one(task, scheduler: str | None = None):
+    (answer,) = dask.compute(task, scheduler=scheduler)
     return answer
 
 

@@ -163,4 +163,6 @@ def test_to_kmq_on_a_cluster(tmp_path, cluster):
     band_count = len(bands.band_rows(900, bands.choose_band_height(700, 900)))
     assert band_count >= 2 and ran["pixel_counts"] <= workers and ran["labelled"] <= workers
     labelled = [task for task in stream.data if str(task["key"]).startswith("labelled")]
-    assert len(labelled) >= 2 * band_count  # the adjacency, then each candidate coding
+    # the adjacency, then each candidate coding: a task per band here (the
+    # bands are taller than the chunks)
+    assert len(labelled) >= 2 * band_count

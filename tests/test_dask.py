@@ -120,12 +120,13 @@ def test_to_kmq_codes_bands_in_tasks_gathered_in_windows(small_bands, monkeypatc
     monkeypatch.setattr(kmq_dask, "pixel_counts", lambda block: counted.append(block.shape) or counts(block))
     compute, running, lock = kmq_dask.compute_one, [0], threading.Lock()
 
-    def compute_one(task):
+    def compute_one(task, scheduler=None):
+        assert scheduler == "sync"  # each task in the thread that asked, no pool per thread
         with lock:
             running[0] += 1
             windows.append(running[0])  # how many computes run now
         try:
-            return compute(task)
+            return compute(task, scheduler)
         finally:
             with lock:
                 running[0] -= 1
