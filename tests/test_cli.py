@@ -346,6 +346,19 @@ def test_info_json_with_original_has_the_numbers(encoded):
     assert report["comparison"]["psnr_db"] == pytest.approx(10 * np.log10(255**2 / mse))
 
 
+def test_info_reads_standard_input(encoded):
+    """`kmq info -` (as encode and decode take -): the same report as for
+    the file, named -, in a real process reading a pipe."""
+    kmq, original = encoded / "one.kmq", encoded / "one.png"
+    with open(kmq, "rb") as stdin:
+        piped = subprocess.run([sys.executable, "-m", "pil_kmq", "info", "-", "--json", "--original", str(original)],
+                               cwd=REPO, stdin=stdin, capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    (report,) = json.loads(piped.stdout)
+    (expected,) = json.loads(run_kmq("info", kmq, "--json", "--original", original).stdout)
+    assert report["file"] == "-" and {**report, "file": str(kmq)} == expected
+
+
 def test_info_of_a_lossless_file_has_no_finite_psnr(tmp_path):
     array = np.array([[[0, 0, 0], [255, 0, 0]], [[0, 255, 0], [0, 0, 255]]], dtype=np.uint8)
     Image.fromarray(array).save(tmp_path / "four.png")

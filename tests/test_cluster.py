@@ -5,6 +5,7 @@ or absent, never partial."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -108,3 +109,64 @@ def test_a_rerun_finding_its_own_output_counts_as_written(tmp_path, cluster):
     run_on_cluster(partial(write_then_die_once, marker=tmp_path / "marker"), [job], local.scheduler_address, reporter)
     assert (tmp_path / "marker").exists()  # the first attempt did die
     assert [outcome.error for outcome in outcomes] == [None]
+
+
+def test_decode_batch_on_a_cluster_reports_as_the_local_batch(tmp_path, cluster):
+    """kmq decode --scheduler: every .kmq file decoded by a worker process
+    to the bytes the local batch writes, a broken file failing alone with
+    the same message, and the same summary line and exit status."""
+    local, client = cluster
+    make_inputs(tmp_path / "images")
+    folder = tmp_path / "kmq"
+    folder.mkdir()
+    for path in sorted((tmp_path / "images").iterdir()):
+        with Image.open(path) as im:
+            (folder / (path.stem + ".kmq")).write_bytes(save_to_bytes(im, colors=16, optimize=index_is_odd(path)))
+    whole = (folder / "im00.kmq").read_bytes()
+    (folder / "broken.kmq").write_bytes(whole[: len(whole) * 3 // 5])  # ends inside the labels
+    runs = {}
+    for name, extra in (("local", []), ("cluster", ["--scheduler", local.scheduler_address])):
+        out = tmp_path / name
+        command = [sys.executable, "-m", "pil_kmq", "decode", str(folder), "--out-dir", str(out), *extra]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        lines = re.sub(r" in [0-9.]+ s$", "", done.stderr.replace(str(out), "OUT"), flags=re.M).splitlines()
+        runs[name] = (done.returncode, sorted(lines))
+        assert sorted(p.name for p in out.iterdir()) == [f"im{index:02d}.png" for index in range(FILES)]
+    assert runs["cluster"] == runs["local"] and runs["local"][0] == 1, runs
+    assert any("broken.kmq" in line for line in runs["local"][1]), runs
+    for path in (tmp_path / "local").iterdir():
+        assert (tmp_path / "cluster" / path.name).read_bytes() == path.read_bytes()
+
+
+def index_is_odd(path):
+    return int(path.stem[2:]) % 2 == 1
+
+
+def test_to_kmq_on_a_cluster(tmp_path, cluster):
+    """pil_kmq.dask.to_kmq with a distributed Client: the chunks' colour
+    counts and every band's labels and coding run as tasks on the worker
+    processes, and the file is Image.save's."""
+    from pil_kmq import dask as kmq_dask
+    from pil_kmq.format import bands
+
+    da = pytest.importorskip("dask.array")
+    local, client = cluster
+    rng = np.random.default_rng(1)
+    y, x = np.mgrid[0:900, 0:700]
+    array = np.clip(np.stack([(x * 3 + y) % 256, (y * 5) % 256, (x * y // 7) % 256], -1)
+                    + rng.integers(0, 24, (900, 700, 3)), 0, 255).astype(np.uint8)
+    path = tmp_path / "a.kmq"
+    with distributed.get_task_stream(client) as stream:
+        kmq_dask.to_kmq(da.from_array(array, chunks=(128, 350, 3)), path, colors=64, optimize=True)
+    assert path.read_bytes() == save_to_bytes(Image.fromarray(array), colors=64, optimize=True)
+    ran = {}
+    for task in stream.data:
+        name = str(task["key"][0] if isinstance(task["key"], tuple) else task["key"]).split("-")[0]
+        ran.setdefault(name, set()).add(task["worker"])
+    workers = set(client.scheduler_info()["workers"])
+    band_count = len(bands.band_rows(900, bands.choose_band_height(700, 900)))
+    assert band_count >= 2 and ran["pixel_counts"] <= workers and ran["labelled"] <= workers
+    labelled = [task for task in stream.data if str(task["key"]).startswith("labelled")]
+    # the adjacency, then each candidate coding: a task per band here (the
+    # bands are taller than the chunks)
+    assert len(labelled) >= 2 * band_count

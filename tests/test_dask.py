@@ -1,9 +1,11 @@
 """pil_kmq.dask (the [dask] extra): from_kmq reads only the bands a slice
-touches; to_kmq writes the streaming core's bytes (Image.save's)."""
+touches; to_kmq, a graph of tasks (the histogram and adjacency as
+reductions over chunks, a task per band), writes Image.save's bytes."""
 
 from __future__ import annotations
 
 import io
+import threading
 
 import numpy as np
 import pytest
@@ -12,23 +14,16 @@ from PIL import Image
 da = pytest.importorskip("dask.array")
 import dask  # noqa: E402
 
-from helpers import save_to_bytes  # noqa: E402
 from pil_kmq import dask as kmq_dask  # noqa: E402
 from pil_kmq.format import bands  # noqa: E402
-from pil_kmq.stream import ArrayRows, StreamReader, save_rows  # noqa: E402
+from pil_kmq.stream import StreamReader  # noqa: E402
+from test_stream import CODINGS, photo_like, saved, small_pieces, streamed  # noqa: E402,F401  (a fixture)
 
 
 @pytest.fixture
 def small_bands(monkeypatch):
     monkeypatch.setattr(bands, "MIN_BAND_LABELS", 1 << 10)
     monkeypatch.setattr(bands, "TARGET_BAND_LABELS", 1 << 12)
-
-
-def photo_like(height, width, channels, seed=0):
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    base = np.stack([(x * 3 + y) % 256, (y * 5) % 256, (x * y // 7) % 256, np.clip(x * 9 - 200, 0, 255)], -1)
-    return np.clip(base[..., :channels] + rng.integers(0, 24, (height, width, channels)), 0, 255).astype(np.uint8)
 
 
 def test_slicing_decodes_only_the_bands_it_touches(tmp_path, small_bands, monkeypatch):
@@ -67,16 +62,116 @@ def test_labels_and_grey(tmp_path, small_bands):
         np.testing.assert_array_equal(kmq_dask.from_kmq(path)[100:200].compute(), np.asarray(im)[100:200])
 
 
-@pytest.mark.parametrize("channels", [1, 3, 4])
-@pytest.mark.parametrize("options", [{"colors": 1}, {"colors": 16, "optimize": True},
-                                     {"colors": 256, "coding": "zlib"}, {"colors": 3, "coding": "raw"}])
-def test_to_kmq_same_bytes(small_bands, channels, options):
-    array = photo_like(150, 60, channels, seed=channels)
-    lazy = da.from_array(array if channels > 1 else array[..., 0], chunks=(37, 60) + ((channels,) if channels > 1 else ()))
+def to_kmq_bytes(array: np.ndarray, chunks, **options) -> bytes:
+    """to_kmq of `array` ((h, w, 1) given as (h, w)) chunked as given."""
+    flat = array[..., 0] if array.shape[2] == 1 else array
     written = io.BytesIO()
-    kmq_dask.to_kmq(lazy, written, **options)
-    streamed = io.BytesIO()
-    save_rows(ArrayRows(array), streamed, **options)
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
-    expected = save_to_bytes(Image.fromarray(array[..., 0] if channels == 1 else array, mode), **options)
-    assert written.getvalue() == streamed.getvalue() == expected
+    kmq_dask.to_kmq(da.from_array(flat, chunks=chunks[: flat.ndim]), written, **options)
+    return written.getvalue()
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("k", [1, 2, 3, 17, 256])
+@pytest.mark.parametrize("options", CODINGS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()) or "plain")
+def test_to_kmq_same_bytes(small_pieces, small_bands, channels, k, options):
+    """Chunks cut across bands, columns and (RGBA) channels; many bands,
+    so the histogram and adjacency trees are several levels deep."""
+    array = photo_like(133, 97, channels, seed=k)
+    expected = saved(array, colors=k, **options)
+    assert to_kmq_bytes(array, (29, 40, 2), colors=k, **options) == expected
+    if k == 17:
+        assert streamed(array, colors=k, **options) == expected
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 300), (300, 1), (9, 7), (1024, 400)])
+def test_to_kmq_same_bytes_at_several_sizes(shape):
+    """Real band sizes (the 1024 x 400 image is 2 bands), one chunk or many."""
+    array = photo_like(*shape, 3, seed=shape[0])
+    for options in ({"colors": 16, "optimize": True}, {"colors": 5, "coding": "zlib"}):
+        expected = saved(array, **options)
+        assert to_kmq_bytes(array, (100, 64, 3), **options) == expected
+        assert to_kmq_bytes(array, shape + (3,), **options) == expected
+
+
+class CountedRows:
+    """An array for da.from_array that counts the pixels read from it."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.ndim = array, array.shape, array.dtype, array.ndim
+        self.read = 0
+
+    def __getitem__(self, index):
+        block = self.array[index]
+        self.read += block.size // self.shape[2]
+        return block
+
+
+def test_to_kmq_codes_bands_in_tasks_gathered_in_windows(small_bands, monkeypatch):
+    """Each chunk's colour counts are a task (the histogram a reduction of
+    them); bands are coded in tasks of a chunk's height (here 2 bands), so
+    each pass reads each chunk once; as many tasks run at once as there are
+    threads, and the first band is written with at most twice that started,
+    not the whole image."""
+    array = photo_like(640, 128, 3)
+    source = CountedRows(array)
+    lazy = da.from_array(source, chunks=(64, 50, 3), asarray=True, lock=False)
+    counted, windows, started_at_first_write = [], [], []
+    counts = kmq_dask.pixel_counts
+    monkeypatch.setattr(kmq_dask, "pixel_counts", lambda block: counted.append(block.shape) or counts(block))
+    compute, running, lock = kmq_dask.compute_one, [0], threading.Lock()
+
+    def compute_one(task, scheduler=None):
+        assert scheduler == "sync"  # each task in the thread that asked, no pool per thread
+        with lock:
+            running[0] += 1
+            windows.append(running[0])  # how many computes run now
+        try:
+            return compute(task, scheduler)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(kmq_dask, "compute_one", compute_one)
+    monkeypatch.setattr(kmq_dask.parallel, "thread_count", lambda: 2)
+
+    class Recorder(io.BytesIO):
+        def write(self, data):
+            if self.tell() and not started_at_first_write:  # after the head: band 0
+                started_at_first_write.append(len(windows))
+            return super().write(data)
+
+    written = Recorder()
+    with dask.config.set(scheduler="threads"):
+        kmq_dask.to_kmq(lazy, written, colors=12, coding="zlib")
+    assert written.getvalue() == saved(array, colors=12, coding="zlib")
+    assert len(counted) == lazy.npartitions and sum(h * w for h, w, _ in counted) == 640 * 128
+    assert bands.choose_band_height(128, 640) == 32
+    assert len(windows) == 10 and max(windows) <= 2  # 10 tasks of 2 bands, 2 threads' worth at once
+    assert started_at_first_write[0] <= 4  # 2 x threads submitted ahead at most
+    assert source.read == 2 * 640 * 128  # the histogram, then the bands: each chunk once
+
+
+def test_span_groups():
+    spans = bands.band_rows(1000, 64)  # 15 of 64 rows, one of 40
+    assert kmq_dask.span_groups(spans, 1024, 4) == [(64,) * 4] * 3 + [(64, 64, 64, 40)]
+    assert kmq_dask.span_groups(spans, 100, 4) == [(64, 64)] * 7 + [(64, 40)]
+    assert kmq_dask.span_groups(spans, 10, 4) == [(64,)] * 15 + [(40,)]
+    assert kmq_dask.span_groups([(0, 5)], 1024, 8) == [(5,)]
+
+
+def test_to_kmq_writes_a_path_atomically(tmp_path, small_bands, monkeypatch):
+    """A failure part way leaves the old file as it was, and no other."""
+    path = tmp_path / "a.kmq"
+    path.write_bytes(b"old")
+    array = photo_like(200, 30, 3)
+
+    def fail(*args):
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(kmq_dask, "labelled", fail)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        kmq_dask.to_kmq(da.from_array(array, chunks=(50, 30, 3)), path, colors=8)
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["a.kmq"]
+    monkeypatch.undo()
+    kmq_dask.to_kmq(da.from_array(array, chunks=(50, 30, 3)), path, colors=8)
+    assert path.read_bytes() == saved(array, colors=8)

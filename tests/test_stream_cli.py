@@ -111,3 +111,49 @@ def test_tiff_too_large_for_pillow_is_streamed(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
     with Image.open(tmp_path / "a.kmq") as im:
         np.testing.assert_array_equal(back, np.asarray(im))
+
+
+def claimed_size_file(path, width: int, height: int, channels: int = 3) -> None:
+    """A valid raw .kmq of one colour: a header and a CRC, no labels (0 bits
+    a label at K = 1), however many pixels it claims."""
+    import zlib
+
+    from pil_kmq import format
+    from pil_kmq.format.container import CRC, RAW
+
+    head = format.file_head(width, height, np.zeros((1, channels), np.uint8), RAW, {})
+    path.write_bytes(head + CRC.pack(zlib.crc32(head)))
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".tif"])
+def test_streamed_decode_honours_max_image_pixels(tmp_path, suffix):
+    """A 29-byte file claiming 13500 x 13500 grey pixels (a 182 MB output;
+    just over twice Pillow's default limit, so that a regression writes no
+    more) is refused as Image.open refuses it, before anything is written; with
+    --max-pixels the limit moves: a warning past it, an error past twice
+    it, no limit at 0 (Pillow's MAX_IMAGE_PIXELS = None)."""
+    if suffix == ".tif":
+        pytest.importorskip("tifffile")
+    bomb = tmp_path / "bomb.kmq"
+    claimed_size_file(bomb, 13500, 13500, channels=1)
+    assert bomb.stat().st_size < 100
+    done = kmq("decode", str(bomb), "-o", str(tmp_path / ("bomb" + suffix)))
+    refusal = f"kmq: {bomb}: Image size (182250000 pixels) exceeds limit of {2 * Image.MAX_IMAGE_PIXELS} pixels"
+    assert done.returncode == 1 and done.stderr.startswith(refusal), done.stderr
+    assert list(tmp_path.iterdir()) == [bomb]
+    pillow = kmq("decode", str(bomb), "-o", str(tmp_path / "bomb.png"))  # Pillow's path: the same line
+    assert pillow.returncode == 1 and pillow.stderr.splitlines()[0] == done.stderr.splitlines()[0]
+
+    small = tmp_path / "small.kmq"
+    claimed_size_file(small, 100, 60)  # 6000 pixels
+    out = tmp_path / ("small" + suffix)
+    done = kmq("decode", str(small), "-o", str(out), "--max-pixels", "2999")
+    assert done.returncode == 1 and "exceeds limit of 5998 pixels" in done.stderr and not out.exists(), done.stderr
+    done = kmq("decode", str(small), "-o", str(out), "--max-pixels", "5999")
+    assert done.returncode == 0 and "DecompressionBombWarning" in done.stderr, done.stderr
+    out.unlink()
+    for limit in ("0", "6000"):
+        done = kmq("decode", str(small), "-o", str(out), "--max-pixels", limit, "--force")
+        assert done.returncode == 0 and "Decompression" not in done.stderr, done.stderr
+    if suffix == ".npy":
+        assert np.load(out).shape == (60, 100, 3) and not np.load(out).any()

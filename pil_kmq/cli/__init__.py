@@ -18,6 +18,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from PIL import Image
+
 from .. import __version__
 from ..options import DEFAULT_COLORS, DEFAULT_SPEED, command_line_type, quality_from_text
 from .convert import DEFAULT_DECODE_FORMAT, LABELS_RAW_SUFFIX, LABELS_SUFFIX, codec_params, run_decode, run_encode
@@ -142,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="flatten transparency onto COLOR (a Pillow colour: white, "
                              "#rrggbb, ...), needed for formats without alpha such as JPEG "
                              "(default: keep the alpha channel)")
+    decode.add_argument("--max-pixels", type=_count, metavar="N",
+                        help="Pillow's Image.MAX_IMAGE_PIXELS for these files, on every path "
+                             "(.npy and TIFF outputs too: a small file can claim a huge image): "
+                             "warn past N pixels, refuse past 2 x N; 0: no limit "
+                             f"(default: Pillow's, {Image.MAX_IMAGE_PIXELS:,})")
     _add_batch_options(decode, "IN with its suffix changed to the format's; for - (stdin), stdout")
     decode.set_defaults(run=run_decode, parser=decode)
 
@@ -151,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(8 per channel per pixel), label bits, codebook bits, total, ratio, "
                     "and the actual file size.")
     info.add_argument("inputs", nargs="+", metavar="FILE.kmq",
-                      help=".kmq files or folders; one file gets the full report, several a "
-                           "table with one row each")
+                      help=".kmq files or folders, - for standard input; one file gets the "
+                           "full report, several a table with one row each")
     info.add_argument("--original", metavar="IMG",
                       help="also report MSE and PSNR against this image, for a single "
                            "FILE.kmq (default: none)")

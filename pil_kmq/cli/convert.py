@@ -4,6 +4,7 @@ same Image.save and Image.open calls a program would make."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -55,10 +56,31 @@ def encode_file(job: Job, params: dict[str, Any], force: bool, frame: int = 0,
     return replace(outcome, exit_code=EXIT_QUALITY) if missed else outcome
 
 
-def decode_file(job: Job, format: str, view: str, force: bool, background: tuple | None = None) -> Outcome:
+def decode_file(job: Job, format: str, view: str, force: bool, background: tuple | None = None,
+                max_pixels: int | None = None) -> Outcome:
     """Decode one .kmq file (its colours, or its label map: view "labels"
-    or "labels-raw") to an image file."""
-    return run_job(job, force, partial(_decode, format=format, view=view, force=force, background=background))
+    or "labels-raw") to an image file; max_pixels: --max-pixels, which
+    does not change the path taken (a TIFF too large for Pillow's own limit
+    is streamed whatever the limit allowed)."""
+    streamed = job.source != STDIO and job.target != STDIO and streams_output(job.source, format)
+    with pixel_limit(max_pixels):
+        return run_job(job, force, partial(_decode, format=format, view=view, force=force, background=background,
+                                           streamed=streamed))
+
+
+@contextlib.contextmanager
+def pixel_limit(max_pixels: int | None):
+    """Image.MAX_IMAGE_PIXELS set to --max-pixels (0: None, no limit) for
+    one job, in the process running it (a -j worker, a cluster's worker)."""
+    if max_pixels is None:
+        yield
+        return
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels or None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
 
 
 def _encode(job: Job, params: dict[str, Any], force: bool, frame: int, skip_if_larger: bool) -> Outcome:
@@ -138,10 +160,11 @@ def check_output_folder(target: Path) -> None:
         raise FileNotFoundError(errno.ENOENT, "output folder does not exist", str(folder))
 
 
-def _decode(job: Job, format: str, view: str, force: bool, background: tuple | None) -> Outcome | None:
+def _decode(job: Job, format: str, view: str, force: bool, background: tuple | None,
+            streamed: bool) -> Outcome | None:
     if job.target != STDIO:
         check_output_folder(job.target)
-    if job.source != STDIO and job.target != STDIO and streams_output(job.source, format):
+    if streamed:
         line = BandLine("decode", job.source.name) if sys.stderr.isatty() else None
         try:
             return decode_streamed(job.source, job.target, format, force, view, line)
@@ -287,7 +310,8 @@ def run_decode(args: argparse.Namespace) -> int:
         return source.with_name(source.stem + suffix)
 
     jobs, clashes = plan_jobs([source for source, reason in reasons if not reason], target_for)
-    task = partial(decode_file, format=format, view=view, force=args.force, background=args.background)
+    task = partial(decode_file, format=format, view=view, force=args.force, background=args.background,
+                   max_pixels=args.max_pixels)
     return run_jobs(args, "decode", task, jobs, problems + clashes)
 
 

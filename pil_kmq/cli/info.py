@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from ..reader import parse as parse_file
 from ..pixels import to_array
 from ..quantize.metrics import mean_squared_error, psnr_from_mse
 from .batch import expand_inputs
-from .batch_types import Outcome
+from .batch_types import STDIO, Outcome
 from .convert import upright
 from .progress import plural
 from .status import EXIT_FAILED, EXIT_OK, UsageError, describe_error
@@ -28,8 +29,9 @@ def coding_name(number: int) -> str:
 
 
 def file_report(path: Path, original: Path | None = None) -> dict[str, Any]:
-    """Everything `kmq info` shows, as plain data (the --json output)."""
-    data = path.read_bytes()
+    """Everything `kmq info` shows, as plain data (the --json output); the
+    path - is standard input, as for encode and decode."""
+    data = sys.stdin.buffer.read() if path == STDIO else path.read_bytes()
     parsed = parse_file(data)
     header = parsed.header
     sizes = size_report((header.height, header.width, header.channels), header.k)
@@ -64,7 +66,7 @@ def file_report(path: Path, original: Path | None = None) -> dict[str, Any]:
         },
     }
     if original is not None:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             decoded = to_array(im)
             mode = im.mode
         mse = mean_squared_error(load_as(original, mode, decoded.shape), decoded)

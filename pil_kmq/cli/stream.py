@@ -78,9 +78,11 @@ def decode_streamed(source: Path, target: Path, format: str, force: bool, view: 
     """source .kmq -> target .npy or TIFF of its colours ((h, w) for L,
     else (h, w, C)) or, with view "labels-raw", of its labels, band by band.
 
-    No MAX_IMAGE_PIXELS limit: it guards memory, and this path's memory is
-    a few bands whatever the image's size."""
-    with StreamReader(source, check_size=False) as reader:
+    Image.MAX_IMAGE_PIXELS is honoured as Image.open honours it (a warning
+    past it, DecompressionBombError past twice it): this path's memory is a
+    few bands whatever the size, but a file of a few bytes can claim an
+    output of terabytes on disk (kmq decode --max-pixels sets the limit)."""
+    with StreamReader(source) as reader:
         height, width, channels = reader.shape
         labels_only = view == "labels-raw"
         shape = (height, width) if labels_only or channels == 1 else (height, width, channels)

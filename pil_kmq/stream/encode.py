@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import tempfile
 import zlib
-from typing import IO, Any, Callable, Iterator
+from functools import partial
+from typing import IO, Any, Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -73,6 +74,15 @@ def save_rows(source: RowSource, fp: str | os.PathLike[str] | IO[bytes], **param
 
 
 def _save(source: RowSource, fp: IO[bytes], params: dict[str, Any]) -> None:
+    write_plan(fp, source.shape, lambda options, progress: quantize_rows(source, options, progress), params)
+
+
+def write_plan(fp: IO[bytes], shape: tuple[int, int, int],
+               quantize: Callable[[Options, Callable], "LabelledRows"], params: dict[str, Any]) -> None:
+    """The file of an image of `shape` whose passes run where `quantize`'s
+    answer says (rows read here and bands coded in threads: QuantizedRows;
+    tasks on a Dask cluster: pil_kmq.dask): validates the options, runs
+    quantize(options, progress) for the codebook, then orders and codes."""
     options = Options.from_mapping(params)
     refuse_whole_image_options(options)
     metadata = image_metadata({}, params)
@@ -83,26 +93,23 @@ def _save(source: RowSource, fp: IO[bytes], params: dict[str, Any]) -> None:
         last[0] = (stage, done, total)
         report(stage, done, total)
 
-    _write_candidates(fp, source, options, metadata, progress)
+    plan = quantize(options, progress)
+    _write_candidates(fp, plan, shape, options, metadata, progress)
     stage, done, total = last[0]
     if done != total:  # the last candidate tried was abandoned part way
         report(stage, total, total)
 
 
-def _write_candidates(fp: IO[bytes], source: RowSource, options: Options, metadata: dict,
-                      progress: Callable[[str, int, int], None]) -> None:
+def _write_candidates(fp: IO[bytes], plan: "LabelledRows", shape: tuple[int, int, int], options: Options,
+                      metadata: dict, progress: Callable[[str, int, int], None]) -> None:
     """The file of optimize's (or the given coding's) smallest candidate."""
-    height, width, channels = source.shape
-    plan = quantize_rows(source, options, progress)
+    height, width, channels = shape
     numbers = coding.candidates(options.coding, options.optimize)
-    codebook, relabel = plan.codebook, None
+    codebook = plan.codebook
     if coding.reorders(len(codebook), options.coding, options.optimize):
         permutation = order.palette_order(adjacency_of_rows(plan, height, width, progress))
         relabel, codebook = order.relabelling(codebook, permutation)
-
-    def labels(top: int, count: int) -> np.ndarray:
-        found = plan.labels(top, count)
-        return found if relabel is None else relabel[found]
+        plan = RelabelledRows(plan, relabel, codebook)
 
     compressed = [number for number in numbers if number != RAW]
     limit = None
@@ -110,7 +117,7 @@ def _write_candidates(fp: IO[bytes], source: RowSource, options: Options, metada
         limit = format.raw_file_size(format.file_head(width, height, codebook, RAW, metadata), height * width, len(codebook))
 
     def banded(number: int) -> Iterator[bytes]:
-        return band_file(labels, height, width, codebook, number, options.optimize, metadata, progress)
+        return band_file(plan, height, width, number, options.optimize, metadata, progress)
 
     if len(compressed) == 1:
         if limit is None:
@@ -127,7 +134,7 @@ def _write_candidates(fp: IO[bytes], source: RowSource, options: Options, metada
 
         if _write_smallest(fp, compressed, banded, limit, (payload_bytes, worth_trying)):
             return
-    _write_all(fp, raw_file(labels, height, width, codebook, metadata, progress))
+    _write_all(fp, raw_file(plan, height, width, metadata, progress))
 
 
 def _write_smallest(fp: IO[bytes], numbers: list[int], banded: Callable[[int], Iterator[bytes]],
@@ -171,18 +178,85 @@ def _write_smallest(fp: IO[bytes], numbers: list[int], banded: Callable[[int], I
             best.close()
 
 
-class QuantizedRows:
-    """What pass 1 found: the codebook, and the labels of any rows."""
+class LabelledRows(Protocol):
+    """The codebook and the labels of any span of rows, by function:
+    map_labels(function, spans) yields function(labels of each span), in
+    span order; reduce_labels folds such answers with an associative
+    combine, in span order (report(spans done) as it goes)."""
 
-    def __init__(self, source: RowSource, codebook: np.ndarray, lookup, premultiplied: bool):
-        self.source, self.codebook, self.lookup, self.premultiplied = source, codebook, lookup, premultiplied
+    codebook: np.ndarray
 
-    def labels(self, top: int, count: int) -> np.ndarray:
-        """(count, W) labels, as the encoder's quantize_image gives them."""
-        block = collapse_transparent(self.source.rows(top, count))
+    def map_labels(self, function: Callable[[np.ndarray], Any], spans: list[tuple[int, int]]) -> Iterator: ...
+
+    def reduce_labels(self, function: Callable[[np.ndarray], Any], combine: Callable[[Any, Any], Any],
+                      spans: list[tuple[int, int]], report: Callable[[int], None]) -> Any: ...
+
+
+class Quantization:
+    """What pass 1 found: the codebook, and the labels of any pixels, as
+    the encoder's quantize_image gives them."""
+
+    def __init__(self, codebook: np.ndarray, lookup, premultiplied: bool):
+        self.codebook, self.lookup, self.premultiplied = codebook, lookup, premultiplied
+
+    def labels(self, block: np.ndarray) -> np.ndarray:
+        """(rows, W) labels of (rows, W, C) pixels."""
+        block = collapse_transparent(block)
         if self.premultiplied:
             block = premultiply(block)
         return self.lookup(block.reshape(-1, block.shape[2])).reshape(block.shape[:2])
+
+
+def quantization(colors: np.ndarray, counts: np.ndarray, pixels: int, options: Options) -> Quantization:
+    """encoder.quantize_image's codebook and lookup, from the exact colour
+    histogram of an image of `pixels` pixels (ColourCounter's answer)."""
+    # RGBA of more colours than K is clustered premultiplied (quantize_image)
+    premultiplied = colors.shape[1] == 4 and len(colors) > options.colors
+    if premultiplied:
+        colors, counts, _ = mapped_histogram(colors, counts, premultiply)
+    codebook, color_labels = cluster_colours(colors, counts, min(options.colors, len(colors)), options)
+    lookup = label_lookup(colors, color_labels, pixels)
+    if premultiplied:
+        codebook = unpremultiply(codebook)
+    return Quantization(codebook, lookup, premultiplied)
+
+
+class QuantizedRows:
+    """A RowSource's labels (LabelledRows): rows read and labelled here,
+    spans in threads (pipeline.ordered_window)."""
+
+    def __init__(self, source: RowSource, found: Quantization):
+        self.source, self.quantization, self.codebook = source, found, found.codebook
+
+    def labels(self, top: int, count: int) -> np.ndarray:
+        return self.quantization.labels(self.source.rows(top, count))
+
+    def map_labels(self, function: Callable[[np.ndarray], Any], spans: list[tuple[int, int]]) -> Iterator:
+        return ordered_window(lambda span: function(self.labels(*span)), spans)
+
+    def reduce_labels(self, function, combine, spans, report):
+        total = None
+        for done, answer in enumerate(self.map_labels(function, spans), 1):
+            total = answer if total is None else combine(total, answer)
+            report(done)
+        return total
+
+
+class RelabelledRows:
+    """Another LabelledRows' labels through a table (order.relabelling)."""
+
+    def __init__(self, plan: LabelledRows, relabel: np.ndarray, codebook: np.ndarray):
+        self.plan, self.relabel, self.codebook = plan, relabel, codebook
+
+    def map_labels(self, function, spans):
+        return self.plan.map_labels(partial(relabelled, function, self.relabel), spans)
+
+    def reduce_labels(self, function, combine, spans, report):
+        return self.plan.reduce_labels(partial(relabelled, function, self.relabel), combine, spans, report)
+
+
+def relabelled(function: Callable[[np.ndarray], Any], relabel: np.ndarray, labels: np.ndarray) -> Any:
+    return function(relabel[labels])
 
 
 def quantize_rows(source: RowSource, options: Options, progress: Callable) -> QuantizedRows:
@@ -193,8 +267,7 @@ def quantize_rows(source: RowSource, options: Options, progress: Callable) -> Qu
     counter = ColourCounter(channels, height * width)
 
     def count(rows: tuple[int, int]):
-        block = collapse_transparent(source.rows(*rows))
-        return block_counts(block.reshape(-1, channels))
+        return pixel_counts(source.rows(*rows))
 
     progress("pixels", 0, len(blocks))
     for done, (codes, counts) in enumerate(ordered_window(count, blocks), 1):
@@ -203,79 +276,79 @@ def quantize_rows(source: RowSource, options: Options, progress: Callable) -> Qu
     progress("quantize", 0, 1)
     colors, counts = counter.histogram()
     del counter
-    # RGBA of more colours than K is clustered premultiplied (quantize_image)
-    premultiplied = channels == 4 and len(colors) > options.colors
-    if premultiplied:
-        colors, counts, _ = mapped_histogram(colors, counts, premultiply)
-    codebook, color_labels = cluster_colours(colors, counts, min(options.colors, len(colors)), options)
-    lookup = label_lookup(colors, color_labels, height * width)
-    if premultiplied:
-        codebook = unpremultiply(codebook)
+    found = quantization(colors, counts, height * width, options)
     progress("quantize", 1, 1)
-    return QuantizedRows(source, codebook, lookup, premultiplied)
+    return QuantizedRows(source, found)
 
 
-def adjacency_of_rows(plan: QuantizedRows, height: int, width: int, progress: Callable) -> np.ndarray:
+def pixel_counts(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A (rows, W, C) block's distinct codes and counts, as the encoder's
+    histogram counts them (transparent pixels collapsed first)."""
+    block = collapse_transparent(block)
+    return block_counts(block.reshape(-1, block.shape[2]))
+
+
+def adjacency_of_rows(plan: LabelledRows, height: int, width: int, progress: Callable) -> np.ndarray:
     """order.adjacency of the whole label map, summed band by band (pairs
     across a band's top edge included)."""
     k = len(plan.codebook)
     spans = bands.band_rows(height, bands.choose_band_height(width, height))
-
-    def within(rows: tuple[int, int]):
-        labels = plan.labels(*rows)
-        return labels[:1].copy(), labels[-1:].copy(), order.pairs_within(labels, k)
-
-    total = np.zeros((k, k), np.int64)
-    above = None
     progress("order", 0, len(spans))
-    for done, (first, last, pairs) in enumerate(ordered_window(within, spans), 1):
-        total += pairs
-        if above is not None:
-            total += order.pair_counts(first, above, k)
-        above = last
-        progress("order", done, len(spans))
+    _, _, total = plan.reduce_labels(partial(edge_pairs, k=k), partial(join_edge_pairs, k=k), spans,
+                                     lambda done: progress("order", done, len(spans)))
+    progress("order", len(spans), len(spans))
     return total + total.T
 
 
-def band_file(labels, height: int, width: int, codebook: np.ndarray, number: int, optimize: bool,
+def edge_pairs(labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A span's first and last rows and its unsymmetrized pairs within."""
+    return labels[:1].copy(), labels[-1:].copy(), order.pairs_within(labels, k)
+
+
+def join_edge_pairs(upper: tuple, lower: tuple, k: int) -> tuple:
+    """edge_pairs of two adjacent spans joined into those of both: the
+    pairs across their edge added (associative, for any reduction tree)."""
+    first, above, pairs = upper
+    top, last, more = lower
+    return first, last, pairs + more + order.pair_counts(top, above, k)
+
+
+def band_file(plan: LabelledRows, height: int, width: int, number: int, optimize: bool,
               metadata: dict, progress: Callable) -> Iterator[bytes]:
     """The pieces of a banded file, in order (format.coding.band_payload)."""
-    k = len(codebook)
+    codebook = plan.codebook
     head = format.file_head(width, height, codebook, number, metadata)
     band_height = bands.choose_band_height(width, height)
     strips = coding.band_strips(number, optimize, height)
     spans = bands.band_rows(height, band_height)
     yield head + coding.payload_start(head, band_height)
-
-    def code(rows: tuple[int, int]) -> bytes:
-        return coding.code_band(labels(*rows), k, number, strips, optimize)
-
+    code = partial(coding.code_band, k=len(codebook), coding=number, strips=strips, optimize=optimize)
     progress("code", 0, len(spans))
-    for done, data in enumerate(ordered_window(code, spans), 1):
+    for done, data in enumerate(plan.map_labels(code, spans), 1):
         yield data
         progress("code", done, len(spans))
 
 
-def raw_file(labels, height: int, width: int, codebook: np.ndarray, metadata: dict,
+def raw_file(plan: LabelledRows, height: int, width: int, metadata: dict,
              progress: Callable) -> Iterator[bytes]:
     """The pieces of a raw file: blocks of whole bytes of labels, then the CRC."""
-    k = len(codebook)
-    bits = bitpack.bits_per_label(k)
+    codebook = plan.codebook
+    bits = bitpack.bits_per_label(len(codebook))
     head = format.file_head(width, height, codebook, RAW, metadata)
     yield head
     crc = zlib.crc32(head)
     rows = -(-RAW_BLOCK_LABELS // width)
     spans = bands.band_rows(height, -(-rows // 8) * 8)
-
-    def pack(span: tuple[int, int]) -> bytes:
-        return bitpack.pack(labels(*span), bits) if bits else b""
-
     progress("code", 0, len(spans))
-    for done, data in enumerate(ordered_window(pack, spans), 1):
+    for done, data in enumerate(plan.map_labels(partial(pack_labels, bits=bits), spans), 1):
         crc = zlib.crc32(data, crc)
         yield data
         progress("code", done, len(spans))
     yield CRC.pack(crc)
+
+
+def pack_labels(labels: np.ndarray, bits: int) -> bytes:
+    return bitpack.pack(labels, bits) if bits else b""
 
 
 def _write_all(fp: IO[bytes], pieces: Iterator[bytes]) -> int:

@@ -29,6 +29,18 @@ def merge_runs(codes: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.nd
     return codes[starts], np.add.reduceat(counts[order].astype(np.int64), starts)
 
 
+def merge_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Several (codes, counts) answers as one: the counts of a whole made of
+    their pieces (a merge step of any reduction tree over blocks)."""
+    return merge_runs(np.concatenate([c for c, _ in parts]), np.concatenate([n for _, n in parts]))
+
+
+def codes_histogram(codes: np.ndarray, counts: np.ndarray, channels: int, total: int) -> tuple[np.ndarray, np.ndarray]:
+    """quantize.histogram.histogram's answer from the merged codes and
+    counts of an image of `total` pixels: colours (M, C) and counts."""
+    return unpack_codes(codes, channels), counts.astype(count_dtype(total))
+
+
 class ColourCounter:
     def __init__(self, channels: int, total: int):
         self.channels, self.total = channels, total
@@ -49,12 +61,11 @@ class ColourCounter:
             self._merge()
 
     def _merge(self) -> None:
-        parts = [self.merged, *self.pending]
-        self.merged = merge_runs(np.concatenate([c for c, _ in parts]), np.concatenate([n for _, n in parts]))
+        self.merged = merge_counts([self.merged, *self.pending])
         self.pending, self.pending_size = [], 0
 
     def codes(self) -> tuple[np.ndarray, np.ndarray]:
-        """Distinct codes ascending (uint32) and counts (distinct_codes' dtype)."""
+        """Distinct codes ascending (uint32) and their counts."""
         if self.table is not None:
             codes = np.flatnonzero(self.table)
             counts = self.table[codes]
@@ -62,11 +73,10 @@ class ColourCounter:
         else:
             self._merge()
             codes, counts = self.merged
-        return codes, counts.astype(count_dtype(self.total))
+        return codes, counts
 
     def histogram(self) -> tuple[np.ndarray, np.ndarray]:
         """quantize.histogram.histogram's answer: colours (M, C) and counts."""
-        codes, counts = self.codes()
-        return unpack_codes(codes, self.channels), counts
+        return codes_histogram(*self.codes(), self.channels, self.total)
 
 
