@@ -17,7 +17,7 @@ from pil_kmq.stream import ArrayRows, NpyRows, StreamReader, save_rows
 from pil_kmq.stream import decode as stream_decode
 from pil_kmq.stream import encode as stream_encode
 from pil_kmq.stream.histogram import ColourCounter, block_counts
-from pil_kmq.quantize.histogram import histogram
+from pil_kmq.quantize.histogram import TABLE_MIN_COUNT, histogram
 
 MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 CODINGS = [{}, {"optimize": True}, {"coding": "zlib"}, {"coding": "xz"},
@@ -104,11 +104,15 @@ def test_few_colours_and_metadata_kept(small_pieces):
     assert streamed(array, **options) == saved(array, **options)
 
 
-def test_four_channel_histogram_merges_blocks():
-    """Many blocks of RGBA: the merged runs equal the whole image's histogram."""
+@pytest.mark.parametrize("channels, claimed", [(4, 0), (3, 0), (3, TABLE_MIN_COUNT)])
+def test_histogram_merges_blocks(channels, claimed):
+    """Many blocks: the merged runs (RGBA; RGB of few pixels) or the table
+    over every code (RGB of TABLE_MIN_COUNT pixels, claimed here) equal the
+    whole image's histogram."""
     rng = np.random.default_rng(0)
-    pixels = rng.integers(0, 4, (20000, 4), dtype=np.uint8) * 60
-    counter = ColourCounter(4, len(pixels))
+    pixels = rng.integers(0, 4, (20000, channels), dtype=np.uint8) * 60
+    counter = ColourCounter(channels, max(claimed, len(pixels)))
+    assert (counter.table is not None) == (claimed > 0)
     for start in range(0, len(pixels), 777):
         counter.add(*block_counts(pixels[start : start + 777]))
     colors, counts = counter.histogram()

@@ -4,8 +4,8 @@ The result is what quantize.histogram.histogram gives for the whole image
 (distinct colours in ascending code order, counts of the same dtype), so
 k-means sees the same input and returns the same codebook. Each block's
 distinct colours come from the encoder's own sort (distinct_codes); up to
-three channels they are added into a table over every code (2**24 entries
-at most), four-channel codes are merged as sorted runs, a run only when
+two channels, and RGB of many pixels, they are added into a table over
+every code (2**24 entries at most), other codes are merged as sorted runs, a run only when
 the pending ones outgrow what is merged (amortised: O(log blocks) merges
 of each colour)."""
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..quantize.histogram import count_dtype, distinct_codes, pack_codes, unpack_codes
+from ..quantize.histogram import TABLE_MIN_COUNT, count_dtype, distinct_codes, pack_codes, unpack_codes
 
 
 def block_counts(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +45,12 @@ class ColourCounter:
     def __init__(self, channels: int, total: int):
         self.channels, self.total = channels, total
         wide = np.uint32 if total < 1 << 32 else np.uint64
-        self.table = np.zeros(1 << (8 * channels), wide) if channels <= 3 else None
+        # A table over every code where it costs little beside the image
+        # (the in-memory histogram's rule): up to two channels always, RGB
+        # from TABLE_MIN_COUNT pixels (64 MiB: a small stream would pay
+        # ~50 ms to make and scan it); sorted runs otherwise.
+        tabled = channels < 3 or (channels == 3 and total >= TABLE_MIN_COUNT)
+        self.table = np.zeros(1 << (8 * channels), wide) if tabled else None
         self.merged = (np.zeros(0, np.uint32), np.zeros(0, np.int64))
         self.pending: list[tuple[np.ndarray, np.ndarray]] = []
         self.pending_size = 0
