@@ -140,6 +140,7 @@ def test_streamed_decode_honours_max_image_pixels(tmp_path, suffix):
     done = kmq("decode", str(bomb), "-o", str(tmp_path / ("bomb" + suffix)))
     refusal = f"kmq: {bomb}: Image size (182250000 pixels) exceeds limit of {2 * Image.MAX_IMAGE_PIXELS} pixels"
     assert done.returncode == 1 and done.stderr.startswith(refusal), done.stderr
+    assert "--max-pixels N sets the limit" in done.stderr.splitlines()[0]
     assert list(tmp_path.iterdir()) == [bomb]
     pillow = kmq("decode", str(bomb), "-o", str(tmp_path / "bomb.png"))  # Pillow's path: the same line
     assert pillow.returncode == 1 and pillow.stderr.splitlines()[0] == done.stderr.splitlines()[0]

@@ -64,8 +64,17 @@ def decode_file(job: Job, format: str, view: str, force: bool, background: tuple
     is streamed whatever the limit allowed)."""
     streamed = job.source != STDIO and job.target != STDIO and streams_output(job.source, format)
     with pixel_limit(max_pixels):
-        return run_job(job, force, partial(_decode, format=format, view=view, force=force, background=background,
-                                           streamed=streamed))
+        return run_job(job, force, partial(_decode_within_limit, format=format, view=view, force=force,
+                                           background=background, streamed=streamed))
+
+
+def _decode_within_limit(*args, **options):
+    """_decode, its size refusal naming the option that moves the limit
+    (Pillow's message names only the limit)."""
+    try:
+        return _decode(*args, **options)
+    except Image.DecompressionBombError as error:
+        raise Image.DecompressionBombError(f"{error} (--max-pixels N sets the limit, 0 for none)") from None
 
 
 @contextlib.contextmanager
