@@ -347,3 +347,25 @@ def test_brute_force_search_agrees_with_the_oracle(count, k, channels):
         centres[k // 2] = centres[1]  # a tie, to the lower index
         labels = BruteForceSearch(points).nearest(centres)
         np.testing.assert_array_equal(labels, ExactSearch(points).nearest(centres))
+
+
+@pytest.mark.parametrize("count, channels", [(60, 3), (250, 4), (40, 1)])
+def test_sorted_split_is_the_table_split(count, channels):
+    """Few points: the split sorts them instead of tabling level ranges, and
+    must cut exactly the same boxes (integer colours and bin means on the
+    1/1024 grid, a quarter to all of the boxes a round, ties included:
+    repeated levels and equal gains)."""
+    from pil_kmq.quantize.init import _Boxes, _SortedBoxes, split_boxes
+
+    rng = np.random.default_rng(count)
+    pixels = rng.integers(0, 256, (count, channels)).astype(np.uint8)
+    pixels[: count // 2] = pixels[: count // 2] // 64 * 64  # shared levels, tied gains
+    colors, counts = histogram(pixels)
+    for points, weights in ((colors.astype(np.float64), counts.astype(np.float64)), bin_means(colors, counts, 5)):
+        for k in (2, 16, 64):
+            for fraction in (0.25, 0.75, 1.0):
+                sorted_boxes = _SortedBoxes(points, weights)
+                assert sorted_boxes.exact
+                np.testing.assert_array_equal(
+                    split_boxes(sorted_boxes, k, fraction), split_boxes(_Boxes(points, weights), k, fraction)
+                )
