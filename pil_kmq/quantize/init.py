@@ -172,6 +172,8 @@ class _SortedBoxes(_Boxes):
         self.moment_base = (np.arange(len(self.moment_rows)) * channels * size)[:, None]
         self.box_start = np.zeros(1, dtype=np.intp)
         self.box_size = np.array([size])
+        self.entry_index = np.arange(channels * size)
+        self.point_rows = np.arange(0, size * channels, channels)
 
     def split(self, batch: np.ndarray) -> None:
         channels, size, count = self.channels, len(self.levels), self.count
@@ -186,10 +188,14 @@ class _SortedBoxes(_Boxes):
         running[0] = 0.0
         np.cumsum(self.moment_rows[:, order], out=running[1:])
         range_start = self.axis_base + self.box_start[box_at]
-        left = running[1:].reshape(width, entries) - running[range_start + self.moment_base]
-        right = self.box_moments.T[:, box_at] - left
+        # Sums at or below each cut (left) and above it (right), side by side.
+        sides = np.empty((width, 2 * entries))
+        left, right = sides[:, :entries], sides[:, entries:]
+        np.subtract(running[1:].reshape(width, entries), running[range_start + self.moment_base], out=left)
+        np.subtract(self.box_moments.T[:, box_at], left, out=right)
         with np.errstate(divide="ignore", invalid="ignore"):
-            gain = _spread(left, channels) + _spread(right, channels)
+            spreads = _spread(sides, channels)
+        gain = spreads[:entries] + spreads[entries:]
         # A cut lies after the last entry of a level (the last of a range
         # leaves nothing above), in a batch box.
         in_batch = np.zeros(count, dtype=bool)
@@ -202,7 +208,7 @@ class _SortedBoxes(_Boxes):
         top = np.empty(count)
         top[by_position] = np.maximum.reduceat(gain, range_starts).reshape(channels, count).max(axis=0)
         # First best entry of each box in (axis, level) order: entry order.
-        ranked = np.where(gain == top[box_at], np.arange(entries), entries)
+        ranked = np.where(gain == top[box_at], self.entry_index, entries)
         first = np.empty(count, dtype=np.intp)
         first[by_position] = np.minimum.reduceat(ranked, range_starts).reshape(channels, count).min(axis=0)
         top, first = top[batch], first[batch]
@@ -223,7 +229,7 @@ class _SortedBoxes(_Boxes):
         axis_of_box[batch] = axes
         cut_of_box[batch] = cuts
         boxes = self.box_of_point
-        moves = self.levels.ravel()[np.arange(0, size * channels, channels) + axis_of_box[boxes]] > cut_of_box[boxes]
+        moves = self.levels.ravel()[self.point_rows + axis_of_box[boxes]] > cut_of_box[boxes]
         moved_id = np.full(count, -1)
         moved_id[batch] = count + np.arange(len(batch))
         self.box_of_point = np.where(moves, moved_id[boxes], boxes)
@@ -235,7 +241,7 @@ class _SortedBoxes(_Boxes):
         uppers_before = np.cumsum(flags) - flags
         range_start = self.axis_base + self.box_start[box_at]
         uppers_before -= uppers_before[range_start]
-        below = np.arange(channels * size) - range_start - uppers_before
+        below = self.entry_index - range_start - uppers_before
         destination = range_start + np.where(flags, lower_size[box_at] + uppers_before, below)
         order = np.empty_like(self.order)
         order[destination] = self.order
