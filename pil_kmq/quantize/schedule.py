@@ -178,8 +178,11 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # instead of 14; 32x32-128x128 photos 0.85-0.95x the time,
         # -0.03..+0.04 dB; icons 32x32 K=64 -0.24 dB, +2.6 over
         # libimagequant 4). Speed >= 9: all of them, log2 K rounds (32x32 photos
-        # 0.9x the time, +0.5-1.4 dB over libimagequant 10 still).
-        split_fraction=_at(speed, {1: 0.5, 2: 0.75, 9: 1.0}) if short else 0.5,
+        # 0.9x the time, +0.5-1.4 dB over libimagequant 10 still), but 3/4
+        # on up to 4 K colours (8x8 images at K=16, 16x16 at K=64): 8x8
+        # icons at K=16 -0.26 dB under libimagequant 10 with all, +3.30 with
+        # 3/4 in 0.99x the time (photos +0.83 -> +1.66 dB in 1.16x).
+        split_fraction=_at(speed, {1: 0.5, 2: 0.75, 9: 0.75 if distinct_colours <= 4 * k else 1.0}) if short else 0.5,
         # K <= 16: one restart finds a second basin the swaps miss (issue
         # 12: with the swap trials, 5 restarts -> 1 lost nothing); at
         # speed >= 2 the swaps alone (-0.003 dB Kodak K=16).
