@@ -171,13 +171,14 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # the k-means time at -0.04..+0.07 dB); up to that the bins are
         # few for K (icons 64x64 at K=256: -1.0 dB) or fewer than K (the
         # split then runs twice).
-        # RGB up to 64x64 at K <= 64: 4-bit bins, 0.72-0.96x the k-means
-        # time (Kodak 32x32 and 64x64 at K=16 / 64: +0.03 / +0.07 and -0.02
-        # / +0.02 dB; skimage -0.07 / -0.08 and +0.03 / -0.05: within the
-        # sets' spread, all still over libimagequant 4); not at 128x128
-        # (-0.02..-0.05 dB where the time is 0.3-0.5x libimagequant's),
-        # K=256 (-0.14..-0.29 dB) or RGBA icons (K=64: -0.5..-0.7 dB).
-        split_bits=_at(speed, {1: 0, 2: 4 if channels == 3 and middle and pixels <= 1 << 12 else 5})
+        # Colour images up to 64x64 at K <= 16: 4-bit bins, 0.8-0.96x the
+        # k-means time (Kodak 32x32 / 64x64 photos +0.03 / -0.02 dB, skimage
+        # -0.07 / +0.03: within the sets' spread; RGBA icons -0.07 / -0.02,
+        # still +1.3 over libimagequant 4). Not at 128x128 (-0.05 dB where
+        # the time is 0.3x libimagequant's), nor at K=64 (photos 0.72-0.84x
+        # at -0.08..+0.07 dB, but RGBA icons -0.5..-0.7 dB, and an opaque
+        # RGBA image must cluster as its RGB) or K=256 (-0.14..-0.29 dB).
+        split_bits=_at(speed, {1: 0, 2: 4 if small and pixels <= 1 << 12 and channels >= 3 else 5})
         if distinct_colours > 8 * k else 0,
         # Half the boxes a round: the same boxes as one at a time on photos,
         # tens of rounds instead of K.
