@@ -177,15 +177,26 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # the k-means time at -0.04..+0.07 dB); up to that the bins are
         # few for K (icons 64x64 at K=256: -1.0 dB) or fewer than K (the
         # split then runs twice).
-        split_bits=_at(speed, {1: 0, 2: 5}) if distinct_colours > 8 * k else 0,
+        # Colour images up to 64x64 at K <= 16: 4-bit bins, 0.8-0.96x the
+        # k-means time (Kodak 32x32 / 64x64 photos +0.03 / -0.02 dB, skimage
+        # -0.07 / +0.03: within the sets' spread; RGBA icons -0.07 / -0.02,
+        # still +1.3 over libimagequant 4). Not at 128x128 (-0.05 dB where
+        # the time is 0.3x libimagequant's), nor at K=64 (photos 0.72-0.84x
+        # at -0.08..+0.07 dB, but RGBA icons -0.5..-0.7 dB, and an opaque
+        # RGBA image must cluster as its RGB) or K=256 (-0.14..-0.29 dB).
+        split_bits=_at(speed, {1: 0, 2: 4 if small and pixels <= 1 << 12 and channels >= 3 else 5})
+        if distinct_colours > 8 * k else 0,
         # Half the boxes a round: the same boxes as one at a time on photos,
         # tens of rounds instead of K.
         # Short path from speed 2: three quarters a round (11 rounds at K=256
         # instead of 14; 32x32-128x128 photos 0.85-0.95x the time,
         # -0.03..+0.04 dB; icons 32x32 K=64 -0.24 dB, +2.6 over
         # libimagequant 4). Speed >= 9: all of them, log2 K rounds (32x32 photos
-        # 0.9x the time, +0.5-1.4 dB over libimagequant 10 still).
-        split_fraction=_at(speed, {1: 0.5, 2: 0.75, 9: 1.0}) if short else 0.5,
+        # 0.9x the time, +0.5-1.4 dB over libimagequant 10 still), but 3/4
+        # on up to 4 K colours (8x8 images at K=16, 16x16 at K=64): 8x8
+        # icons at K=16 -0.26 dB under libimagequant 10 with all, +3.30 with
+        # 3/4 in 0.99x the time (photos +0.83 -> +1.66 dB in 1.16x).
+        split_fraction=_at(speed, {1: 0.5, 2: 0.75, 9: 0.75 if distinct_colours <= 4 * k else 1.0}) if short else 0.5,
         # K <= 16: one restart finds a second basin the swaps miss (issue
         # 12: with the swap trials, 5 restarts -> 1 lost nothing); at
         # speed >= 2 the swaps alone (-0.003 dB Kodak K=16).
