@@ -70,9 +70,18 @@ def to_kmq_bytes(array: np.ndarray, chunks, **options) -> bytes:
     return written.getvalue()
 
 
-@pytest.mark.parametrize("channels", [1, 3, 4])
-@pytest.mark.parametrize("k", [1, 2, 3, 17, 256])
-@pytest.mark.parametrize("options", CODINGS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()) or "plain")
+# What the graph adds to the streaming core (the histogram's and the
+# adjacency's reduction trees, chunks cut anywhere, band tasks) at every
+# mode and K, plain and optimized; every coding at one of them: the band
+# coding is the streaming core's own (stream.encode.write_plan), whose
+# tests cross every coding with every mode and K.
+GRAPH_CASES = [(channels, k, options) for channels in (1, 3, 4) for k in (1, 2, 3, 17, 256)
+               for options in ({}, {"optimize": True})]
+GRAPH_CASES += [(4, 17, options) for options in CODINGS if options not in ({}, {"optimize": True})]
+
+
+@pytest.mark.parametrize("channels, k, options", GRAPH_CASES,
+                         ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()) or "plain" if isinstance(v, dict) else str(v))
 def test_to_kmq_same_bytes(small_pieces, small_bands, channels, k, options):
     """Chunks cut across bands, columns and (RGBA) channels; many bands,
     so the histogram and adjacency trees are several levels deep."""
