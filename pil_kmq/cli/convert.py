@@ -56,7 +56,7 @@ def encode_file(job: Job, params: dict[str, Any], force: bool, frame: int = 0,
     return replace(outcome, exit_code=EXIT_QUALITY) if missed else outcome
 
 
-def decode_file(job: Job, format: str, view: str, force: bool, background: tuple | None = None,
+def decode_file(job: Job, format: str, view: str, force: bool, *, background: tuple | None = None,
                 max_pixels: int | None = None) -> Outcome:
     """Decode one .kmq file (its colours, or its label map: view "labels"
     or "labels-raw") to an image file; max_pixels: --max-pixels, which

@@ -71,7 +71,7 @@ def write_file(
             data, size = None, raw_file_size(head, labels.size, k)
             done()
         else:
-            data = head + _coding.payload(labels, k, number, head, optimize, done, relabel)
+            data = head + _coding.payload(labels, k, number, head, optimize, each_band=done, relabel=relabel)
             size = len(data)
             sizes[number] = size - len(head)
         if best is None or size < best[0]:

@@ -39,7 +39,7 @@ def reorders(k: int, coding: int | None, optimize: bool) -> bool:
     return optimize and k > 2 and coding not in UNORDERED_CODINGS
 
 
-def band_payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool,
+def band_payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool, *,
                  each_band: Callable[[], object] | None = None, relabel: np.ndarray | None = None) -> bytes:
     """B, the head CRC and every band, compressed in threads; relabel (old
     label -> stored label, ordered()'s table) is applied band by band in
@@ -113,7 +113,7 @@ def predictor_sample(band: np.ndarray) -> np.ndarray:
     return band[(rows // PREDICTOR_STRIP) % 2 == 0]
 
 
-def payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool = False,
+def payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool = False, *,
             each_band: Callable[[], object] | None = None, relabel: np.ndarray | None = None) -> bytes:
     """Everything after the head: for raw, the packed labels and the file
     CRC. each_band() is called as each band is coded (raw: once). relabel,
@@ -124,7 +124,7 @@ def payload(labels: np.ndarray, k: int, coding: int, head: bytes, optimize: bool
             each_band()
         return packed + crc_bytes(packed, zlib.crc32(head))
     if coding in BAND_CODINGS:
-        return band_payload(labels, k, coding, head, optimize, each_band, relabel)
+        return band_payload(labels, k, coding, head, optimize, each_band=each_band, relabel=relabel)
     raise ValueError(f"unknown coding {coding!r}")
 
 
