@@ -196,29 +196,28 @@ class Quantization:
     """What pass 1 found: the codebook, and the labels of any pixels, as
     the encoder's quantize_image gives them."""
 
-    def __init__(self, codebook: np.ndarray, lookup, premultiplied: bool):
-        self.codebook, self.lookup, self.premultiplied = codebook, lookup, premultiplied
+    def __init__(self, codebook: np.ndarray, lookup):
+        self.codebook, self.lookup = codebook, lookup
 
     def labels(self, block: np.ndarray) -> np.ndarray:
         """(rows, W) labels of (rows, W, C) pixels."""
         block = collapse_transparent(block)
-        if self.premultiplied:
-            block = premultiply(block)
         return self.lookup(block.reshape(-1, block.shape[2])).reshape(block.shape[:2])
 
 
 def quantization(colors: np.ndarray, counts: np.ndarray, pixels: int, options: Options) -> Quantization:
     """encoder.quantize_image's codebook and lookup, from the exact colour
-    histogram of an image of `pixels` pixels (ColourCounter's answer)."""
-    # RGBA of more colours than K is clustered premultiplied (quantize_image)
-    premultiplied = colors.shape[1] == 4 and len(colors) > options.colors
-    if premultiplied:
-        colors, counts, _ = mapped_histogram(colors, counts, premultiply)
-    codebook, color_labels = cluster_colours(colors, counts, min(options.colors, len(colors)), options)
-    lookup = label_lookup(colors, color_labels, pixels)
-    if premultiplied:
-        codebook = unpremultiply(codebook)
-    return Quantization(codebook, lookup, premultiplied)
+    histogram of an image of `pixels` pixels (ColourCounter's answer).
+    RGBA of more colours than K is clustered premultiplied, as there, and
+    each colour looked up takes the label of its premultiplied colour
+    (quantize_with_smoothing's colour_map): no block is premultiplied."""
+    if colors.shape[1] == 4 and len(colors) > options.colors:
+        premultiplied, merged_counts, merged = mapped_histogram(colors, counts, premultiply)
+        codebook, premultiplied_labels = cluster_colours(premultiplied, merged_counts, options.colors, options)
+        codebook, own_labels = unpremultiply(codebook), premultiplied_labels[merged]
+    else:
+        codebook, own_labels = cluster_colours(colors, counts, min(options.colors, len(colors)), options)
+    return Quantization(codebook, label_lookup(colors, own_labels, pixels))
 
 
 class QuantizedRows:
