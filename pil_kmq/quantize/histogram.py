@@ -100,7 +100,7 @@ def distinct_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     distinct = np.empty(run_count, dtype=np.uint32)
     # Run starts, then (in place, a slice at a time, front to back) their
     # differences: the counts, without a second array as long as the runs.
-    counts = np.empty(run_count + 1, dtype=np.int64 if total >= 1 << 32 else np.uint32)
+    counts = np.empty(run_count + 1, dtype=count_dtype(total))
     distinct[0], counts[0], filled = codes[0], 0, 1
     for s, e in bounds:
         new_run = np.flatnonzero(codes[s + 1 : e + 1] != codes[s:e]) + (s + 1)

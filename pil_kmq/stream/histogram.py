@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..quantize.histogram import TABLE_MIN_COUNT, count_dtype, distinct_codes, pack_codes, unpack_codes
+from ..quantize.histogram import TABLE_MIN_COUNT, count_dtype, distinct_codes, merged_runs, pack_codes, unpack_codes
 
 
 def block_counts(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -21,18 +21,10 @@ def block_counts(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distinct_codes(pack_codes(pixels))
 
 
-def merge_runs(codes: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Equal codes' counts summed; codes ascending."""
-    order = np.argsort(codes, kind="stable")
-    codes = codes[order]
-    starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
-    return codes[starts], np.add.reduceat(counts[order].astype(np.int64), starts)
-
-
 def merge_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Several (codes, counts) answers as one: the counts of a whole made of
     their pieces (a merge step of any reduction tree over blocks)."""
-    return merge_runs(np.concatenate([c for c, _ in parts]), np.concatenate([n for _, n in parts]))
+    return merged_runs(np.concatenate([c for c, _ in parts]), np.concatenate([n for _, n in parts]))
 
 
 def codes_histogram(codes: np.ndarray, counts: np.ndarray, channels: int, total: int) -> tuple[np.ndarray, np.ndarray]:
