@@ -61,11 +61,14 @@ def _bincount_rows(labels: np.ndarray, columns: list[np.ndarray], k: int) -> np.
     """(k, len(columns)): each column summed by label, in one bincount over
     (label, column) entries; each entry adds its points in point order, as
     a bincount per column would, so the sums are the same."""
-    width = len(columns)
     if len(labels) > ONE_BINCOUNT_POINTS:
         return np.stack([np.bincount(labels, column, minlength=k) for column in columns], axis=1)
+    return _stacked_sums(labels, np.column_stack(columns).ravel(), len(columns), k)
+
+
+def _stacked_sums(labels: np.ndarray, values: np.ndarray, width: int, k: int) -> np.ndarray:
+    """_bincount_rows of the columns stacked row by row ((n, width) raveled)."""
     entries = (labels[:, None] * width + np.arange(width)).ravel()
-    values = np.column_stack(columns).ravel()
     return np.bincount(entries, values, minlength=k * width).reshape(k, width)
 
 
@@ -125,12 +128,10 @@ def lloyd(
     weighted = [weights * points[:, c] for c in range(channels)]
     square_total = float((weights * (points * points).sum(axis=1)).sum())
     if len(points) <= WHOLE_SUMS_POINTS:
-        width = 1 + channels
-        values, columns = np.column_stack([weights, *weighted]).ravel(), np.arange(width)
+        stacked = np.column_stack([weights, *weighted]).ravel()
 
         def sums_of(trial_labels, base):
-            entries = (trial_labels[:, None] * width + columns).ravel()
-            table = np.bincount(entries, values, minlength=k * width).reshape(k, width)
+            table = _stacked_sums(trial_labels, stacked, 1 + channels, k)
             return table[:, 0], table[:, 1:]
     else:
         def sums_of(trial_labels, base):
