@@ -50,10 +50,11 @@ class _Boxes:
     def __init__(self, points: np.ndarray, weights: np.ndarray, capacity: int):
         self.channels = points.shape[1]
         self.levels = np.clip(points, 0, 255).astype(np.intp)
-        self.moments = moments(points, weights)
+        point_moments = moments(points, weights)
+        self.moment_rows = np.ascontiguousarray(point_moments.T)  # gathers by column: np.take
         self.box_of_point = np.zeros(len(points), dtype=np.intp)
-        self.box_moments = np.zeros((max(capacity, 1), self.moments.shape[1]))
-        self.box_moments[0] = self.moments.sum(axis=0)
+        self.box_moments = np.zeros((max(capacity, 1), point_moments.shape[1]))
+        self.box_moments[0] = point_moments.sum(axis=0)
         self.errors = np.full(len(self.box_moments), -np.inf)
         self.errors[:1] = _errors(self.box_moments[:1], self.channels)
         self.count = 1
@@ -79,7 +80,8 @@ class _Boxes:
         slots = slot_of_box[self.box_of_point]
         chosen = np.flatnonzero(slots >= 0)
         slots = slots[chosen]
-        axes, cuts, lower = _cuts(self.levels[chosen], self.moments[chosen], slots, self.box_moments[batch])
+        rows = np.take(self.moment_rows, chosen, axis=1)
+        axes, cuts, lower = _cuts(self.levels[chosen], rows, slots, self.box_moments[batch])
         can_split = cuts >= 0
         if not can_split.all():
             self.errors[batch[~can_split]] = -np.inf
@@ -111,14 +113,14 @@ def _best_cuts(levels, moments, slots, low, high, *, totals):
     box's level range, inclusive), the cut (axis, level above its low end;
     -1 if none leaves points on both sides) that removes the most error,
     and the moments at or below it (see _cuts)."""
-    axes, cuts, lower = _cuts(levels, moments, slots, totals)
+    axes, cuts, lower = _cuts(levels, np.ascontiguousarray(moments.T), slots, totals)
     offsets = np.where(cuts >= 0, cuts - low[np.arange(len(low)), axes], -1)
     return np.column_stack([axes, offsets]), lower
 
 
-def _cuts(levels, moments, slots, totals):
-    """For each box of a batch (slots: each point's box; totals: each box's
-    moments), the best cut's axis and level (points at or below it on one
+def _cuts(levels, rows, slots, totals):
+    """For each box of a batch (slots: each point's box; rows: the points'
+    moments, a row per moment; totals: each box's moments), the best cut's axis and level (points at or below it on one
     side; -1 if no cut leaves points on both sides) and the moments at or
     below it.
 
@@ -132,14 +134,15 @@ def _cuts(levels, moments, slots, totals):
     channels, boxes = levels.shape[1], len(totals)
     keys = ((slots[:, None] * channels + np.arange(channels)) << 8 | levels).ravel()
     if boxes * 256 <= len(levels):
-        return _table_cuts(keys, moments, totals)
-    order = np.argsort(keys, kind="stable")
+        return _table_cuts(keys, rows, totals)
+    # A stable sort of 16-bit keys is a radix sort: twice as quick.
+    order = np.argsort(keys.astype(np.uint16) if boxes * channels <= 256 else keys, kind="stable")
     keys = keys[order]
     size = len(keys)
     # Moments of each entry in order; a running sum after a zero.
-    width = moments.shape[1]
+    width = len(rows)
     running = np.zeros((width, size + 1))
-    np.cumsum(moments.T[:, order // channels], axis=1, out=running[:, 1:])
+    np.cumsum(np.take(rows, order // channels, axis=1), axis=1, out=running[:, 1:])
     # Each box holds the same number of entries on each axis.
     per_axis = np.bincount(slots, minlength=boxes)
     lengths = np.repeat(per_axis, channels)
@@ -148,7 +151,7 @@ def _cuts(levels, moments, slots, totals):
     # side: within its (box, axis), the running sum less its value before.
     sides = np.empty((width, 2 * size))
     left, right = sides[:, :size], sides[:, size:]
-    np.subtract(running[:, 1:], np.repeat(running[:, starts], lengths, axis=1), out=left)
+    np.subtract(running[:, 1:], np.repeat(np.take(running, starts, axis=1), lengths, axis=1), out=left)
     np.subtract(np.repeat(totals.T, per_axis * channels, axis=1), left, out=right)
     with np.errstate(divide="ignore", invalid="ignore"):
         spreads = _spread(sides, channels)
@@ -169,20 +172,20 @@ def _cuts(levels, moments, slots, totals):
     chosen = keys[first]
     axes = (chosen >> 8) % channels
     cuts = np.where(np.isfinite(top), chosen & 255, -1)
-    lower = left[:, first].T
+    lower = np.take(left, first, axis=1).T
     lower[~held] = 0.0
     return axes, cuts, lower
 
 
-def _table_cuts(keys, moments, totals):
+def _table_cuts(keys, rows, totals):
     """_cuts from a table over every (box, axis, level) (keys: each point's
     entry on each axis): for few boxes of many points (the first rounds),
     where the table is smaller than the points' entries and needs no sort."""
-    boxes, width = len(totals), moments.shape[1]
-    channels = len(keys) // len(moments)
+    boxes, width = len(totals), len(rows)
+    channels = len(keys) // rows.shape[1]
     size = boxes * channels * 256
     index = (keys + size * np.arange(width)[:, None]).ravel()
-    table = np.bincount(index, np.repeat(moments.T, channels, axis=1).ravel(), minlength=width * size)
+    table = np.bincount(index, np.repeat(rows, channels, axis=1).ravel(), minlength=width * size)
     sides = np.empty((width, 2, boxes * channels, 256))
     np.cumsum(table.reshape(width, boxes * channels, 256), axis=2, out=sides[:, 0])
     np.subtract(totals.T[:, :, None, None], sides[:, 0].reshape(width, boxes, channels, 256),
