@@ -50,6 +50,8 @@ class _Boxes:
     def __init__(self, points: np.ndarray, weights: np.ndarray, capacity: int):
         self.channels = points.shape[1]
         self.levels = np.clip(points, 0, 255).astype(np.intp)
+        # Each point's (axis, level) part of its sort keys (see _cuts).
+        self.level_keys = np.arange(self.channels) << 8 | self.levels
         point_moments = moments(points, weights)
         self.moment_rows = np.ascontiguousarray(point_moments.T)  # gathers by column: np.take
         self.box_of_point = np.zeros(len(points), dtype=np.intp)
@@ -80,25 +82,23 @@ class _Boxes:
         slots = slot_of_box[self.box_of_point]
         chosen = np.flatnonzero(slots >= 0)
         slots = slots[chosen]
+        keys = self.level_keys[chosen] + (slots * (channels << 8))[:, None]
         rows = np.take(self.moment_rows, chosen, axis=1)
-        axes, cuts, lower = _cuts(self.levels[chosen], rows, slots, self.box_moments[batch])
+        axes, cuts, lower = _cuts(keys, rows, slots, self.box_moments[batch])
         can_split = cuts >= 0
         if not can_split.all():
             self.errors[batch[~can_split]] = -np.inf
             if not can_split.any():
                 return
             cuts = np.where(can_split, cuts, 256)  # no point of theirs moves
+            batch, lower = batch[can_split], lower[can_split]
         # Points above their box's cut move to its new box.
         new_ids = count - 1 + np.cumsum(can_split)
         moves = self.levels.ravel()[chosen * channels + axes[slots]] > cuts[slots]
         self.box_of_point[chosen[moves]] = new_ids[slots[moves]]
-        if not can_split.all():
-            batch, lower = batch[can_split], lower[can_split]
-        added = np.arange(count, count + len(batch))
+        changed = np.concatenate([batch, np.arange(count, count + len(batch))])
         self.count = count + len(batch)
-        self.box_moments[added] = self.box_moments[batch] - lower
-        self.box_moments[batch] = lower
-        changed = np.concatenate([batch, added])
+        self.box_moments[changed] = np.concatenate([lower, self.box_moments[batch] - lower])
         self.errors[changed] = _errors(self.box_moments[changed], channels)
 
 
@@ -112,28 +112,36 @@ def _best_cuts(levels, moments, slots, low, high, *, totals):
     """For each box of a batch (slots: each point's box; low, high: each
     box's level range, inclusive), the cut (axis, level above its low end;
     -1 if none leaves points on both sides) that removes the most error,
-    and the moments at or below it (see _cuts)."""
-    axes, cuts, lower = _cuts(levels, np.ascontiguousarray(moments.T), slots, totals)
-    offsets = np.where(cuts >= 0, cuts - low[np.arange(len(low)), axes], -1)
+    and the moments at or below it (see _cuts). A box may hold no point
+    (swap.py's clusters): no cut, nothing below it."""
+    count, channels = low.shape
+    held = np.bincount(slots, minlength=count) > 0
+    rank = np.cumsum(held) - 1
+    keys = (np.arange(channels) << 8 | levels) + (rank[slots] * (channels << 8))[:, None]
+    axes, cuts, lower = np.zeros(count, dtype=np.intp), np.full(count, -1), np.zeros(totals.shape)
+    if held.any():
+        axes[held], cuts[held], lower[held] = _cuts(keys, np.ascontiguousarray(moments.T), rank[slots], totals[held])
+    offsets = np.where(cuts >= 0, cuts - low[np.arange(count), axes], -1)
     return np.column_stack([axes, offsets]), lower
 
 
-def _cuts(levels, rows, slots, totals):
-    """For each box of a batch (slots: each point's box; rows: the points'
-    moments, a row per moment; totals: each box's moments), the best cut's axis and level (points at or below it on one
-    side; -1 if no cut leaves points on both sides) and the moments at or
-    below it.
+def _cuts(keys, rows, slots, totals):
+    """For each box of a batch (slots: each point's box, each holding some;
+    keys: each point's (box, axis, level) entry on each axis, (box x
+    channels + axis) x 256 + level; rows: the points' moments, a row per
+    moment; totals: each box's moments), the best cut's axis and level
+    (points at or below it on one side; -1 if no cut leaves points on both
+    sides) and the moments at or below it.
 
-    The (box, axis, level) entries the points hold, in that order (one
-    sort): cumulative sums along each (box, axis) give the moments at or
-    below every cut of every axis of every box at once, the work in
-    proportion to the points, not to the boxes' level ranges. A cut after
-    the last entry of a level; the first best in (axis, level) order, as a
-    table over every level would pick (the levels between two held ones
-    leave the same sides)."""
-    channels, boxes = levels.shape[1], len(totals)
-    keys = ((slots[:, None] * channels + np.arange(channels)) << 8 | levels).ravel()
-    if boxes * 256 <= len(levels):
+    The entries in order (one sort): cumulative sums along each (box, axis)
+    give the moments at or below every cut of every axis of every box at
+    once, the work in proportion to the points, not to the boxes' level
+    ranges. A cut after the last entry of a level; the first best in
+    (axis, level) order, as a table over every level would pick (the
+    levels between two held ones leave the same sides)."""
+    channels, boxes = keys.shape[1], len(totals)
+    keys = keys.ravel()
+    if boxes * 256 <= len(slots):
         return _table_cuts(keys, rows, totals)
     # A stable sort of 16-bit keys is a radix sort: twice as quick.
     order = np.argsort(keys.astype(np.uint16) if boxes * channels <= 256 else keys, kind="stable")
@@ -144,37 +152,29 @@ def _cuts(levels, rows, slots, totals):
     running = np.zeros((width, size + 1))
     np.cumsum(np.take(rows, order // channels, axis=1), axis=1, out=running[:, 1:])
     # Each box holds the same number of entries on each axis.
-    per_axis = np.bincount(slots, minlength=boxes)
-    lengths = np.repeat(per_axis, channels)
-    starts = np.cumsum(lengths) - lengths
+    per_box = np.bincount(slots, minlength=boxes) * channels
+    lengths = np.repeat(per_box // channels, channels)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
     # Moments at or below each entry (left) and above it (right), side by
     # side: within its (box, axis), the running sum less its value before.
     sides = np.empty((width, 2 * size))
     left, right = sides[:, :size], sides[:, size:]
     np.subtract(running[:, 1:], np.repeat(np.take(running, starts, axis=1), lengths, axis=1), out=left)
-    np.subtract(np.repeat(totals.T, per_axis * channels, axis=1), left, out=right)
+    np.subtract(np.repeat(totals.T, per_box, axis=1), left, out=right)
     with np.errstate(divide="ignore", invalid="ignore"):
         spreads = _spread(sides, channels)
     gain = spreads[:size] + spreads[size:]
-    invalid = (sides[0] <= 0).reshape(2, size).any(axis=0)
-    invalid[:-1] |= keys[1:] == keys[:-1]  # not the last entry of its level
-    gain[invalid] = -np.inf
-    # First best entry of each box (swap.py's clusters may hold no point:
-    # no cut, nothing below it).
-    held = per_axis > 0
-    box_starts = starts[::channels][held]
-    top = np.full(boxes, -np.inf)
-    top[held] = np.maximum.reduceat(gain, box_starts)
-    first = np.zeros(boxes, dtype=np.intp)
-    first[held] = np.minimum.reduceat(
-        np.where(gain == np.repeat(top, per_axis * channels), np.arange(size), size), box_starts
-    )
+    # Not a cut: within a level, or after the last entry (nothing above;
+    # weights are positive, so something is always at or below).
+    gain[:-1][keys[1:] == keys[:-1]] = -np.inf
+    gain[ends - 1] = -np.inf
+    box_starts = starts[::channels]
+    top = np.maximum.reduceat(gain, box_starts)
+    first = np.minimum.reduceat(np.where(gain == np.repeat(top, per_box), np.arange(size), size), box_starts)
     chosen = keys[first]
-    axes = (chosen >> 8) % channels
     cuts = np.where(np.isfinite(top), chosen & 255, -1)
-    lower = np.take(left, first, axis=1).T
-    lower[~held] = 0.0
-    return axes, cuts, lower
+    return (chosen >> 8) % channels, cuts, np.take(left, first, axis=1).T
 
 
 def _table_cuts(keys, rows, totals):
