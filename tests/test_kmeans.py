@@ -389,19 +389,22 @@ def _reference_split(points, weights, k, fraction):
     return np.array([point_moments[m].sum(axis=0)[1 : 1 + channels] / point_moments[m][:, 0].sum() for m in boxes])
 
 
-@pytest.mark.parametrize("count, channels", [(60, 3), (400, 4), (40, 1), (1500, 3)])
-def test_split_is_the_one_box_at_a_time_split(count, channels):
+@pytest.mark.parametrize("count, channels, ks", [(60, 3, (2, 16, 64)), (400, 4, (2, 16, 64)), (40, 1, (2, 16)),
+                                                (1500, 3, (16, 64, 256))])
+def test_split_is_the_one_box_at_a_time_split(count, channels, ks):
     """The rounds cut each batch's boxes together (a sort of the points'
     entries, or a table over every level for few boxes of many points):
     exactly the boxes, in the same order, as cutting them one at a time
     (integer colours and bin means on the 1/1024 grid, a quarter to all of
-    the boxes a round, ties included: repeated levels and equal gains)."""
+    the boxes a round, ties included: repeated levels and equal gains; at
+    K=256 batches of over 256 (box, axis) segments: keys sorted in two
+    passes)."""
     rng = np.random.default_rng(count)
     pixels = rng.integers(0, 256, (count, channels)).astype(np.uint8)
     pixels[: count // 2] = pixels[: count // 2] // 64 * 64  # shared levels, tied gains
     colors, counts = histogram(pixels)
     for points, weights in ((colors.astype(np.float64), counts.astype(np.float64)), bin_means(colors, counts, 5)):
-        for k in (2, 16, 64):
+        for k in ks:
             for fraction in (0.25, 0.75, 1.0):
                 np.testing.assert_array_equal(
                     variance_split_start(points, weights, k, fraction=fraction),
