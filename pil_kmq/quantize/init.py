@@ -16,9 +16,10 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int, *, fra
     the largest weighted squared error and cut each across the axis and
     level that remove the most error. The k box means start Lloyd near a
     good optimum, deterministically. Each round splits the worst
-    `fraction` of the boxes together, with one bincount for all of
-    them, so the Python loop runs tens of times rather than k times; on
-    photos this picks the same boxes as splitting one at a time.
+    `fraction` of the boxes together, with one sort (or table) for all of
+    them (_cuts), so the Python loop runs tens of times rather than k
+    times; on photos this picks the same boxes as splitting one at a time
+    (RGBA icons gain from smaller fractions: see Schedule.split_fraction).
     """
     return split_boxes(_Boxes(points, weights, k), k, fraction)
 
