@@ -318,32 +318,6 @@ def test_keyed_searches_break_ties_to_the_lowest_index():
     np.testing.assert_array_equal(search.lower, np.sqrt(ordered[:, 1]))
 
 
-def _loose_split(points, weights, k, fraction):
-    """The split with each box's level range left as its cuts made it (the
-    reference the tightened ranges must agree with)."""
-    from pil_kmq.quantize.init import _Boxes, split_boxes
-
-    boxes = _Boxes(points, weights)
-    boxes.tight = False
-    return split_boxes(boxes, k, fraction)
-
-
-@pytest.mark.parametrize("grid", [False, True])
-def test_rgba_split_with_tight_ranges_is_the_loose_split(grid):
-    """RGBA boxes' level ranges shrink to their points' (the alpha range of
-    a box cut on colour stays wide otherwise): the same boxes, exactly, on
-    colours and on bin means, at K = 16 and 256."""
-    rng = np.random.default_rng(3)
-    alpha = np.where(rng.random(6000) < 0.7, 255, rng.integers(0, 256, 6000))
-    rgba = np.column_stack([rng.integers(0, 256, (6000, 3)), alpha]).astype(np.uint8)
-    colors, counts = histogram(rgba)
-    points, weights = (bin_means(colors, counts, 5) if grid else (colors.astype(np.float64), counts.astype(np.float64)))
-    for k in (16, 256):
-        np.testing.assert_array_equal(
-            variance_split_start(points, weights, k, fraction=0.5), _loose_split(points, weights, k, 0.5)
-        )
-
-
 @pytest.mark.parametrize("count, k, channels", [(50, 16, 3), (3000, 256, 4), (700, 200, 3)])
 def test_brute_force_search_agrees_with_the_oracle(count, k, channels):
     """Keys less |x|^2 are negative for points far from the origin, and the
@@ -371,26 +345,100 @@ def test_each_colour_bin_index_row_is_the_mean_of_its_own_bin(channels, count):
     np.testing.assert_array_equal(np.floor(means[bin_index(colors, 6)] / width), colors // width)
 
 
-@pytest.mark.parametrize("count, channels", [(60, 3), (250, 4), (40, 1)])
-def test_sorted_split_is_the_table_split(count, channels):
-    """Few points: the split sorts them instead of tabling level ranges, and
-    must cut exactly the same boxes (integer colours and bin means on the
-    1/1024 grid, a quarter to all of the boxes a round, ties included:
-    repeated levels and equal gains)."""
-    from pil_kmq.quantize.init import _Boxes, _SortedBoxes, split_boxes
+def _reference_split(points, weights, k, fraction):
+    """The variance split one box at a time, each box's cuts tried level by
+    level with numpy sums: what the rounds' shared sort and tables must
+    reproduce exactly (sums exact: integer colours, or bin means on the
+    1/1024 grid)."""
+    channels = points.shape[1]
+    levels = np.clip(points, 0, 255).astype(int)
+    point_moments = np.column_stack([weights, points * weights[:, None], weights * (points * points).sum(axis=1)])
 
+    def spread(m):
+        squares = m[1] * m[1]
+        for channel in range(2, 1 + channels):
+            squares = squares + m[channel] * m[channel]
+        return squares / m[0]
+
+    boxes = [np.arange(len(points))]
+    splittable = [True]
+    while len(boxes) < k:
+        totals = [point_moments[members].sum(axis=0) for members in boxes]
+        errors = [t[-1] - (t[1 : 1 + channels] ** 2).sum() / t[0] if ok else -np.inf
+                  for t, ok in zip(totals, splittable)]
+        candidates = [i for i in np.argsort(-np.array(errors), kind="stable") if errors[i] > 0]
+        batch = candidates[: min(k - len(boxes), max(1, int(len(boxes) * fraction)))]
+        if not batch:
+            break
+        for box in batch:
+            members, best = boxes[box], None
+            for axis in range(channels):
+                for level in np.unique(levels[members, axis])[:-1]:
+                    below = members[levels[members, axis] <= level]
+                    left = point_moments[below].sum(axis=0)
+                    gain = spread(left) + spread(totals[box] - left)
+                    if best is None or gain > best[0]:
+                        best = (gain, axis, level)
+            if best is None:
+                splittable[box] = False
+                continue
+            _, axis, level = best
+            boxes.append(members[levels[members, axis] > level])
+            boxes[box] = members[levels[members, axis] <= level]
+            splittable.append(True)
+    return np.array([point_moments[m].sum(axis=0)[1 : 1 + channels] / point_moments[m][:, 0].sum() for m in boxes])
+
+
+@pytest.mark.parametrize("count, channels, ks", [(60, 3, (2, 16, 64)), (400, 4, (2, 16, 64)), (40, 1, (2, 16)),
+                                                (1500, 3, (16, 64, 256))])
+def test_split_is_the_one_box_at_a_time_split(count, channels, ks):
+    """The rounds cut each batch's boxes together (a sort of the points'
+    entries, or a table over every level for few boxes of many points):
+    exactly the boxes, in the same order, as cutting them one at a time
+    (integer colours and bin means on the 1/1024 grid, a quarter to all of
+    the boxes a round, ties included: repeated levels and equal gains; at
+    K=256 batches of over 256 (box, axis) segments: keys sorted in two
+    passes)."""
     rng = np.random.default_rng(count)
     pixels = rng.integers(0, 256, (count, channels)).astype(np.uint8)
     pixels[: count // 2] = pixels[: count // 2] // 64 * 64  # shared levels, tied gains
     colors, counts = histogram(pixels)
     for points, weights in ((colors.astype(np.float64), counts.astype(np.float64)), bin_means(colors, counts, 5)):
-        for k in (2, 16, 64):
+        for k in ks:
             for fraction in (0.25, 0.75, 1.0):
-                sorted_boxes = _SortedBoxes(points, weights)
-                assert sorted_boxes.exact
                 np.testing.assert_array_equal(
-                    split_boxes(sorted_boxes, k, fraction), split_boxes(_Boxes(points, weights), k, fraction)
+                    variance_split_start(points, weights, k, fraction=fraction),
+                    _reference_split(points, weights, k, fraction),
                 )
+
+
+def test_best_cuts_of_clusters_some_empty():
+    """swap.py's use: a cluster with no point has no cut (and nothing below
+    it); the others' cuts are where the one-box split would cut them."""
+    from pil_kmq.quantize.init import _best_cuts, moments
+
+    rng = np.random.default_rng(5)
+    points = rng.integers(0, 256, (300, 3)).astype(np.float64)
+    weights = rng.integers(1, 5, 300).astype(np.float64)
+    labels = rng.choice([0, 2, 3], 300)  # clusters 1 and 4 empty
+    point_moments = moments(points, weights)
+    totals = np.stack([np.bincount(labels, m, minlength=5) for m in point_moments.T], axis=1)
+    levels = points.astype(np.intp)
+    low = np.zeros((5, 3), dtype=np.intp)
+    high = np.zeros((5, 3), dtype=np.intp)
+    for cluster in (0, 2, 3):
+        low[cluster] = levels[labels == cluster].min(axis=0)
+        high[cluster] = levels[labels == cluster].max(axis=0)
+    cuts, lower = _best_cuts(levels, point_moments, labels, low, high, totals=totals)
+    assert cuts[1, 1] == -1 and cuts[4, 1] == -1
+    np.testing.assert_array_equal(lower[[1, 4]], 0.0)
+    for cluster in (0, 2, 3):
+        members = labels == cluster
+        two = _reference_split(points[members], weights[members], 2, 1.0)
+        axis, level = cuts[cluster, 0], low[cluster, cuts[cluster, 0]] + cuts[cluster, 1]
+        below = members & (levels[:, axis] <= level)
+        np.testing.assert_array_equal(lower[cluster], point_moments[below].sum(axis=0))
+        np.testing.assert_array_equal(two[0], lower[cluster, 1:4] / lower[cluster, 0])
 
 
 def test_speed_10_on_tiny_icons_stays_near_the_default():

@@ -8,13 +8,6 @@ import numpy as np
 
 from .schedule import seed_trials
 
-# Up to this many points (8x8 and 16x16 images) the split sorts them
-# (_SortedBoxes) instead of tabling each box's level range (_Boxes): time
-# only, the same boxes. A round of the sorted split costs in proportion to
-# the points, one of the table to the batch's level ranges: 8x8 and 16x16
-# images 0.7-0.9x the k-means time, but 32x32 photos at K=16 (600-1000
-# points) 1.35-1.55x the split's time (AMD EPYC, load 4-6).
-SORTED_SPLIT_POINTS = 256
 
 def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int, *, fraction: float) -> np.ndarray:
     """Initial centres by greedy variance splitting (Wu's idea, on the points).
@@ -23,15 +16,12 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int, *, fra
     the largest weighted squared error and cut each across the axis and
     level that remove the most error. The k box means start Lloyd near a
     good optimum, deterministically. Each round splits the worst
-    `fraction` of the boxes together, with one bincount for all of
-    them, so the Python loop runs tens of times rather than k times; on
-    photos this picks the same boxes as splitting one at a time.
+    `fraction` of the boxes together, with one sort (or table) for all of
+    them (_cuts), so the Python loop runs tens of times rather than k
+    times; on photos this picks the same boxes as splitting one at a time
+    (RGBA icons gain from smaller fractions: see Schedule.split_fraction).
     """
-    if len(points) <= SORTED_SPLIT_POINTS:
-        boxes = _SortedBoxes(points, weights)
-        if boxes.exact:
-            return split_boxes(boxes, k, fraction)
-    return split_boxes(_Boxes(points, weights), k, fraction)
+    return split_boxes(_Boxes(points, weights, k), k, fraction)
 
 
 def split_boxes(boxes: _Boxes, k: int, fraction: float) -> np.ndarray:
@@ -52,260 +42,176 @@ def moments(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 class _Boxes:
     """The split's state: each point's box, and each box's moments (weight,
-    weighted sums, weighted sum of squares) and level range (inclusive; may
-    be loose after splits on other axes: cut tables need only span it)."""
+    weighted sums, weighted sum of squares) and squared error (-inf once it
+    has no cut), in rows for up to `capacity` boxes: a round writes its new
+    boxes in place, in a fixed number of numpy calls whatever the batch
+    (the rounds are few and, on the short path, the points too: there the
+    calls, not the arithmetic, are the cost)."""
 
-    def __init__(self, points: np.ndarray, weights: np.ndarray):
+    def __init__(self, points: np.ndarray, weights: np.ndarray, capacity: int):
         self.channels = points.shape[1]
         self.levels = np.clip(points, 0, 255).astype(np.intp)
-        self.moments = moments(points, weights)
+        # Each point's (axis, level) part of its sort keys (see _cuts).
+        self.level_keys = np.arange(self.channels) << 8 | self.levels
+        point_moments = moments(points, weights)
+        self.moment_rows = np.ascontiguousarray(point_moments.T)  # gathers by column: take
         self.box_of_point = np.zeros(len(points), dtype=np.intp)
-        self.box_moments = self.moments.sum(axis=0, keepdims=True)
-        self.box_low = self.levels.min(axis=0, keepdims=True)
-        self.box_high = self.levels.max(axis=0, keepdims=True)
-        self.splittable = np.ones(1, dtype=bool)
-        # RGBA only: on photos the ranges are near tight already (64x64 and
-        # 256x256 kodim23: no gain), on icons the split takes a third of
-        # the time (256x256, K=256: 17 -> 6 ms).
-        self.tight = self.channels >= 4 and _sums_exact(points, weights, self.box_moments[0, -1])
-        if self.tight:
-            self.level_columns = [np.ascontiguousarray(self.levels[:, c]) for c in range(self.channels)]
-
-    @property
-    def count(self) -> int:
-        return len(self.box_moments)
+        self.box_moments = np.zeros((max(capacity, 1), point_moments.shape[1]))
+        self.box_moments[0] = point_moments.sum(axis=0)
+        self.errors = np.full(len(self.box_moments), -np.inf)
+        self.errors[:1] = _errors(self.box_moments[:1], self.channels)
+        self.count = 1
 
     def means(self) -> np.ndarray:
-        return self.box_moments[:, 1 : 1 + self.channels] / self.box_moments[:, :1]
+        used = self.box_moments[: self.count]
+        return used[:, 1 : 1 + self.channels] / used[:, :1]
 
     def worst(self, size: int) -> np.ndarray:
-        """Up to `size` splittable boxes with the largest squared error."""
-        sums = self.box_moments[:, 1 : 1 + self.channels]
-        errors = self.box_moments[:, -1] - (sums * sums).sum(axis=1) / self.box_moments[:, 0]
-        errors[~self.splittable] = -np.inf
-        candidates = np.flatnonzero(errors > 0)
-        return candidates[np.argsort(-errors[candidates], kind="stable")][:size]
+        """Up to `size` splittable boxes with the largest squared error
+        (ties to the lowest box)."""
+        errors = self.errors[: self.count]
+        order = (-errors).argsort(kind="stable")[:size]
+        return order[errors[order] > 0]
 
     def split(self, batch: np.ndarray) -> None:
-        """Cut every box of the batch at its best cut; boxes with none are
-        marked unsplittable."""
-        slot_of_box = np.full(self.count, -1)
+        """Cut every box of the batch at its best cut (each one's upper side
+        a new box, numbered in batch order); boxes with none are marked
+        unsplittable."""
+        channels, count = self.channels, self.count
+        slot_of_box = np.empty(count, dtype=np.intp)
+        slot_of_box.fill(-1)
         slot_of_box[batch] = np.arange(len(batch))
         slots = slot_of_box[self.box_of_point]
-        chosen = np.flatnonzero(slots >= 0)
-        low, high = self.box_low[batch], self.box_high[batch]
-        best, lower = _best_cuts(
-            self.levels[chosen], self.moments[chosen], slots[chosen], low, high, totals=self.box_moments[batch]
-        )
-        can_split = best[:, 1] >= 0
-        self.splittable[batch[~can_split]] = False
-        batch, lower, best, low = batch[can_split], lower[can_split], best[can_split], low[can_split]
-        if batch.size:
-            self._cut(batch, chosen, best[:, 0], best[:, 1] + low[np.arange(len(batch)), best[:, 0]], lower)
-
-    def _cut(self, batch, chosen, axes, cuts, lower) -> None:
-        """Points above their box's cut (an absolute level) move to a new box."""
-        new_ids = np.full(self.count, -1)
-        new_ids[batch] = self.count + np.arange(len(batch))
-        axis_of_box = np.zeros(self.count, dtype=np.intp)
-        cut_of_box = np.full(self.count, 256)
-        axis_of_box[batch] = axes
-        cut_of_box[batch] = cuts
-        boxes = self.box_of_point[chosen]
-        moves = self.levels.ravel()[chosen * self.channels + axis_of_box[boxes]] > cut_of_box[boxes]
-        self.box_of_point[chosen[moves]] = new_ids[boxes[moves]]
-        upper = self.box_moments[batch] - lower
-        self.box_moments[batch] = lower
-        self.box_moments = np.concatenate([self.box_moments, upper])
-        upper_low = self.box_low[batch].copy()
-        upper_low[np.arange(len(batch)), axes] = cuts + 1
-        upper_high = self.box_high[batch].copy()
-        self.box_high[batch, axes] = cuts
-        self.box_low = np.concatenate([self.box_low, upper_low])
-        self.box_high = np.concatenate([self.box_high, upper_high])
-        self.splittable = np.concatenate([self.splittable, np.ones(len(batch), dtype=bool)])
-        if self.tight:
-            self._tighten(np.concatenate([batch, new_ids[batch]]), chosen)
-
-    def _tighten(self, boxes, chosen) -> None:
-        """Each of `boxes`' level range shrunk to its points' (all among
-        `chosen`): the cut tables then skip levels no point holds (an RGBA
-        box's alpha range stays 0..255 through cuts on the colours)."""
-        owners = self.box_of_point[chosen]
-        for channel, column in enumerate(self.level_columns):
-            low = np.full(self.count, 255, dtype=np.intp)
-            high = np.zeros(self.count, dtype=np.intp)
-            np.minimum.at(low, owners, column[chosen])
-            np.maximum.at(high, owners, column[chosen])
-            self.box_low[boxes, channel] = low[boxes]
-            self.box_high[boxes, channel] = high[boxes]
+        chosen = (slots >= 0).nonzero()[0]
+        slots = slots[chosen]
+        keys = self.level_keys[chosen] + (slots * (channels << 8))[:, None]
+        rows = self.moment_rows.take(chosen, axis=1)
+        axes, cuts, lower = _cuts(keys, rows, slots, self.box_moments[batch])
+        can_split = cuts >= 0
+        if not can_split.all():
+            self.errors[batch[~can_split]] = -np.inf
+            if not can_split.any():
+                return
+            cuts = np.where(can_split, cuts, 256)  # no point of theirs moves
+            batch, lower = batch[can_split], lower[can_split]
+        # Points above their box's cut move to its new box.
+        new_ids = count - 1 + can_split.cumsum()
+        moves = self.levels.ravel()[chosen * channels + axes[slots]] > cuts[slots]
+        self.box_of_point[chosen[moves]] = new_ids[slots[moves]]
+        changed = np.concatenate([batch, np.arange(count, count + len(batch))])
+        self.count = count + len(batch)
+        self.box_moments[changed] = np.concatenate([lower, self.box_moments[batch] - lower])
+        self.errors[changed] = _errors(self.box_moments[changed], channels)
 
 
-class _SortedBoxes(_Boxes):
-    """The split's state for few points (see SORTED_SPLIT_POINTS): the
-    points in one order per axis, each box a contiguous range (the same
-    range in every order) within which they rise by that axis's level.
-    A round then finds every box's best cut with cumulative sums along the
-    orders, and splits ranges by a stable partition, in a constant number
-    of whole-array calls whatever K is: no table over each box's level
-    range, no sort after the first. The cuts are _Boxes' exactly: a cut
-    between two levels a box holds gains what _Boxes' cut at the lower
-    level gains, every sum is exact (checked: _sums_exact), so the values
-    are equal, and the first best in (axis, level) order is the first best
-    of _Boxes' table."""
-
-    def __init__(self, points: np.ndarray, weights: np.ndarray):
-        channels, size = points.shape[1], len(points)
-        self.channels = channels
-        self.levels = np.clip(points, 0, 255).astype(np.intp)
-        self.moments = moments(points, weights)
-        self.box_of_point = np.zeros(size, dtype=np.intp)
-        self.box_moments = self.moments.sum(axis=0, keepdims=True)
-        self.splittable = np.ones(1, dtype=bool)
-        self.exact = _sums_exact(points, weights, self.box_moments.sum())
-        # Flat (axis, position) entries: the point there, in order of each
-        # axis's level within each box; each box's first position.
-        self.order = np.argsort(self.levels.T, axis=1, kind="stable").ravel()
-        self.axis_base = np.repeat(np.arange(channels) * size, size)
-        self.level_entries = self.levels.T.ravel()
-        self.moment_rows = np.ascontiguousarray(self.moments.T)
-        self.moment_base = (np.arange(len(self.moment_rows)) * channels * size)[:, None]
-        self.box_start = np.zeros(1, dtype=np.intp)
-        self.box_size = np.array([size])
-        self.entry_index = np.arange(channels * size)
-        self.point_rows = np.arange(0, size * channels, channels)
-
-    def split(self, batch: np.ndarray) -> None:
-        channels, size, count = self.channels, len(self.levels), self.count
-        order, entries = self.order, channels * size
-        box_at = self.box_of_point[order]  # the same ranges along every axis
-        sorted_levels = self.level_entries[order + self.axis_base]
-        # Sums at or below each entry within its (moment, axis, box) range:
-        # one running sum over all of them less its value before the range
-        # (every sum exact, the grand total too: the values per range).
-        width = len(self.moment_rows)
-        running = np.empty(width * entries + 1)
-        running[0] = 0.0
-        np.cumsum(self.moment_rows[:, order], out=running[1:])
-        range_start = self.axis_base + self.box_start[box_at]
-        # Sums at or below each cut (left) and above it (right), side by side.
-        sides = np.empty((width, 2 * entries))
-        left, right = sides[:, :entries], sides[:, entries:]
-        np.subtract(running[1:].reshape(width, entries), running[range_start + self.moment_base], out=left)
-        np.subtract(self.box_moments.T[:, box_at], left, out=right)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            spreads = _spread(sides, channels)
-        gain = spreads[:entries] + spreads[entries:]
-        # A cut lies after the last entry of a level (the last of a range
-        # leaves nothing above), in a batch box.
-        in_batch = np.zeros(count, dtype=bool)
-        in_batch[batch] = True
-        cut_here = in_batch[box_at]
-        cut_here[:-1] &= sorted_levels[1:] != sorted_levels[:-1]
-        gain[~cut_here | (left[0] <= 0) | (right[0] <= 0)] = -np.inf
-        by_position = np.argsort(self.box_start)  # ranges in entry order, for reduceat
-        range_starts = (self.box_start[by_position] + np.arange(0, entries, size)[:, None]).ravel()
-        top = np.empty(count)
-        top[by_position] = np.maximum.reduceat(gain, range_starts).reshape(channels, count).max(axis=0)
-        # First best entry of each box in (axis, level) order: entry order.
-        ranked = np.where(gain == top[box_at], self.entry_index, entries)
-        first = np.empty(count, dtype=np.intp)
-        first[by_position] = np.minimum.reduceat(ranked, range_starts).reshape(channels, count).min(axis=0)
-        top, first = top[batch], first[batch]
-        can_split = np.isfinite(top)
-        self.splittable[batch[~can_split]] = False
-        if can_split.any():
-            batch, first = batch[can_split], first[can_split]
-            lower_sizes = first - range_start[first] + 1
-            self._cut(batch, first // size, sorted_levels[first], left[:, first].T, lower_sizes)
-
-    def _cut(self, batch, axes, cuts, lower, lower_sizes) -> None:
-        """Points above their box's cut (a level) move to a new box, its
-        range the upper part of the old one's (a stable partition of every
-        axis's order)."""
-        count, channels, size = self.count, self.channels, len(self.levels)
-        axis_of_box = np.zeros(count, dtype=np.intp)
-        cut_of_box = np.full(count, 256)
-        axis_of_box[batch] = axes
-        cut_of_box[batch] = cuts
-        boxes = self.box_of_point
-        moves = self.levels.ravel()[self.point_rows + axis_of_box[boxes]] > cut_of_box[boxes]
-        moved_id = np.full(count, -1)
-        moved_id[batch] = count + np.arange(len(batch))
-        self.box_of_point = np.where(moves, moved_id[boxes], boxes)
-        # Destinations: the lower points first, then the upper, each in order.
-        lower_size = self.box_size.copy()
-        lower_size[batch] = lower_sizes
-        flags = moves[self.order]
-        box_at = boxes[self.order]
-        uppers_before = np.cumsum(flags) - flags
-        range_start = self.axis_base + self.box_start[box_at]
-        uppers_before -= uppers_before[range_start]
-        below = self.entry_index - range_start - uppers_before
-        destination = range_start + np.where(flags, lower_size[box_at] + uppers_before, below)
-        order = np.empty_like(self.order)
-        order[destination] = self.order
-        self.order = order
-        self.box_start = np.concatenate([self.box_start, self.box_start[batch] + lower_sizes])
-        self.box_size = np.concatenate([lower_size, self.box_size[batch] - lower_sizes])
-        upper = self.box_moments[batch] - lower
-        self.box_moments[batch] = lower
-        self.box_moments = np.concatenate([self.box_moments, upper])
-        self.splittable = np.concatenate([self.splittable, np.ones(len(batch), dtype=bool)])
-
-
-def _sums_exact(points: np.ndarray, weights: np.ndarray, square_total: float) -> bool:
-    """Whether every sum of moments is exact in float64 (points on the grid
-    of 1/1024, integer weights, squares below 2**33; integer points below
-    2**53): then the cut tables' layout cannot change a value, so their
-    level ranges may be tightened without changing the split."""
-    scaled = points * 1024.0
-    if not (np.array_equal(scaled, np.floor(scaled)) and np.array_equal(weights, np.floor(weights))):
-        return False
-    whole = np.array_equal(points, np.floor(points))
-    return square_total < (2.0**53 if whole else 2.0**33)
+def _errors(box_moments: np.ndarray, channels: int) -> np.ndarray:
+    """Each box's weighted squared error about its mean."""
+    sums = box_moments[:, 1 : 1 + channels]
+    return box_moments[:, -1] - (sums * sums).sum(axis=1) / box_moments[:, 0]
 
 
 def _best_cuts(levels, moments, slots, low, high, *, totals):
-    """For each box of a batch, the cut (axis, level above its low end; -1
-    if none leaves points on both sides) that removes the most error, and
-    the moments at or below it.
-
-    One table of moments by (box, axis, level), each box and axis only as
-    long as its own level range: cumulative sums along it give the moments
-    at or below every cut of every axis of every box at once. The table is
-    (moment, entry): each moment's row is contiguous for bincount and cumsum."""
+    """For each box of a batch (slots: each point's box; low, high: each
+    box's level range, inclusive), the cut (axis, level above its low end;
+    -1 if none leaves points on both sides) that removes the most error,
+    and the moments at or below it (see _cuts). A box may hold no point
+    (swap.py's clusters): no cut, nothing below it."""
     count, channels = low.shape
-    lengths = (high - low + 1).ravel()  # (box, axis) segments
-    starts = np.cumsum(lengths) - lengths
-    # One gather of each point's (box, axis) offsets.
-    positions = ((starts.reshape(count, channels) - low)[slots] + levels).ravel()
-    size = int(lengths.sum())
-    width = moments.shape[1]
-    # One bincount for every moment: entry (moment, position) gathers its
-    # points in the same order as a bincount per moment would.
-    index = (positions + size * np.arange(width)[:, None]).ravel()
-    table = np.bincount(index, np.repeat(moments.T, channels, axis=1).ravel(), minlength=width * size)
-    # Cumulative along each segment: a running sum less its value where the
-    # segment starts (weights and weighted sums are exact either way).
-    table = np.cumsum(table.reshape(width, size), axis=1)
-    before = np.concatenate([np.zeros((width, 1)), table], axis=1)[:, starts]
-    left = table - np.repeat(before, lengths, axis=1)
-    box_lengths = lengths.reshape(count, channels).sum(axis=1)
-    right = np.repeat(totals.T, box_lengths, axis=1) - left
+    held = np.bincount(slots, minlength=count) > 0
+    rank = np.cumsum(held) - 1
+    keys = (np.arange(channels) << 8 | levels) + (rank[slots] * (channels << 8))[:, None]
+    axes, cuts, lower = np.zeros(count, dtype=np.intp), np.full(count, -1), np.zeros(totals.shape)
+    if held.any():
+        axes[held], cuts[held], lower[held] = _cuts(keys, np.ascontiguousarray(moments.T), rank[slots], totals[held])
+    offsets = np.where(cuts >= 0, cuts - low[np.arange(count), axes], -1)
+    return np.column_stack([axes, offsets]), lower
+
+
+def _cuts(keys, rows, slots, totals):
+    """For each box of a batch (slots: each point's box, each holding some;
+    keys: each point's (box, axis, level) entry on each axis, (box x
+    channels + axis) x 256 + level; rows: the points' moments, a row per
+    moment; totals: each box's moments), the best cut's axis and level
+    (points at or below it on one side; -1 if no cut leaves points on both
+    sides) and the moments at or below it.
+
+    The entries in order (one sort): cumulative sums along each (box, axis)
+    give the moments at or below every cut of every axis of every box at
+    once, the work in proportion to the points, not to the boxes' level
+    ranges. A cut after the last entry of a level; the first best in
+    (axis, level) order, as a table over every level would pick (the
+    levels between two held ones leave the same sides)."""
+    channels, boxes = keys.shape[1], len(totals)
+    keys = keys.ravel()
+    if boxes * 256 <= len(slots):
+        return _table_cuts(keys, rows, totals)
+    order = _key_order(keys, boxes * channels)
+    keys = keys[order]
+    size = len(keys)
+    # Moments of each entry in order; a running sum after a zero.
+    width = len(rows)
+    running = np.zeros((width, size + 1))
+    rows.take(order // channels, axis=1).cumsum(axis=1, out=running[:, 1:])
+    # Each box holds the same number of entries on each axis.
+    per_box = np.bincount(slots, minlength=boxes) * channels
+    lengths = (per_box // channels).repeat(channels)
+    ends = lengths.cumsum()
+    starts = ends - lengths
+    # Moments at or below each entry (left) and above it (right), side by
+    # side: within its (box, axis), the running sum less its value before.
+    sides = np.empty((width, 2 * size))
+    left, right = sides[:, :size], sides[:, size:]
+    np.subtract(running[:, 1:], running.take(starts, axis=1).repeat(lengths, axis=1), out=left)
+    np.subtract(totals.T.repeat(per_box, axis=1), left, out=right)
     with np.errstate(divide="ignore", invalid="ignore"):
-        gain = _spread(left, channels) + _spread(right, channels)
-    gain[(left[0] <= 0) | (right[0] <= 0)] = -np.inf
-    # First best entry of each box, as argmax over (axis, level) would pick.
+        spreads = _spread(sides, channels)
+    gain = spreads[:size] + spreads[size:]
+    # Not a cut: within a level, or after the last entry (nothing above;
+    # weights are positive, so something is always at or below).
+    gain[:-1][keys[1:] == keys[:-1]] = -np.inf
+    gain[ends - 1] = -np.inf
     box_starts = starts[::channels]
     top = np.maximum.reduceat(gain, box_starts)
-    entries = np.arange(size)
-    first = np.minimum.reduceat(np.where(gain == np.repeat(top, box_lengths), entries, size), box_starts)
-    first = np.minimum(first, size - 1)  # a box with no cut at all (gain nan): any entry, cut -1 below
-    segment = np.searchsorted(starts, first, side="right") - 1
-    axes = segment % channels
-    cuts = np.where(np.isfinite(top), first - starts[segment], -1)
-    return np.column_stack([axes, cuts]), left[:, first].T
+    first = np.minimum.reduceat(np.where(gain == top.repeat(per_box), np.arange(size), size), box_starts)
+    chosen = keys[first]
+    cuts = np.where(np.isfinite(top), chosen & 255, -1)
+    return (chosen >> 8) % channels, cuts, left.take(first, axis=1).T
+
+
+def _key_order(keys: np.ndarray, segments: int) -> np.ndarray:
+    """The stable order of (segment << 8 | level) keys: numpy sorts 8- and
+    16-bit keys stably by radix, 2-3x quicker than 64-bit ones (3000 keys:
+    22 against 46 us; 48000 in two passes, by level then segment: 1.2
+    against 3.7 ms)."""
+    if segments > 1 << 16:
+        return keys.argsort(kind="stable")
+    if segments <= 256:
+        return keys.astype(np.uint16).argsort(kind="stable")
+    by_level = keys.astype(np.uint8).argsort(kind="stable")
+    return by_level[(keys[by_level] >> 8).astype(np.uint16).argsort(kind="stable")]
+
+
+def _table_cuts(keys, rows, totals):
+    """_cuts from a table over every (box, axis, level) (keys: each point's
+    entry on each axis): for few boxes of many points (the first rounds),
+    where the table is smaller than the points' entries and needs no sort."""
+    boxes, width = len(totals), len(rows)
+    channels = len(keys) // rows.shape[1]
+    size = boxes * channels * 256
+    index = (keys + size * np.arange(width)[:, None]).ravel()
+    table = np.bincount(index, np.repeat(rows, channels, axis=1).ravel(), minlength=width * size)
+    sides = np.empty((width, 2, boxes * channels, 256))
+    np.cumsum(table.reshape(width, boxes * channels, 256), axis=2, out=sides[:, 0])
+    np.subtract(totals.T[:, :, None, None], sides[:, 0].reshape(width, boxes, channels, 256),
+                out=sides[:, 1].reshape(width, boxes, channels, 256))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spreads = _spread(sides.reshape(width, -1), channels).reshape(2, boxes, channels * 256)
+    gain = spreads[0] + spreads[1]
+    gain[(sides[0] <= 0).reshape(2, boxes, channels * 256).any(axis=0)] = -np.inf
+    first = np.argmax(gain, axis=1)  # the first best in (axis, level) order
+    cuts = np.where(np.isfinite(gain[np.arange(boxes), first]), first % 256, -1)
+    lower = sides[:, 0].reshape(width, boxes, channels * 256)[:, np.arange(boxes), first].T
+    return first // 256, cuts, lower
 
 
 def _spread(part, channels):

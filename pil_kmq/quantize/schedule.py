@@ -196,6 +196,11 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         # on up to 4 K colours (8x8 images at K=16, 16x16 at K=64): 8x8
         # icons at K=16 -0.26 dB under libimagequant 10 with all, +3.30 with
         # 3/4 in 0.99x the time (photos +0.83 -> +1.66 dB in 1.16x).
+        # Measured again at speed 4 (24 Kodak crops, 64 icons, 32-128 px):
+        # all a round -0.07..-0.77 dB on photos; rounding the batch up (a
+        # round less) icons -0.16..-1.10 dB; a half (or one at a time) icons
+        # +0.01..+0.86 dB (32x32 K=256), photos within 0.015 dB, for 1-3
+        # rounds more (each 0.1-0.3 ms on these sizes).
         split_fraction=_at(speed, {1: 0.5, 2: 0.75, 9: 0.75 if distinct_colours <= 4 * k else 1.0}) if short else 0.5,
         # K <= 16: one restart finds a second basin the swaps miss (issue
         # 12: with the swap trials, 5 restarts -> 1 lost nothing); at
