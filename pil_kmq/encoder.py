@@ -208,8 +208,8 @@ def sample_size(k: int) -> int:
     return max(4096, k << 4)
 
 
-# Interleaved saves of RGBA icons, outside k-means (AMD EPYC, 4 icons of
-# /work/data/icons resized): counting 128x128 and 181x181 whole took
+# Interleaved saves of RGBA icons with soft alpha, outside k-means (AMD
+# EPYC, 4 of benchmarks/corpora.py's icons resized): counting 128x128 and 181x181 whole took
 # 0.86x and 0.82x the time of sampling first, 256x256 0.99x, 512x512 1.03x.
 SAMPLES_COUNTED_WHOLE = 16
 

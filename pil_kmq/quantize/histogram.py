@@ -337,7 +337,7 @@ def _paged_lookup(distinct: np.ndarray, color_labels: np.ndarray):
     table[directory[pages] | (distinct & np.uint32(0xFF))] = color_labels
 
     def lookup(part: np.ndarray) -> np.ndarray:
-        part = np.ascontiguousarray(part)
+        part = np.ascontiguousarray(part, dtype=np.uint8)
         # a pixel's red and green bytes read as one big-endian number: its page
         page = np.ndarray(len(part), ">u2", part, 0, (3,)).astype(np.uint16)
         entry = directory.take(page)
