@@ -182,11 +182,11 @@ def run(corpus: Path, ks: list[int], cache: Path | None, limit: int | None, repe
                 sizes[name] = sizes.get(name, 0) + len(data)
             for key, seconds in decode_times(files, cores, repeat).items():
                 times.setdefault(key, []).append(seconds)
-        report(k, sizes, times, encode, pixels, len(paths), cores, whole=limit is None)
+        report(k, sizes, times, encode, pixels=pixels, count=len(paths), cores=cores, whole=limit is None)
         print(f"load average after K={k}: {os.getloadavg()[0]:.2f}")
 
 
-def report(k, sizes, times, encode, pixels, count, cores, whole: bool = True) -> None:
+def report(k, sizes, times, encode, *, pixels, count, cores, whole: bool = True) -> None:
     png_ms = 1000 * statistics.median(times[("PNG-8", 1)])
     print(f"\nK={k}  ({count} images, {pixels:,} pixels)")
     print(f"{'format':<10}{'bytes':>12}{'bpp':>8}{'ms 1 thr':>10}{'x PNG-8':>9}"

@@ -231,3 +231,20 @@ def test_colour_check_samples_every_column_of_a_sprite_sheet():
     sheet = rng.integers(1, 256, (4096, 64, 4), dtype=np.uint8)
     sheet[:, 0] = 0
     assert _sample_has_more(sheet.reshape(-1, 4), 16)
+
+
+@pytest.mark.parametrize("colour_map", [None, premultiply])
+def test_a_histogram_the_caller_made_gives_what_the_quantizer_would(colour_map):
+    """counted= (the encoder counts a small RGBA image's colours once, to
+    tell whether it has at most K): the same labels and codebook."""
+    from pil_kmq.quantize.histogram import histogram
+    from pil_kmq.quantize.quantizer import quantize_with_smoothing
+
+    image, _ = opaque_colours_and_faint_noise(4)
+    image[::5, ::3, 3] = 0
+    options = Options(colors=12)
+    counted = histogram(image.reshape(-1, 4))
+    given = quantize_with_smoothing(image, options, colour_map=colour_map, counted=counted)
+    made = quantize_with_smoothing(image, options, colour_map=colour_map)
+    for got, expected in zip(given, made):
+        np.testing.assert_array_equal(got, expected)

@@ -322,7 +322,7 @@ def test_small_bands_try_every_strip_height_and_keep_the_smallest(k, monkeypatch
     ordered, _ = coding.ordered(labels, book)
     width = container.band_label_width(k)
     thorough = [len(bands.encode_band(bands.label_stream(ordered, other, width), other,
-                                      container.XZ, k, streams.THOROUGH))
+                                      container.XZ, k, effort=streams.THOROUGH))
                 for other in bands.SMALL_BAND_STRIPS]
     assert min(thorough) <= length + bands.BAND_OVERHEAD <= 1.01 * min(thorough)
     # and the file is smaller than with the zlib-1 predictor's choice of 32 or 1

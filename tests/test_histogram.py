@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import FIXTURES
+from PIL import Image
 
 from pil_kmq.quantize import histogram as histogram_module
 from pil_kmq.quantize.histogram import histogram, labels_for_pixels, pack_codes, unpack_codes
@@ -42,7 +44,7 @@ def test_codes_round_trip(channels):
     np.testing.assert_array_equal(unpack_codes(pack_codes(colors), channels), colors)
 
 
-@pytest.mark.parametrize("count", [500, histogram_module.TABLE_MIN_PIXELS])  # search, table
+@pytest.mark.parametrize("count", [500, histogram_module.PAGED_MIN_PIXELS, histogram_module.TABLE_MIN_PIXELS])
 @pytest.mark.parametrize("channels", [1, 3, 4])
 def test_labels_for_pixels_look_up_each_colour(slice_size, channels, count):
     rng = np.random.default_rng(channels)
@@ -54,25 +56,42 @@ def test_labels_for_pixels_look_up_each_colour(slice_size, channels, count):
     np.testing.assert_array_equal(labels_for_pixels(colors, color_labels, pixels), expected)
 
 
-def test_labels_for_pixels_agree_with_and_without_the_table(monkeypatch):
-    """Small images look labels up by binary search, large ones in a table
-    over every code: the same labels."""
+@pytest.mark.parametrize("table", ["PAGED_MIN_PIXELS", "DENSE_MIN_PIXELS"])
+def test_labels_for_pixels_agree_with_and_without_the_table(monkeypatch, table):
+    """Small images look labels up by binary search, larger RGB ones in a
+    table in pages, the largest in a table over every code: the same labels,
+    for pixels in any layout (here every other pixel of an RGBA array's RGB)."""
     rng = np.random.default_rng(9)
-    pixels = rng.integers(0, 256, (5000, 3), dtype=np.uint8)
-    colors, _ = histogram(pixels)
+    rgba = rng.integers(0, 256, (10000, 4), dtype=np.uint8)
+    rgba[::3, :2] = rgba[0, :2]  # colours sharing a red and green pair: one page
+    pixels = rgba[::2, :3]
+    colors, _ = histogram(np.ascontiguousarray(pixels))
     color_labels = rng.integers(0, 256, len(colors), dtype=np.uint8)
     searched = labels_for_pixels(colors, color_labels, pixels)
-    monkeypatch.setattr(histogram_module, "TABLE_MIN_PIXELS", 0)
+    np.testing.assert_array_equal(searched, color_labels[np.searchsorted(pack_codes(colors), pack_codes(pixels))])
+    monkeypatch.setattr(histogram_module, "PAGED_MIN_PIXELS", 0)
+    monkeypatch.setattr(histogram_module, table, 0)
     np.testing.assert_array_equal(labels_for_pixels(colors, color_labels, pixels), searched)
 
 
-def test_a_small_image_is_labelled_without_the_whole_code_table():
-    """A 32x32 RGB image's labels need no 16 MiB table over every code (it
-    cost ~0.3 ms a save, whatever the image)."""
+def random_colours(count: int) -> np.ndarray:
+    return np.random.default_rng(5).integers(0, 256, (count, 3), dtype=np.uint8)
+
+
+def photo_crop(side: int) -> np.ndarray:
+    image = np.asarray(Image.open(FIXTURES / "images" / "kodim23_crop.png").convert("RGB"))
+    return image[:side, :side].reshape(-1, 3)
+
+
+@pytest.mark.parametrize("pixels, most", [
+    (random_colours(32 * 32), 1 << 20),  # searched: no table (it cost ~0.3 ms a save)
+    (photo_crop(100), 2 << 20),  # a table in pages of the red and green pairs used
+])
+def test_rgb_labels_below_the_dense_size_need_no_table_over_every_code(pixels, most):
+    """No 16 MiB table over all 2**24 RGB codes below DENSE_MIN_PIXELS: the
+    memory grows with the image."""
     import tracemalloc
 
-    rng = np.random.default_rng(5)
-    pixels = rng.integers(0, 256, (32 * 32, 3), dtype=np.uint8)
     colors, _ = histogram(pixels)
     color_labels = (np.arange(len(colors)) % 16).astype(np.uint8)
     tracemalloc.start()
@@ -81,7 +100,7 @@ def test_a_small_image_is_labelled_without_the_whole_code_table():
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 1 << 20
+    assert peak < most
     np.testing.assert_array_equal(labels, color_labels[np.searchsorted(pack_codes(colors), pack_codes(pixels))])
 
 

@@ -169,14 +169,14 @@ def check_output_folder(target: Path) -> None:
         raise FileNotFoundError(errno.ENOENT, "output folder does not exist", str(folder))
 
 
-def _decode(job: Job, format: str, view: str, force: bool, background: tuple | None,
+def _decode(job: Job, *, format: str, view: str, force: bool, background: tuple | None,
             streamed: bool) -> Outcome | None:
     if job.target != STDIO:
         check_output_folder(job.target)
     if streamed:
         line = BandLine("decode", job.source.name) if sys.stderr.isatty() else None
         try:
-            return decode_streamed(job.source, job.target, format, force, view, line)
+            return decode_streamed(job.source, job.target, format, force=force, view=view, progress=line)
         finally:
             if line is not None:
                 line.clear()

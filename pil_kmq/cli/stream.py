@@ -73,7 +73,7 @@ def streams_output(source: Path, format: str) -> bool:
     return too_large_for_pillow(width, height)
 
 
-def decode_streamed(source: Path, target: Path, format: str, force: bool, view: str = "",
+def decode_streamed(source: Path, target: Path, format: str, *, force: bool, view: str = "",
                     progress=None) -> None:
     """source .kmq -> target .npy or TIFF of its colours ((h, w) for L,
     else (h, w, C)) or, with view "labels-raw", of its labels, band by band.

@@ -88,12 +88,12 @@ def band_rows(height: int, band_height: int) -> list[tuple[int, int]]:
     return [(top, min(band_height, height - top)) for top in range(0, height, band_height)]
 
 
-def walk(read_at: ReadAt, start: int, file_size: int, width: int, height: int, band_height: int):
+def walk(read_at: ReadAt, start: int, file_size: int, header: Header, band_height: int):
     """The bands whose bytes are all in the file, and whether that is all
     of them (False: the file ends inside the band after the last one)."""
     bands = []
     offset = start
-    for index, (top, rows) in enumerate(band_rows(height, band_height)):
+    for index, (top, rows) in enumerate(band_rows(header.height, band_height)):
         head = read_at(offset, BAND_HEAD.size)
         if len(head) < BAND_HEAD.size:
             return bands, False
@@ -233,7 +233,7 @@ def _pieces(band: Band, width: int):
 # one band
 
 
-def encode_band(packed: bytes, strip: int, coding: int, k: int, effort: int = streams.DEFAULT,
+def encode_band(packed: bytes, strip: int, coding: int, k: int, *, effort: int = streams.DEFAULT,
                 near: bool = False) -> bytes:
     """S, L, the stream and the band CRC for a band's packed labels (what
     label_stream gives for that strip height); near: streams.near_matches."""
@@ -253,7 +253,7 @@ def smallest_band(labels: np.ndarray, coding: int, k: int, width: int) -> bytes:
     packed = {strip: label_stream(labels, strip, width) for strip in strips}
     quick = {strip: len(streams.compress(packed[strip], coding, k, streams.QUICK)) for strip in strips}
     tried = sorted(strips, key=lambda strip: (quick[strip], strip))[:SMALL_BAND_TRIALS]
-    encoded = {strip: encode_band(packed[strip], strip, coding, k, streams.THOROUGH) for strip in tried}
+    encoded = {strip: encode_band(packed[strip], strip, coding, k, effort=streams.THOROUGH) for strip in tried}
     return encoded[min(tried, key=lambda strip: (len(encoded[strip]), strip))]
 
 

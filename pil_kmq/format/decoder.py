@@ -87,7 +87,7 @@ def band_table(read_at, layout: Layout, file_size: int) -> tuple[list[bands.Band
     (band_height,) = bands.BAND_HEIGHT.unpack(height_bytes)
     bands.check_band_height(band_height, header.width, header.height)
     first = header.payload_offset + bands.PAYLOAD_HEAD_SIZE
-    table, complete = bands.walk(read_at, first, file_size, header.width, header.height, band_height)
+    table, complete = bands.walk(read_at, first, file_size, header, band_height)
     layout.walked = (file_size, table, complete)
     return table, complete
 

@@ -20,7 +20,7 @@ def encode(labels: np.ndarray, k: int) -> bytes:
 
 
 def decode_range(
-    read_at: ReadAt, header: Header, first: int, count: int, sink: Sink,
+    read_at: ReadAt, header: Header, first: int, count: int, sink: Sink, *,
     on_bytes: Callable[[bytes], None] | None = None,
 ) -> int:
     """Hand labels first .. first+count-1 (row-major) to sink, a piece at a
@@ -69,7 +69,7 @@ def decode_all(read_at: ReadAt, header: Header, head_crc: int, sink: Sink) -> in
         if len(stored) == 4:
             check_crc(crc[0], stored)
         return 0
-    done = decode_range(read_at, header, 0, header.pixel_count, sink, add)
+    done = decode_range(read_at, header, 0, header.pixel_count, sink, on_bytes=add)
     stored = read_at(header.payload_offset + header.raw_payload_size, 4)
     if done == header.pixel_count and len(stored) == 4:
         check_crc(crc[0], stored)

@@ -10,7 +10,8 @@ a count per code (bincount) when there are few codes for the pixels (one or
 two channels always, RGB from TABLE_MIN_COUNT pixels); a hashed table of
 four-channel codes (2**32 of them) for many pixels, with the few codes that
 share a slot sorted; a sort of the codes otherwise. The label lookup at the
-end has the same tables.
+end has the same tables, and for RGB below DENSE_MIN_PIXELS one in pages
+of the red and green pairs the colours use (its memory grows with them).
 """
 
 from __future__ import annotations
@@ -24,11 +25,21 @@ SLICE = 1 << 20
 # Codes sorted at once (sort_in_runs): a fraction of a second each, so
 # that the encoder's progress moves while a large image's codes are sorted.
 SORT_RUN = 1 << 21
-# Fewest pixels for which labels_for_pixels builds its 16 MiB RGB lookup
-# table: making it costs ~0.3 ms whatever the image, and below this a binary
-# search is quicker (measured, kodim23 resized: 64x64 0.06 ms against
-# 0.33 ms, 80x80 even, 96x96 0.48 against 0.32).
+# Fewest pixels for which labels_for_pixels builds a table rather than
+# binary-searching the colours' codes: for four channels a hashed table (at
+# 80x80 icons even, 90x90 0.91x the search's time); for two the 64 KiB
+# table over every code.
 TABLE_MIN_PIXELS = 1 << 13
+# For RGB, a table in pages (_paged_lookup) from 64x64 pixels (Kodak
+# resized, AMD EPYC: 64x64 even, 72x72 0.58x the search's time, 90x90
+# 0.28x), and from 2**16 pixels the table over all 2**24 codes (16 MiB, at
+# most 256 bytes a pixel there). Whole saves, interleaved: the pages save
+# 100x100 to 181x181 photos 0.82-0.93x of their time and ~13 MiB; from
+# 256x256 they saved no time in repeated saves (1.03-1.08x at 256-724 px:
+# glibc lifts its mmap threshold when the freed 16 MiB table was mapped,
+# and the next save's k-means arrays then come from the heap).
+PAGED_MIN_PIXELS = 1 << 12
+DENSE_MIN_PIXELS = 1 << 16
 # Fewest pixels counted by a bincount over every RGB code rather than a
 # sort: the 2**24 counts cost ~40 ms to make and scan, a sort of 2**21
 # codes as much (CPU time, AMD EPYC: 2**21 pixels of kodim23 54 ms
@@ -78,6 +89,9 @@ def unpack_codes(codes: np.ndarray, channels: int) -> np.ndarray:
     colors = np.empty((len(codes), channels), dtype=np.uint8)
     for start in range(0, len(codes), SLICE):
         part = codes[start : start + SLICE]
+        if channels == 4:  # pack_codes's byte swap undone: 3x quicker at 64 codes, 5x at 2**20
+            colors[start : start + SLICE] = part.astype(">u4").view(np.uint8).reshape(-1, 4)
+            continue
         for channel in range(channels):
             shift = np.uint32(8 * (channels - 1 - channel))
             colors[start : start + SLICE, channel] = part >> shift  # wraps to the low byte
@@ -206,13 +220,19 @@ def runs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     RUN_SHARE of the codes (flat areas: icons, sprite sheets), else (the
     codes, None): the hashed passes then touch a slot per run, not per
     pixel."""
-    change = np.empty(len(codes), dtype=bool)
-    change[0] = True
-    np.not_equal(codes[1:], codes[:-1], out=change[1:])
+    change = run_changes(codes)
     if np.count_nonzero(change) > RUN_SHARE * len(codes):
         return codes, None
     starts = np.flatnonzero(change)
     return codes[starts], np.diff(starts, append=len(codes))
+
+
+def run_changes(codes: np.ndarray) -> np.ndarray:
+    """Whether each code starts a run of equal codes (codes: not empty)."""
+    change = np.empty(len(codes), dtype=bool)
+    change[0] = True
+    np.not_equal(codes[1:], codes[:-1], out=change[1:])
+    return change
 
 
 def hashed_codes(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -277,24 +297,54 @@ def label_lookup(colors: np.ndarray, color_labels: np.ndarray, pixels: int):
     distinct colour; built once, so a stream of blocks shares the table
     (`pixels`: how many will be looked up in all, which decides the table).
 
-    Up to three channels a direct lookup table over every code (16 MiB) is a
-    single gather per slice; four-channel codes a hashed table (see
-    hashed_codes) with SLOTS_PER_COLOUR slots per colour: a slot one colour
-    has holds its label, one that several share holds SHARED and its
-    pixels are searched among those colours. The few pixels of a small
-    image (TABLE_MIN_PIXELS) are looked up by binary search in the colours'
-    codes (ascending, as histogram returns them).
+    Up to two channels (RGB from DENSE_MIN_PIXELS) a direct lookup table
+    over every code is a single gather per slice; RGB below that a table in
+    pages of the red and green pairs used (_paged_lookup); four-channel
+    codes a hashed table (see hashed_codes) with SLOTS_PER_COLOUR slots per
+    colour: a slot one colour has holds its label, one that several share
+    holds SHARED and its pixels are searched among those colours. The few
+    pixels of a small image (TABLE_MIN_PIXELS, RGB PAGED_MIN_PIXELS) are
+    looked up by binary search in the colours' codes (ascending, as
+    histogram returns them).
     """
     channels = colors.shape[1]
-    if channels == 1 or (channels <= 3 and pixels >= TABLE_MIN_PIXELS):
+    if channels == 1 or (channels == 2 and pixels >= TABLE_MIN_PIXELS) or (
+        channels == 3 and pixels >= DENSE_MIN_PIXELS
+    ):
         table = np.zeros(1 << (8 * channels), dtype=np.uint8)
         for start in range(0, len(colors), SLICE):
             table[pack_codes(colors[start : start + SLICE])] = color_labels[start : start + SLICE]
         return _sliced(lambda part: table[pack_codes(part)])
     distinct = pack_codes(colors)
+    if channels == 3 and pixels >= PAGED_MIN_PIXELS:
+        return _sliced(_paged_lookup(distinct, color_labels))
     if channels == 4 and pixels >= TABLE_MIN_PIXELS:
         return _sliced(_hashed_lookup(distinct, color_labels))
     return _sliced(lambda part: color_labels[np.searchsorted(distinct, pack_codes(part))])
+
+
+def _paged_lookup(distinct: np.ndarray, color_labels: np.ndarray):
+    """RGB pixels -> labels through a table in pages of 256 entries (a page
+    per red and green pair, an entry per blue), only for the pages the
+    colours use, and a directory of the 2**16 pages' offsets: 256 KiB plus
+    at most 256 bytes per colour, not a table over all 2**24 codes (a
+    100x100 photo crop: 1.0 MiB at its peak against 16.1)."""
+    pages = distinct >> np.uint32(8)  # ascending, as the codes are
+    starts = np.flatnonzero(run_changes(pages))
+    directory = np.zeros(1 << 16, dtype=np.uint32)
+    directory[pages[starts]] = np.arange(len(starts), dtype=np.uint32) << np.uint32(8)
+    table = np.zeros(len(starts) << 8, dtype=np.uint8)
+    table[directory[pages] | (distinct & np.uint32(0xFF))] = color_labels
+
+    def lookup(part: np.ndarray) -> np.ndarray:
+        part = np.ascontiguousarray(part, dtype=np.uint8)
+        # a pixel's red and green bytes read as one big-endian number: its page
+        page = np.ndarray(len(part), ">u2", part, 0, (3,)).astype(np.uint16)
+        entry = directory.take(page)
+        entry |= part[:, 2]
+        return table.take(entry)
+
+    return lookup
 
 
 # The hashed label table's mark of a slot that several colours share.

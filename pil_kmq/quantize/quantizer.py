@@ -48,7 +48,7 @@ ColourMap = Callable[[np.ndarray], np.ndarray]
 
 def quantize_with_smoothing(
     image: np.ndarray, options: QuantizeOptions, *, size_of: SizeOf | None = None, estimate: SizeOf | None = None,
-    colour_map: ColourMap | None = None,
+    colour_map: ColourMap | None = None, counted: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """quantize(), and the smoothing strength the labels were remapped with
     (0: nearest colours), which the file records (the smTh chunk). With
@@ -61,10 +61,12 @@ def quantize_with_smoothing(
     for every pixel: the histogram's distinct colours are mapped and merged,
     and each pixel takes the label of its own colour's image. Only
     dithering, smoothing and the target searches, which need the mapped
-    pixels themselves, map the whole image."""
+    pixels themselves, map the whole image.
+
+    counted: histogram(image's pixels), when the caller has made it."""
     height, width, channels = image.shape
     pixels = image.reshape(-1, channels)
-    colors, counts = histogram(pixels)
+    colors, counts = histogram(pixels) if counted is None else counted
     own_colors, merged = colors, None
     if colour_map is not None:
         colors, counts, merged = mapped_histogram(colors, counts, colour_map)

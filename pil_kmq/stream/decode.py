@@ -104,7 +104,7 @@ class StreamReader:
             def sink(x0: int, y0: int, block: np.ndarray, top=top, out=out) -> None:
                 out[y0 - top : y0 - top + block.shape[0], x0 : x0 + block.shape[1]] = block
 
-            raw.decode_range(self.source.read_at, header, top * header.width, rows * header.width, sink, add)
+            raw.decode_range(self.source.read_at, header, top * header.width, rows * header.width, sink, on_bytes=add)
             if top + rows == header.height:
                 stored = self.source.read_at(header.payload_offset + header.raw_payload_size, 4)
                 check_crc(crc[0], stored)

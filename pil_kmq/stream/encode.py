@@ -94,13 +94,13 @@ def write_plan(fp: IO[bytes], shape: tuple[int, int, int],
         report(stage, done, total)
 
     plan = quantize(options, progress)
-    _write_candidates(fp, plan, shape, options, metadata, progress)
+    _write_candidates(fp, plan, shape, options, metadata=metadata, progress=progress)
     stage, done, total = last[0]
     if done != total:  # the last candidate tried was abandoned part way
         report(stage, total, total)
 
 
-def _write_candidates(fp: IO[bytes], plan: "LabelledRows", shape: tuple[int, int, int], options: Options,
+def _write_candidates(fp: IO[bytes], plan: "LabelledRows", shape: tuple[int, int, int], options: Options, *,
                       metadata: dict, progress: Callable[[str, int, int], None]) -> None:
     """The file of optimize's (or the given coding's) smallest candidate."""
     height, width, channels = shape
@@ -117,7 +117,7 @@ def _write_candidates(fp: IO[bytes], plan: "LabelledRows", shape: tuple[int, int
         limit = format.raw_file_size(format.file_head(width, height, codebook, RAW, metadata), height * width, len(codebook))
 
     def banded(number: int) -> Iterator[bytes]:
-        return band_file(plan, height, width, number, options.optimize, metadata, progress)
+        return band_file(plan, height, width, number, optimize=options.optimize, metadata=metadata, progress=progress)
 
     if len(compressed) == 1:
         if limit is None:
@@ -134,7 +134,7 @@ def _write_candidates(fp: IO[bytes], plan: "LabelledRows", shape: tuple[int, int
 
         if _write_smallest(fp, compressed, banded, limit, (payload_bytes, worth_trying)):
             return
-    _write_all(fp, raw_file(plan, height, width, metadata, progress))
+    _write_all(fp, raw_file(plan, height, width, metadata=metadata, progress=progress))
 
 
 def _write_smallest(fp: IO[bytes], numbers: list[int], banded: Callable[[int], Iterator[bytes]],
@@ -312,7 +312,7 @@ def join_edge_pairs(upper: tuple, lower: tuple, k: int) -> tuple:
     return first, last, pairs + more + order.pair_counts(top, above, k)
 
 
-def band_file(plan: LabelledRows, height: int, width: int, number: int, optimize: bool,
+def band_file(plan: LabelledRows, height: int, width: int, number: int, *, optimize: bool,
               metadata: dict, progress: Callable) -> Iterator[bytes]:
     """The pieces of a banded file, in order (format.coding.band_payload)."""
     codebook = plan.codebook
@@ -328,7 +328,7 @@ def band_file(plan: LabelledRows, height: int, width: int, number: int, optimize
         progress("code", done, len(spans))
 
 
-def raw_file(plan: LabelledRows, height: int, width: int, metadata: dict,
+def raw_file(plan: LabelledRows, height: int, width: int, *, metadata: dict,
              progress: Callable) -> Iterator[bytes]:
     """The pieces of a raw file: blocks of whole bytes of labels, then the CRC."""
     codebook = plan.codebook
