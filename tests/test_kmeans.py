@@ -19,7 +19,7 @@ from pil_kmq.quantize.histogram import histogram
 from pil_kmq.quantize.init import kmeans_plus_plus, variance_split_start
 from pil_kmq.quantize.keys import BruteForceSearch
 from pil_kmq.quantize.kmeans import best_start, kmeans
-from pil_kmq.quantize.lloyd import lloyd, weighted_error
+from pil_kmq.quantize.lloyd import cluster_sums, lloyd, shifted_sums, weighted_error
 from pil_kmq.quantize.nearest import BoundedSearch, ExactSearch, nearest
 from pil_kmq.quantize.schedule import SPEEDS, schedule
 
@@ -153,6 +153,27 @@ def test_lloyd_honours_max_passes_and_tol():
     # A loose tol stops earlier, a zero tol runs to a fixed point and does better.
     assert runs[500, 1e-2][0] < runs[500, 0.0][0] < 500
     assert runs[500, 0.0][1] <= runs[500, 1e-2][1] <= runs[3, 0.0][1]
+
+
+@pytest.mark.parametrize("count, k", [(50, 16), (5000, 256)])
+def test_cluster_sums_are_each_clusters_exact_sums(count, k):
+    """From scratch or by moving the points whose label changed: each
+    cluster's weight and weighted sums, exactly (an empty cluster: 0)."""
+    rng = np.random.default_rng(count)
+    points = np.rint(rng.uniform(0, 255, (count, 4)) * 1024) / 1024
+    weights = rng.integers(1, 1000, count).astype(float)
+    weighted = [weights * points[:, c] for c in range(4)]
+    labels = rng.integers(0, k - 1, count)  # the last cluster stays empty
+    moved = labels.copy()
+    moved[::7] = rng.integers(0, k - 1, len(moved[::7]))
+    expected = (np.array([weights[labels == j].sum() for j in range(k)]),
+                np.array([(weights[:, None] * points)[labels == j].sum(axis=0) for j in range(k)]))
+    totals, sums = cluster_sums(labels, weights, weighted, k)
+    np.testing.assert_array_equal(totals, expected[0])
+    np.testing.assert_array_equal(sums, expected[1])
+    again = shifted_sums((moved, *cluster_sums(moved, weights, weighted, k)), labels, weights, weighted)
+    np.testing.assert_array_equal(again[0], totals)
+    np.testing.assert_array_equal(again[1], sums)
 
 
 @pytest.mark.parametrize("late", [False, True])
