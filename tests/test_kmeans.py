@@ -21,6 +21,7 @@ from pil_kmq.quantize.keys import BruteForceSearch
 from pil_kmq.quantize.kmeans import best_start, kmeans
 from pil_kmq.quantize.lloyd import cluster_sums, lloyd, shifted_sums, weighted_error
 from pil_kmq.quantize.nearest import BoundedSearch, ExactSearch, nearest
+from pil_kmq.quantize.refine import rounded_passes
 from pil_kmq.quantize.schedule import SPEEDS, schedule
 
 
@@ -153,6 +154,24 @@ def test_lloyd_honours_max_passes_and_tol():
     # A loose tol stops earlier, a zero tol runs to a fixed point and does better.
     assert runs[500, 1e-2][0] < runs[500, 0.0][0] < 500
     assert runs[500, 0.0][1] <= runs[500, 1e-2][1] <= runs[3, 0.0][1]
+
+
+def test_rounded_passes_end_on_colours_and_their_nearest_labels():
+    """Integer entries, labels exactly nearest to them, and each pass lowers
+    the error of the rounded start (the rounded mean is the best integer
+    entry for its cluster)."""
+    colors, counts = photo_like_colors(3)
+    points, weights = colors.astype(float), counts.astype(float)
+    start = variance_split_start(points, weights, 16, fraction=0.5) + 0.37
+    oracle = ExactSearch(points)
+    errors = []
+    for passes in (0, 1, 3):
+        final = rounded_passes(BruteForceSearch(points), weights, start, passes=passes)
+        np.testing.assert_array_equal(final.centres, np.rint(final.centres))
+        np.testing.assert_array_equal(final.labels, oracle.nearest(final.centres))
+        errors.append(weighted_error(points, weights, final.centres, final.labels))
+        assert final.error == pytest.approx(errors[-1], rel=1e-9)
+    assert errors[0] > errors[1] > errors[2]
 
 
 @pytest.mark.parametrize("count, k", [(50, 16), (5000, 256)])

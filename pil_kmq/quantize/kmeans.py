@@ -27,7 +27,7 @@ from .init import kmeans_plus_plus, variance_split_start
 from .keys import BruteForceSearch
 from .lloyd import Clustering, NearestSearch, lloyd
 from .nearest import BoundedSearch
-from .refine import CELL_BITS, refine_whole, refine_sliced, round_to_colours
+from .refine import CELL_BITS, refine_whole, refine_sliced, rounded_passes
 from .schedule import DEFAULT_SPEED, Schedule, schedule
 from .swap import SwapRounds, swap_rounds, tried_swaps
 
@@ -100,10 +100,7 @@ def short_kmeans(colors, counts, k, plan: Schedule, *, max_iter: int, tol: float
     cap = min(max_iter, plan.short_passes)
     state, passes = _best_of_starts(search, weights, k, plan, max_iter=cap, tol=tol, seeds=points, split_on=split_on)
     state, used = _swapped(search, weights, state, plan, max_iter=max_iter - passes, tol=tol, loose=tol)
-    final, _ = lloyd(
-        search, weights, round_to_colours(state.centres), passes=min(plan.rounded_passes, max_iter - passes - used),
-        tol=0.0, snap=round_to_colours, relaxation=plan.relaxation,
-    )
+    final = rounded_passes(search, weights, state.centres, passes=min(plan.rounded_passes, max_iter - passes - used))
     return final.centres.astype(np.uint8), final.labels.astype(np.uint8)
 
 
