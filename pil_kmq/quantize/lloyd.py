@@ -74,6 +74,8 @@ def scatter(square_total: float, totals: np.ndarray, sums: np.ndarray) -> float:
     """Weighted squared error of the clusters about their means:
     sum w |x|^2 - sum |S_j|^2 / W_j."""
     filled = totals > 0
+    if filled.all():  # the same sum, without the gathers
+        return square_total - float(((sums**2).sum(axis=1) / totals).sum())
     return square_total - float(((sums[filled] ** 2).sum(axis=1) / totals[filled]).sum())
 
 
@@ -126,40 +128,42 @@ def lloyd(
     while used < passes:
         used += 1
         work.done("pass")
-        new, means, empty = _update(points, weights, centres, labels, (totals, sums), snap=snap)
+        new, means, emptied = _update(points, weights, centres, labels, (totals, sums), snap=snap)
         if np.array_equal(new, centres):
             break
-        bound = scatter(square_total, totals, sums)
         step = None
-        if relaxation > 1 and not empty.any():
+        if relaxation > 1 and not emptied:
             step = settle(np.clip(snap(centres + relaxation * (means - centres)), 0, 255), (labels, totals, sums))
             _, _, relaxed_error, _, _ = step
-            if not relaxed_error < bound:
+            if not relaxed_error < scatter(square_total, totals, sums):
                 step = None
         if step is None:
             step = settle(new, (labels, totals, sums))
         previous = error
         centres, labels, error, totals, sums = step
-        if previous - error <= tol * error and not empty.any():
+        if previous - error <= tol * error and not emptied:
             break
     return Clustering(centres, labels, error), used
 
 
 def _update(points, weights, centres, labels, cluster_moments, *, snap):
     """Lloyd's step from the clusters' (weights, sums): (new centres, the
-    non-empty clusters' means, which clusters are empty); an emptied
+    non-empty clusters' means, whether a cluster was empty); an emptied
     cluster is re-seeded at the point that costs the most (weight x
-    squared distance)."""
+    squared distance). Without one (nearly always) no masks: small sets
+    pay per numpy call."""
     totals, sums = cluster_moments
     empty = totals == 0
+    if not empty.any():
+        means = sums / totals[:, None]
+        return snap(means), means, False
     means = sums[~empty] / totals[~empty, None]
     new = centres.copy()
     new[~empty] = snap(means)
-    if empty.any():
-        distances = ((points - centres[labels]) ** 2).sum(axis=1)
-        worst = np.argsort(-(weights * distances), kind="stable")[: int(empty.sum())]
-        new[np.flatnonzero(empty)[: len(worst)]] = snap(points[worst])
-    return new, means, empty
+    distances = ((points - centres[labels]) ** 2).sum(axis=1)
+    worst = np.argsort(-(weights * distances), kind="stable")[: int(empty.sum())]
+    new[np.flatnonzero(empty)[: len(worst)]] = snap(points[worst])
+    return new, means, True
 
 
 def plain_step(points, weights, centres, labels, snap) -> np.ndarray:
