@@ -17,7 +17,7 @@ from pil_kmq.quantize.bins import bin_index, bin_means, finer_bins, level_bits, 
 from pil_kmq.quantize.cells import LateSearch, assign_exact
 from pil_kmq.quantize.histogram import histogram
 from pil_kmq.quantize.init import kmeans_plus_plus, variance_split_start
-from pil_kmq.quantize.keys import BruteForceSearch
+from pil_kmq.quantize.keys import BruteForceSearch, squared_norms
 from pil_kmq.quantize.kmeans import best_start, kmeans
 from pil_kmq.quantize.lloyd import cluster_sums, lloyd, shifted_sums, weighted_error
 from pil_kmq.quantize.nearest import BoundedSearch, ExactSearch, nearest
@@ -154,6 +154,14 @@ def test_lloyd_honours_max_passes_and_tol():
     # A loose tol stops earlier, a zero tol runs to a fixed point and does better.
     assert runs[500, 1e-2][0] < runs[500, 0.0][0] < 500
     assert runs[500, 0.0][1] <= runs[500, 1e-2][1] <= runs[3, 0.0][1]
+
+
+def test_squared_norms_are_exact_on_the_grid():
+    rng = np.random.default_rng(9)
+    for channels in (1, 3, 4):
+        points = np.rint(rng.uniform(-255, 255, (1000, channels)) * 1024) / 1024
+        expected = sum(points[:, c] * points[:, c] for c in range(channels))
+        np.testing.assert_array_equal(squared_norms(points), expected)
 
 
 def test_rounded_passes_end_on_colours_and_their_nearest_labels():
@@ -340,7 +348,7 @@ def test_search_from_bins_stays_exact():
 def test_keyed_searches_break_ties_to_the_lowest_index():
     """Keys pack a distance and a row into one float64: equal entries must
     give the lower row, and a tie for second place the same distance."""
-    from pil_kmq.quantize.keys import BruteForceSearch
+    from pil_kmq.quantize.keys import BruteForceSearch, squared_norms
 
     rng = np.random.default_rng(5)
     points = rng.integers(0, 256, (3000, 3)).astype(float)

@@ -11,6 +11,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from . import work
+from .keys import squared_norms
 
 # Up to this many points Lloyd sums every cluster from scratch (a bincount
 # per column) rather than moving the points whose label changed (time
@@ -88,8 +89,7 @@ def error_about(square_total: float, centres, totals, sums) -> float:
 
 
 def weighted_error(points, weights, centres, labels) -> float:
-    offsets = points - centres[labels]
-    return float((weights * (offsets * offsets).sum(axis=1)).sum())
+    return float((weights * squared_norms(points - centres[labels])).sum())
 
 
 def lloyd(
@@ -111,7 +111,7 @@ def lloyd(
     k, channels = centres.shape
     points = search.points
     weighted = [weights * points[:, c] for c in range(channels)]
-    square_total = float((weights * (points * points).sum(axis=1)).sum())
+    square_total = float((weights * squared_norms(points)).sum())
     def sums_of(trial_labels, base):
         if base is None or len(points) <= WHOLE_SUMS_POINTS:
             return cluster_sums(trial_labels, weights, weighted, k)
@@ -160,7 +160,7 @@ def _update(points, weights, centres, labels, cluster_moments, *, snap):
     means = sums[~empty] / totals[~empty, None]
     new = centres.copy()
     new[~empty] = snap(means)
-    distances = ((points - centres[labels]) ** 2).sum(axis=1)
+    distances = squared_norms(points - centres[labels])
     worst = np.argsort(-(weights * distances), kind="stable")[: int(empty.sum())]
     new[np.flatnonzero(empty)[: len(worst)]] = snap(points[worst])
     return new, means, True

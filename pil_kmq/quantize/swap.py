@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .keys import squared_norms
 from .lloyd import Clustering, NearestSearch, cluster_sums, lloyd, moved_to_means
 from .nearest import CHUNK_ENTRIES
 from .schedule import Schedule
@@ -180,7 +181,7 @@ def focused_swapped(points, weights, state: Clustering, snap, *, most: int, reac
     centres, labels = state.centres, state.labels
     k = len(centres)
     totals, sums = cluster_sums(labels, weights, [weights * points[:, c] for c in range(points.shape[1])], k)
-    squares = np.bincount(labels, weights * (points * points).sum(axis=1), minlength=k)
+    squares = np.bincount(labels, weights * squared_norms(points), minlength=k)
     filled = totals > 0
     errors = np.zeros(k)
     errors[filled] = squares[filled] - (sums[filled] ** 2).sum(axis=1) / totals[filled]
