@@ -17,10 +17,11 @@ from pil_kmq.quantize.bins import bin_index, bin_means, finer_bins, level_bits, 
 from pil_kmq.quantize.cells import LateSearch, assign_exact
 from pil_kmq.quantize.histogram import histogram
 from pil_kmq.quantize.init import kmeans_plus_plus, variance_split_start
-from pil_kmq.quantize.keys import BruteForceSearch
+from pil_kmq.quantize.keys import BruteForceSearch, squared_norms
 from pil_kmq.quantize.kmeans import best_start, kmeans
-from pil_kmq.quantize.lloyd import lloyd, weighted_error
+from pil_kmq.quantize.lloyd import cluster_sums, lloyd, shifted_sums, weighted_error
 from pil_kmq.quantize.nearest import BoundedSearch, ExactSearch, nearest
+from pil_kmq.quantize.refine import rounded_passes
 from pil_kmq.quantize.schedule import SPEEDS, schedule
 
 
@@ -153,6 +154,53 @@ def test_lloyd_honours_max_passes_and_tol():
     # A loose tol stops earlier, a zero tol runs to a fixed point and does better.
     assert runs[500, 1e-2][0] < runs[500, 0.0][0] < 500
     assert runs[500, 0.0][1] <= runs[500, 1e-2][1] <= runs[3, 0.0][1]
+
+
+def test_squared_norms_are_exact_on_the_grid():
+    rng = np.random.default_rng(9)
+    for channels in (1, 3, 4):
+        points = np.rint(rng.uniform(-255, 255, (1000, channels)) * 1024) / 1024
+        expected = sum(points[:, c] * points[:, c] for c in range(channels))
+        np.testing.assert_array_equal(squared_norms(points), expected)
+
+
+def test_rounded_passes_end_on_colours_and_their_nearest_labels():
+    """Integer entries, labels exactly nearest to them, and each pass lowers
+    the error of the rounded start (the rounded mean is the best integer
+    entry for its cluster)."""
+    colors, counts = photo_like_colors(3)
+    points, weights = colors.astype(float), counts.astype(float)
+    start = variance_split_start(points, weights, 16, fraction=0.5) + 0.37
+    oracle = ExactSearch(points)
+    errors = []
+    for passes in (0, 1, 3):
+        final = rounded_passes(BruteForceSearch(points), weights, start, passes=passes)
+        np.testing.assert_array_equal(final.centres, np.rint(final.centres))
+        np.testing.assert_array_equal(final.labels, oracle.nearest(final.centres))
+        errors.append(weighted_error(points, weights, final.centres, final.labels))
+        assert final.error == pytest.approx(errors[-1], rel=1e-9)
+    assert errors[0] > errors[1] > errors[2]
+
+
+@pytest.mark.parametrize("count, k", [(50, 16), (5000, 256)])
+def test_cluster_sums_are_each_clusters_exact_sums(count, k):
+    """From scratch or by moving the points whose label changed: each
+    cluster's weight and weighted sums, exactly (an empty cluster: 0)."""
+    rng = np.random.default_rng(count)
+    points = np.rint(rng.uniform(0, 255, (count, 4)) * 1024) / 1024
+    weights = rng.integers(1, 1000, count).astype(float)
+    weighted = [weights * points[:, c] for c in range(4)]
+    labels = rng.integers(0, k - 1, count)  # the last cluster stays empty
+    moved = labels.copy()
+    moved[::7] = rng.integers(0, k - 1, len(moved[::7]))
+    expected = (np.array([weights[labels == j].sum() for j in range(k)]),
+                np.array([(weights[:, None] * points)[labels == j].sum(axis=0) for j in range(k)]))
+    totals, sums = cluster_sums(labels, weights, weighted, k)
+    np.testing.assert_array_equal(totals, expected[0])
+    np.testing.assert_array_equal(sums, expected[1])
+    again = shifted_sums((moved, *cluster_sums(moved, weights, weighted, k)), labels, weights, weighted)
+    np.testing.assert_array_equal(again[0], totals)
+    np.testing.assert_array_equal(again[1], sums)
 
 
 @pytest.mark.parametrize("late", [False, True])
@@ -300,7 +348,7 @@ def test_search_from_bins_stays_exact():
 def test_keyed_searches_break_ties_to_the_lowest_index():
     """Keys pack a distance and a row into one float64: equal entries must
     give the lower row, and a tie for second place the same distance."""
-    from pil_kmq.quantize.keys import BruteForceSearch
+    from pil_kmq.quantize.keys import BruteForceSearch, squared_norms
 
     rng = np.random.default_rng(5)
     points = rng.integers(0, 256, (3000, 3)).astype(float)

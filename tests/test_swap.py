@@ -7,12 +7,15 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from pil_kmq.quantize.bins import snap_to_grid
 from pil_kmq.quantize.lloyd import Clustering, weighted_error
 from pil_kmq.quantize.nearest import BoundedSearch, ExactSearch
 from pil_kmq.quantize.schedule import schedule
-from pil_kmq.quantize.swap import SwapRounds, focused_swapped, removal_costs, swap_rounds, tried_swaps, swapped
+from pil_kmq.quantize.swap import (
+    SwapRounds, focused_swapped, mean_cuts, removal_costs, swap_rounds, tried_swaps, swapped,
+)
 
 PLAN = schedule(1, 16, 100_000, 1_000_000, 3)
 
@@ -54,6 +57,38 @@ def test_removal_costs_match_their_definition():
         without = np.delete(distances[mine], j, axis=1).min(axis=1)
         expected[j] = (weights[mine] * (without - distances[mine, j])).sum()
     np.testing.assert_allclose(removal_costs(points, weights, state), expected, rtol=1e-12)
+
+
+def _scatter(points, weights):
+    if weights.sum() == 0:
+        return 0.0
+    mean = (weights[:, None] * points).sum(axis=0) / weights.sum()
+    return float((weights * ((points - mean) ** 2).sum(axis=1)).sum())
+
+
+def test_mean_cuts_match_their_definition():
+    """Each cluster's gain is the most, over the axes, that cutting it
+    through its mean removes from its error (each side about its own
+    mean), with those sides' means; -inf where no axis has two sides."""
+    rng = np.random.default_rng(5)
+    points = np.rint(rng.uniform(0, 255, (400, 4)) * 1024) / 1024
+    points[:40] = [7.0, 7, 7, 7]  # cluster 0: one colour, no cut
+    weights = rng.integers(1, 50, 400).astype(float)
+    labels = np.concatenate([np.zeros(40, np.intp), rng.integers(1, 9, 360)])  # cluster 9 empty
+    gains, lower_means, upper_means = mean_cuts(points, weights, labels, 10)
+    assert gains[0] == -np.inf and gains[9] == -np.inf
+    for cluster in range(1, 9):
+        inside, w = points[labels == cluster], weights[labels == cluster]
+        mean = (w[:, None] * inside).sum(axis=0) / w.sum()
+        cuts = []
+        for axis in range(4):
+            low = inside[:, axis] <= mean[axis]
+            gain = _scatter(inside, w) - _scatter(inside[low], w[low]) - _scatter(inside[~low], w[~low])
+            cuts.append((gain, low))
+        gain, low = max(cuts, key=lambda cut: cut[0])
+        assert gains[cluster] == pytest.approx(gain, rel=1e-9)
+        np.testing.assert_allclose(lower_means[cluster], (w[low, None] * inside[low]).sum(axis=0) / w[low].sum())
+        np.testing.assert_allclose(upper_means[cluster], (w[~low, None] * inside[~low]).sum(axis=0) / w[~low].sum())
 
 
 def test_an_idle_entry_moves_to_the_cluster_that_needs_it():

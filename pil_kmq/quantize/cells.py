@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import work
+from .keys import squared_norms
 from .nearest import BoundedSearch
 
 # CellSearch's gathers use no BLAS: larger blocks, fewer numpy calls.
@@ -182,7 +183,7 @@ class LateSearch(BoundedSearch):
         cells, self.cells = self.cells, None
         labels = cells.nearest(centres)
         offsets = self.points - centres[labels]
-        self.upper = np.sqrt((offsets * offsets).sum(axis=1))
+        self.upper = np.sqrt(squared_norms(offsets))
         # Points of one-candidate cells have no second distance: every other
         # centre is at least the cell's floor away.
         floor = cells.floor[cells.cell_of_point]

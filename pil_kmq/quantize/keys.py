@@ -21,6 +21,13 @@ KEY_ROWS = 256
 CHUNK_ENTRIES = 1 << 16
 
 
+def squared_norms(points: np.ndarray) -> np.ndarray:
+    """|x|^2 of each row of (n, C) points, by einsum: summing short rows
+    with .sum(axis=1) is numpy's slow path (3441 RGB colours: 160 us
+    against 15). Exact on the 1/1024 grid either way, so the same values."""
+    return np.einsum("ij,ij->i", points, points)
+
+
 def row_numbers(count: int) -> np.ndarray:
     return np.arange(count, dtype=np.float64)[:, None]
 

@@ -11,17 +11,12 @@ from typing import Callable, Protocol
 import numpy as np
 
 from . import work
+from .keys import squared_norms
 
-# Up to this many points the sums by label take one bincount over (label,
-# column) entries: fewer numpy calls, which is what small sets pay for;
-# beyond it a bincount per column, without the copies (time only: the sums
-# are the same).
-ONE_BINCOUNT_POINTS = 1 << 14
-# Up to this many points Lloyd sums every cluster from scratch in one
-# bincount over (label, column) entries stacked once a run, rather than
-# moving the points whose label changed (time only: every sum is exact,
-# so the values are the same; 32x32 images 0.95-0.97x the k-means time).
-WHOLE_SUMS_POINTS = 1 << 10
+# Up to this many points Lloyd sums every cluster from scratch (a bincount
+# per column) rather than moving the points whose label changed (time
+# only: every sum is exact, so the values are the same).
+WHOLE_SUMS_POINTS = 1 << 12
 
 
 class NearestSearch(Protocol):
@@ -52,24 +47,12 @@ def cluster_sums(
     labels: np.ndarray, weights: np.ndarray, weighted: list[np.ndarray], k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(weight, weighted coordinate sums) of each cluster. bincount adds in
-    point order, so the sums are the same on every run and machine."""
-    table = _bincount_rows(labels, [weights, *weighted], k)
-    return table[:, 0], table[:, 1:]
-
-
-def _bincount_rows(labels: np.ndarray, columns: list[np.ndarray], k: int) -> np.ndarray:
-    """(k, len(columns)): each column summed by label, in one bincount over
-    (label, column) entries; each entry adds its points in point order, as
-    a bincount per column would, so the sums are the same."""
-    if len(labels) > ONE_BINCOUNT_POINTS:
-        return np.stack([np.bincount(labels, column, minlength=k) for column in columns], axis=1)
-    return _stacked_sums(labels, np.column_stack(columns).ravel(), len(columns), k)
-
-
-def _stacked_sums(labels: np.ndarray, values: np.ndarray, width: int, k: int) -> np.ndarray:
-    """_bincount_rows of the columns stacked row by row ((n, width) raveled)."""
-    entries = (labels[:, None] * width + np.arange(width)).ravel()
-    return np.bincount(entries, values, minlength=k * width).reshape(k, width)
+    point order, so the sums are the same on every run and machine. A
+    bincount per (contiguous) column: half the time of one bincount over
+    (label, column) entries, which must first be made (1000 colours:
+    10 us against 23, at any K)."""
+    totals = np.bincount(labels, weights, minlength=k)
+    return totals, np.array([np.bincount(labels, column, minlength=k) for column in weighted]).T
 
 
 def shifted_sums(base, labels: np.ndarray, weights: np.ndarray, weighted: list[np.ndarray]):
@@ -83,14 +66,17 @@ def shifted_sums(base, labels: np.ndarray, weights: np.ndarray, weighted: list[n
     if 2 * changed.size > len(labels):
         return cluster_sums(labels, weights, weighted, k)
     columns = [weights[changed], *(w[changed] for w in weighted)]
-    moved = _bincount_rows(labels[changed], columns, k) - _bincount_rows(base_labels[changed], columns, k)
-    return totals + moved[:, 0], sums + moved[:, 1:]
+    now, was = labels[changed], base_labels[changed]
+    moved = [np.bincount(now, column, minlength=k) - np.bincount(was, column, minlength=k) for column in columns]
+    return totals + moved[0], sums + np.array(moved[1:]).T
 
 
 def scatter(square_total: float, totals: np.ndarray, sums: np.ndarray) -> float:
     """Weighted squared error of the clusters about their means:
     sum w |x|^2 - sum |S_j|^2 / W_j."""
     filled = totals > 0
+    if filled.all():  # the same sum, without the gathers
+        return square_total - float(((sums**2).sum(axis=1) / totals).sum())
     return square_total - float(((sums[filled] ** 2).sum(axis=1) / totals[filled]).sum())
 
 
@@ -103,8 +89,7 @@ def error_about(square_total: float, centres, totals, sums) -> float:
 
 
 def weighted_error(points, weights, centres, labels) -> float:
-    offsets = points - centres[labels]
-    return float((weights * (offsets * offsets).sum(axis=1)).sum())
+    return float((weights * squared_norms(points - centres[labels])).sum())
 
 
 def lloyd(
@@ -126,18 +111,11 @@ def lloyd(
     k, channels = centres.shape
     points = search.points
     weighted = [weights * points[:, c] for c in range(channels)]
-    square_total = float((weights * (points * points).sum(axis=1)).sum())
-    if len(points) <= WHOLE_SUMS_POINTS:
-        stacked = np.column_stack([weights, *weighted]).ravel()
-
-        def sums_of(trial_labels, base):
-            table = _stacked_sums(trial_labels, stacked, 1 + channels, k)
-            return table[:, 0], table[:, 1:]
-    else:
-        def sums_of(trial_labels, base):
-            if base is None:
-                return cluster_sums(trial_labels, weights, weighted, k)
-            return shifted_sums(base, trial_labels, weights, weighted)
+    square_total = float((weights * squared_norms(points)).sum())
+    def sums_of(trial_labels, base):
+        if base is None or len(points) <= WHOLE_SUMS_POINTS:
+            return cluster_sums(trial_labels, weights, weighted, k)
+        return shifted_sums(base, trial_labels, weights, weighted)
 
     def settle(trial, base=None):
         trial_labels = search.nearest(trial)
@@ -150,40 +128,42 @@ def lloyd(
     while used < passes:
         used += 1
         work.done("pass")
-        new, means, empty = _update(points, weights, centres, labels, (totals, sums), snap=snap)
+        new, means, emptied = _update(points, weights, centres, labels, (totals, sums), snap=snap)
         if np.array_equal(new, centres):
             break
-        bound = scatter(square_total, totals, sums)
         step = None
-        if relaxation > 1 and not empty.any():
+        if relaxation > 1 and not emptied:
             step = settle(np.clip(snap(centres + relaxation * (means - centres)), 0, 255), (labels, totals, sums))
             _, _, relaxed_error, _, _ = step
-            if not relaxed_error < bound:
+            if not relaxed_error < scatter(square_total, totals, sums):
                 step = None
         if step is None:
             step = settle(new, (labels, totals, sums))
         previous = error
         centres, labels, error, totals, sums = step
-        if previous - error <= tol * error and not empty.any():
+        if previous - error <= tol * error and not emptied:
             break
     return Clustering(centres, labels, error), used
 
 
 def _update(points, weights, centres, labels, cluster_moments, *, snap):
     """Lloyd's step from the clusters' (weights, sums): (new centres, the
-    non-empty clusters' means, which clusters are empty); an emptied
+    non-empty clusters' means, whether a cluster was empty); an emptied
     cluster is re-seeded at the point that costs the most (weight x
-    squared distance)."""
+    squared distance). Without one (nearly always) no masks: small sets
+    pay per numpy call."""
     totals, sums = cluster_moments
     empty = totals == 0
+    if not empty.any():
+        means = sums / totals[:, None]
+        return snap(means), means, False
     means = sums[~empty] / totals[~empty, None]
     new = centres.copy()
     new[~empty] = snap(means)
-    if empty.any():
-        distances = ((points - centres[labels]) ** 2).sum(axis=1)
-        worst = np.argsort(-(weights * distances), kind="stable")[: int(empty.sum())]
-        new[np.flatnonzero(empty)[: len(worst)]] = snap(points[worst])
-    return new, means, empty
+    distances = squared_norms(points - centres[labels])
+    worst = np.argsort(-(weights * distances), kind="stable")[: int(empty.sum())]
+    new[np.flatnonzero(empty)[: len(worst)]] = snap(points[worst])
+    return new, means, True
 
 
 def plain_step(points, weights, centres, labels, snap) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .keys import CHUNK_ENTRIES, KEY_SCALE, nearest_two, row_numbers
+from .keys import CHUNK_ENTRIES, KEY_SCALE, nearest_two, row_numbers, squared_norms
 
 # Distances computed at once by ExactSearch (bounds its memory).
 EXACT_CHUNK_ENTRIES = 1 << 18
@@ -79,7 +79,7 @@ class BoundedSearch:
     def __init__(self, points: np.ndarray):
         self.points = points
         self.order = np.arange(len(points))
-        self.norms = (points * points).sum(axis=1)
+        self.norms = squared_norms(points)
         self.points_by_channel = [np.ascontiguousarray(points[:, c]) for c in range(points.shape[1])]
         self.centres: np.ndarray | None = None
         count = len(points)
@@ -97,9 +97,9 @@ class BoundedSearch:
         search = cls(points)
         search.labels = coarse.labels[bins]
         offsets = points - centres[search.labels]
-        search.upper = np.sqrt((offsets * offsets).sum(axis=1))
+        search.upper = np.sqrt(squared_norms(offsets))
         offsets = points - coarse.points[bins]
-        search.lower = coarse.lower[bins] - np.sqrt((offsets * offsets).sum(axis=1))
+        search.lower = coarse.lower[bins] - np.sqrt(squared_norms(offsets))
         search.centres = centres.copy()
         return search
 

@@ -309,7 +309,8 @@ def schedule(speed: int, k: int, distinct_colours: int, pixels: int, channels: i
         fine_swap_after=4,
         fine_swap_share=0.02,
         # One pass on the rounded codebook: the rounded mean is the best
-        # integer entry, so it lowers the error the file has.
+        # integer entry, so it lowers the error the file has. A plain pass
+        # (refine.rounded_passes says why).
         # Speed 10: none (the rounded split, nearest labels).
         rounded_passes=_at(speed, {1: 1, 10: 0}),
     )

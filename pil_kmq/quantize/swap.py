@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .init import _best_cuts, moments
+from .keys import squared_norms
 from .lloyd import Clustering, NearestSearch, cluster_sums, lloyd, moved_to_means
 from .nearest import CHUNK_ENTRIES
 from .schedule import Schedule
@@ -78,7 +78,7 @@ def tried_swaps(
     passes, tol = min(plan.trial_passes, max_passes), tol * plan.trial_tol_factor
     for _ in range(plan.trial_rounds if passes > 0 else 0):
         costs = removal_costs(search.points, weights, state)
-        gains, lower_means, upper_means = split_gains(search.points, weights, state.labels, len(state.centres))
+        gains, lower_means, upper_means = mean_cuts(search.points, weights, state.labels, len(state.centres))
         cheap = np.argsort(costs, kind="stable")[:cheap_count]
         best = None
         for rich in np.argsort(-gains, kind="stable")[:rich_count]:
@@ -123,35 +123,43 @@ def removal_costs(points, weights, state: Clustering) -> np.ndarray:
     return np.bincount(labels, weights * extra, minlength=k)
 
 
-def split_gains(points, weights, labels, k):
-    """Each cluster's best cut across one axis (the variance split's, see
-    init._best_cuts): what it would remove from the error, and the means
-    of its two sides."""
+def mean_cuts(points, weights, labels, k):
+    """Each cluster's best cut through its mean across one axis: what it
+    would remove from the error, and the means of its two sides (gain
+    -inf where no axis leaves points on both sides). Through the mean,
+    not at the best level of the axis (the variance split's cut): a third
+    of the time (32x32 images at K=16, ~1000 colours: 90-170 us against
+    250-540), no table of levels, and Lloyd settles the swap anyway (all
+    24 Kodak crops and 64 icons at 32x32-128x128, K=16: 0.88-0.91x the
+    k-means time at -0.004..+0.009 dB; full Kodak K=16 / 256 -0.004 /
+    -0.002 dB, skimage -0.001 / -0.000)."""
     channels = points.shape[1]
-    levels = np.clip(points, 0, 255).astype(np.intp)
-    point_moments = moments(points, weights)
-    totals = np.stack([np.bincount(labels, m, minlength=k) for m in point_moments.T], axis=1)
-    # ufunc.at over one flat index runs numpy's fast path (2.4x quicker
-    # than over (label, channel) pairs at 1000 colours, K=16).
-    entries = (labels[:, None] * channels + np.arange(channels)).ravel()
-    low = np.full(k * channels, 255, dtype=np.intp)
-    high = np.zeros(k * channels, dtype=np.intp)
-    np.minimum.at(low, entries, levels.ravel())
-    np.maximum.at(high, entries, levels.ravel())
-    low, high = low.reshape(k, channels), high.reshape(k, channels)
-    empty = totals[:, 0] <= 0
-    low[empty], high[empty] = 0, 0
-    cuts, lower = _best_cuts(levels, point_moments, labels, low, high, totals=totals)
-    upper = totals - lower
+    weighted = [weights * points[:, c] for c in range(channels)]
+    totals, sums = cluster_sums(labels, weights, weighted, k)
     with np.errstate(divide="ignore", invalid="ignore"):
-        def spread(m):
-            return (m[:, 1 : 1 + channels] ** 2).sum(axis=1) / m[:, 0]
-
-        gains = spread(lower) + spread(upper) - spread(totals)
-        lower_means = lower[:, 1 : 1 + channels] / lower[:, :1]
-        upper_means = upper[:, 1 : 1 + channels] / upper[:, :1]
-    gains[(cuts[:, 1] < 0) | ~np.isfinite(gains)] = -np.inf
-    return gains, lower_means, upper_means
+        means = sums / totals[:, None]
+    # Each (point, axis) on the low side of its cluster's mean, as one
+    # (cluster, axis) entry: the low sides' sums by bincount.
+    rows, axes = np.nonzero(points <= means[labels])
+    entries = labels[rows] * channels + axes
+    lower_totals = np.bincount(entries, weights[rows], minlength=k * channels).reshape(k, channels)
+    lower_sums = np.array(
+        [np.bincount(entries, column[rows], minlength=k * channels) for column in weighted]
+    ).reshape(channels, k, channels)  # (coordinate, cluster, axis)
+    upper_totals = totals[:, None] - lower_totals
+    upper_sums = sums.T[:, :, None] - lower_sums
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gains = ((lower_sums**2).sum(axis=0) / lower_totals + (upper_sums**2).sum(axis=0) / upper_totals
+                 - ((sums**2).sum(axis=1) / totals)[:, None])
+    gains[~((lower_totals > 0) & (upper_totals > 0))] = -np.inf
+    axis = np.argmax(gains, axis=1)
+    span = np.arange(k)
+    best = gains[span, axis]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lower_means = lower_sums[:, span, axis].T / lower_totals[span, axis][:, None]
+        upper_means = upper_sums[:, span, axis].T / upper_totals[span, axis][:, None]
+    best[~np.isfinite(best)] = -np.inf
+    return best, lower_means, upper_means
 
 
 def swapped(points, weights, state: Clustering, snap, *, most: int, promise: float):
@@ -160,7 +168,7 @@ def swapped(points, weights, state: Clustering, snap, *, most: int, promise: flo
     each such cluster's entry to the other side; each entry in one swap at
     most, and only while the gain beats `promise` x the cost."""
     costs = removal_costs(points, weights, state)
-    cuts = split_gains(points, weights, state.labels, len(state.centres))
+    cuts = mean_cuts(points, weights, state.labels, len(state.centres))
     return _paired(state.centres, costs, cuts, snap, most=most, promise=promise)
 
 
@@ -173,7 +181,7 @@ def focused_swapped(points, weights, state: Clustering, snap, *, most: int, reac
     centres, labels = state.centres, state.labels
     k = len(centres)
     totals, sums = cluster_sums(labels, weights, [weights * points[:, c] for c in range(points.shape[1])], k)
-    squares = np.bincount(labels, weights * (points * points).sum(axis=1), minlength=k)
+    squares = np.bincount(labels, weights * squared_norms(points), minlength=k)
     filled = totals > 0
     errors = np.zeros(k)
     errors[filled] = squares[filled] - (sums[filled] ** 2).sum(axis=1) / totals[filled]
@@ -187,7 +195,7 @@ def focused_swapped(points, weights, state: Clustering, snap, *, most: int, reac
     part = Clustering(centres, labels[inside], state.error)
     costs[cheap] = removal_costs(points[inside], weights[inside], part)[cheap]
     inside = rich[labels]
-    cuts = split_gains(points[inside], weights[inside], labels[inside], k)
+    cuts = mean_cuts(points[inside], weights[inside], labels[inside], k)
     return _paired(centres, costs, cuts, snap, most=most, promise=promise)
 
 
