@@ -460,35 +460,6 @@ def test_split_is_the_one_box_at_a_time_split(count, channels, ks):
                 )
 
 
-def test_best_cuts_of_clusters_some_empty():
-    """swap.py's use: a cluster with no point has no cut (and nothing below
-    it); the others' cuts are where the one-box split would cut them."""
-    from pil_kmq.quantize.init import _best_cuts, moments
-
-    rng = np.random.default_rng(5)
-    points = rng.integers(0, 256, (300, 3)).astype(np.float64)
-    weights = rng.integers(1, 5, 300).astype(np.float64)
-    labels = rng.choice([0, 2, 3], 300)  # clusters 1 and 4 empty
-    point_moments = moments(points, weights)
-    totals = np.stack([np.bincount(labels, m, minlength=5) for m in point_moments.T], axis=1)
-    levels = points.astype(np.intp)
-    low = np.zeros((5, 3), dtype=np.intp)
-    high = np.zeros((5, 3), dtype=np.intp)
-    for cluster in (0, 2, 3):
-        low[cluster] = levels[labels == cluster].min(axis=0)
-        high[cluster] = levels[labels == cluster].max(axis=0)
-    cuts, lower = _best_cuts(levels, point_moments, labels, low, high, totals=totals)
-    assert cuts[1, 1] == -1 and cuts[4, 1] == -1
-    np.testing.assert_array_equal(lower[[1, 4]], 0.0)
-    for cluster in (0, 2, 3):
-        members = labels == cluster
-        two = _reference_split(points[members], weights[members], 2, 1.0)
-        axis, level = cuts[cluster, 0], low[cluster, cuts[cluster, 0]] + cuts[cluster, 1]
-        below = members & (levels[:, axis] <= level)
-        np.testing.assert_array_equal(lower[cluster], point_moments[below].sum(axis=0))
-        np.testing.assert_array_equal(two[0], lower[cluster, 1:4] / lower[cluster, 0])
-
-
 def test_speed_10_on_tiny_icons_stays_near_the_default():
     """8x8 RGBA icons (soft alpha, premultiplied) hold at most 4 K colours at
     K=16: speed 10 then splits 3/4 of the boxes a round, not all of them,

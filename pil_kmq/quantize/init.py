@@ -110,23 +110,6 @@ def _errors(box_moments: np.ndarray, channels: int) -> np.ndarray:
     return box_moments[:, -1] - (sums * sums).sum(axis=1) / box_moments[:, 0]
 
 
-def _best_cuts(levels, moments, slots, low, high, *, totals):
-    """For each box of a batch (slots: each point's box; low, high: each
-    box's level range, inclusive), the cut (axis, level above its low end;
-    -1 if none leaves points on both sides) that removes the most error,
-    and the moments at or below it (see _cuts). A box may hold no point
-    (swap.py's clusters): no cut, nothing below it."""
-    count, channels = low.shape
-    held = np.bincount(slots, minlength=count) > 0
-    rank = np.cumsum(held) - 1
-    keys = (np.arange(channels) << 8 | levels) + (rank[slots] * (channels << 8))[:, None]
-    axes, cuts, lower = np.zeros(count, dtype=np.intp), np.full(count, -1), np.zeros(totals.shape)
-    if held.any():
-        axes[held], cuts[held], lower[held] = _cuts(keys, np.ascontiguousarray(moments.T), rank[slots], totals[held])
-    offsets = np.where(cuts >= 0, cuts - low[np.arange(count), axes], -1)
-    return np.column_stack([axes, offsets]), lower
-
-
 def _cuts(keys, rows, slots, totals):
     """For each box of a batch (slots: each point's box, each holding some;
     keys: each point's (box, axis, level) entry on each axis, (box x
