@@ -10,4 +10,4 @@ from .api import SizeReport, compress, reconstruct, size_report
 from .reader import read_labels
 
 __all__ = ["compress", "read_labels", "reconstruct", "size_report", "SizeReport"]
-__version__ = "0.5.0"
+__version__ = "0.6.0"
