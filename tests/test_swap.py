@@ -14,7 +14,8 @@ from pil_kmq.quantize.lloyd import Clustering, weighted_error
 from pil_kmq.quantize.nearest import BoundedSearch, ExactSearch
 from pil_kmq.quantize.schedule import schedule
 from pil_kmq.quantize.swap import (
-    SwapRounds, focused_swapped, mean_cuts, removal_costs, swap_rounds, tried_swaps, swapped,
+    SwapRounds, cut_measure, focused_swapped, level_cuts, mean_cuts, removal_costs, swap_rounds, tried_swaps,
+    swapped,
 )
 
 PLAN = schedule(1, 16, 100_000, 1_000_000, 3)
@@ -89,6 +90,40 @@ def test_mean_cuts_match_their_definition():
         assert gains[cluster] == pytest.approx(gain, rel=1e-9)
         np.testing.assert_allclose(lower_means[cluster], (w[low, None] * inside[low]).sum(axis=0) / w[low].sum())
         np.testing.assert_allclose(upper_means[cluster], (w[~low, None] * inside[~low]).sum(axis=0) / w[~low].sum())
+
+
+def test_level_cuts_match_their_definition():
+    """Each cluster's gain is the most any cut at a level of one axis
+    (points at or below the level on one side; levels of points on the
+    1/1024 grid are their integer parts) removes from its error, with those
+    sides' means; -inf for a one-colour cluster and an empty one."""
+    rng = np.random.default_rng(6)
+    points = np.rint(rng.uniform(0, 40, (300, 3)) * 1024) / 1024
+    points[:30] = [7.0, 7, 7]  # cluster 0: one colour, no cut
+    weights = rng.integers(1, 50, 300).astype(float)
+    labels = np.concatenate([np.zeros(30, np.intp), rng.integers(1, 6, 270)])  # cluster 6 empty
+    gains, lower_means, upper_means = level_cuts(points, weights, labels, 7)
+    assert gains[0] == -np.inf and gains[6] == -np.inf
+    levels = np.floor(points)
+    for cluster in range(1, 6):
+        members = labels == cluster
+        inside, w, at = points[members], weights[members], levels[members]
+        best = max(
+            ((_scatter(inside, w) - _scatter(inside[low], w[low]) - _scatter(inside[~low], w[~low]), low)
+             for axis in range(3) for level in np.unique(at[:, axis])[:-1]
+             for low in [at[:, axis] <= level]),
+            key=lambda cut: cut[0],
+        )
+        gain, low = best
+        assert gains[cluster] == pytest.approx(gain, rel=1e-9)
+        np.testing.assert_allclose(lower_means[cluster], (w[low, None] * inside[low]).sum(axis=0) / w[low].sum())
+        np.testing.assert_allclose(upper_means[cluster], (w[~low, None] * inside[~low]).sum(axis=0) / w[~low].sum())
+
+
+def test_speed_1_measures_cuts_at_levels_faster_speeds_through_means():
+    assert cut_measure(schedule(1, 16, 100_000, 1_000_000, 3)) is level_cuts
+    for speed in (2, 4, 10):
+        assert cut_measure(schedule(speed, 16, 100_000, 1_000_000, 3)) is mean_cuts
 
 
 def test_an_idle_entry_moves_to_the_cluster_that_needs_it():

@@ -17,7 +17,7 @@ def variance_split_start(points: np.ndarray, weights: np.ndarray, k: int, *, fra
     level that remove the most error. The k box means start Lloyd near a
     good optimum, deterministically. Each round splits the worst
     `fraction` of the boxes together, with one sort (or table) for all of
-    them (_cuts), so the Python loop runs tens of times rather than k
+    them (best_cuts), so the Python loop runs tens of times rather than k
     times; on photos this picks the same boxes as splitting one at a time
     (RGBA icons gain from smaller fractions: see Schedule.split_fraction).
     """
@@ -51,7 +51,7 @@ class _Boxes:
     def __init__(self, points: np.ndarray, weights: np.ndarray, capacity: int):
         self.channels = points.shape[1]
         self.levels = np.clip(points, 0, 255).astype(np.intp)
-        # Each point's (axis, level) part of its sort keys (see _cuts).
+        # Each point's (axis, level) part of its sort keys (see best_cuts).
         self.level_keys = np.arange(self.channels) << 8 | self.levels
         point_moments = moments(points, weights)
         self.moment_rows = np.ascontiguousarray(point_moments.T)  # gathers by column: take
@@ -86,7 +86,7 @@ class _Boxes:
         slots = slots[chosen]
         keys = self.level_keys[chosen] + (slots * (channels << 8))[:, None]
         rows = self.moment_rows.take(chosen, axis=1)
-        axes, cuts, lower = _cuts(keys, rows, slots, self.box_moments[batch])
+        axes, cuts, lower = best_cuts(keys, rows, slots, self.box_moments[batch])
         can_split = cuts >= 0
         if not can_split.all():
             self.errors[batch[~can_split]] = -np.inf
@@ -110,7 +110,7 @@ def _errors(box_moments: np.ndarray, channels: int) -> np.ndarray:
     return box_moments[:, -1] - (sums * sums).sum(axis=1) / box_moments[:, 0]
 
 
-def _cuts(keys, rows, slots, totals):
+def best_cuts(keys, rows, slots, totals):
     """For each box of a batch (slots: each point's box, each holding some;
     keys: each point's (box, axis, level) entry on each axis, (box x
     channels + axis) x 256 + level; rows: the points' moments, a row per
@@ -175,7 +175,7 @@ def _key_order(keys: np.ndarray, segments: int) -> np.ndarray:
 
 
 def _table_cuts(keys, rows, totals):
-    """_cuts from a table over every (box, axis, level) (keys: each point's
+    """best_cuts from a table over every (box, axis, level) (keys: each point's
     entry on each axis): for few boxes of many points (the first rounds),
     where the table is smaller than the points' entries and needs no sort."""
     boxes, width = len(totals), len(rows)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .init import best_cuts, moments
 from .keys import squared_norms
 from .lloyd import Clustering, NearestSearch, cluster_sums, lloyd, moved_to_means
 from .nearest import CHUNK_ENTRIES
@@ -39,10 +40,13 @@ def swap_rounds(
     for _ in range(rounds.rounds if rounds.passes > 0 else 0):
         if rounds.reach:
             trial, count = focused_swapped(
-                search.points, weights, state, snap, most=most, reach=rounds.reach, promise=plan.promise
+                search.points, weights, state, snap, most=most, reach=rounds.reach, promise=plan.promise,
+                measure=cut_measure(plan),
             )
         else:
-            trial, count = swapped(search.points, weights, state, snap, most=most, promise=plan.promise)
+            trial, count = swapped(
+                search.points, weights, state, snap, most=most, promise=plan.promise, measure=cut_measure(plan)
+            )
         if count == 0:
             break
         settled, passes = lloyd(
@@ -78,7 +82,7 @@ def tried_swaps(
     passes, tol = min(plan.trial_passes, max_passes), tol * plan.trial_tol_factor
     for _ in range(plan.trial_rounds if passes > 0 else 0):
         costs = removal_costs(search.points, weights, state)
-        gains, lower_means, upper_means = mean_cuts(search.points, weights, state.labels, len(state.centres))
+        gains, lower_means, upper_means = cut_measure(plan)(search.points, weights, state.labels, len(state.centres))
         cheap = np.argsort(costs, kind="stable")[:cheap_count]
         best = None
         for rich in np.argsort(-gains, kind="stable")[:rich_count]:
@@ -123,6 +127,37 @@ def removal_costs(points, weights, state: Clustering) -> np.ndarray:
     return np.bincount(labels, weights * extra, minlength=k)
 
 
+def cut_measure(plan: Schedule):
+    """How swaps measure each cluster's cut: through its mean, or at the
+    best level of its best axis (plan.level_cuts)."""
+    return level_cuts if plan.level_cuts else mean_cuts
+
+
+def level_cuts(points, weights, labels, k):
+    """mean_cuts at the best level of each cluster's best axis, as the
+    variance split cuts a box (init.best_cuts): what the cut would remove
+    from the error, and the means of its two sides (-inf: no cut)."""
+    channels = points.shape[1]
+    point_moments = moments(points, weights)
+    totals = np.stack([np.bincount(labels, m, minlength=k) for m in point_moments.T], axis=1)
+    held = totals[:, 0] > 0
+    slots = (np.cumsum(held) - 1)[labels]
+    keys = (np.arange(channels) << 8 | np.clip(points, 0, 255).astype(np.intp)) + (slots * (channels << 8))[:, None]
+    lower, cut = np.zeros_like(totals), np.full(k, -1)
+    if held.any():
+        _, cut[held], lower[held] = best_cuts(keys, np.ascontiguousarray(point_moments.T), slots, totals[held])
+    upper = totals - lower
+    with np.errstate(divide="ignore", invalid="ignore"):
+        def spread(m):
+            return (m[:, 1 : 1 + channels] ** 2).sum(axis=1) / m[:, 0]
+
+        gains = spread(lower) + spread(upper) - spread(totals)
+        lower_means = lower[:, 1 : 1 + channels] / lower[:, :1]
+        upper_means = upper[:, 1 : 1 + channels] / upper[:, :1]
+    gains[(cut < 0) | ~np.isfinite(gains)] = -np.inf
+    return gains, lower_means, upper_means
+
+
 def mean_cuts(points, weights, labels, k):
     """Each cluster's best cut through its mean across one axis: what it
     would remove from the error, and the means of its two sides (gain
@@ -162,17 +197,20 @@ def mean_cuts(points, weights, labels, k):
     return best, lower_means, upper_means
 
 
-def swapped(points, weights, state: Clustering, snap, *, most: int, promise: float):
+def swapped(points, weights, state: Clustering, snap, *, most: int, promise: float, measure=mean_cuts):
     """(centres, swaps made) after up to `most` swaps: the entries that cost
     least to remove move to one side of the clusters whose cut gains most,
     each such cluster's entry to the other side; each entry in one swap at
-    most, and only while the gain beats `promise` x the cost."""
+    most, and only while the gain beats `promise` x the cost (cuts as
+    `measure` gives them: see cut_measure)."""
     costs = removal_costs(points, weights, state)
-    cuts = mean_cuts(points, weights, state.labels, len(state.centres))
+    cuts = measure(points, weights, state.labels, len(state.centres))
     return _paired(state.centres, costs, cuts, snap, most=most, promise=promise)
 
 
-def focused_swapped(points, weights, state: Clustering, snap, *, most: int, reach: int, promise: float):
+def focused_swapped(
+    points, weights, state: Clustering, snap, *, most: int, reach: int, promise: float, measure=mean_cuts
+):
     """swapped() measuring only where the choice is made: exact removal
     costs of the reach x most entries with the least merge bound (see
     _merge_bounds), cut gains of the reach x most clusters with the most
@@ -195,7 +233,7 @@ def focused_swapped(points, weights, state: Clustering, snap, *, most: int, reac
     part = Clustering(centres, labels[inside], state.error)
     costs[cheap] = removal_costs(points[inside], weights[inside], part)[cheap]
     inside = rich[labels]
-    cuts = mean_cuts(points[inside], weights[inside], labels[inside], k)
+    cuts = measure(points[inside], weights[inside], labels[inside], k)
     return _paired(centres, costs, cuts, snap, most=most, promise=promise)
 
 
@@ -216,7 +254,7 @@ def _merge_bounds(centres, totals, sums) -> np.ndarray:
 
 
 def _paired(centres, costs, cuts, snap, *, most: int, promise: float):
-    """The swaps of swapped() from its measures (cuts: split_gains's)."""
+    """The swaps of swapped() from its measures (cuts: as cut_measure's)."""
     gains, lower_means, upper_means = cuts
     k = len(centres)
     cheap = iter(np.argsort(costs, kind="stable"))
