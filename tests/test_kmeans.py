@@ -437,9 +437,11 @@ def _reference_split(points, weights, k, fraction):
     return np.array([point_moments[m].sum(axis=0)[1 : 1 + channels] / point_moments[m][:, 0].sum() for m in boxes])
 
 
-@pytest.mark.parametrize("count, channels, ks", [(60, 3, (2, 16, 64)), (400, 4, (2, 16, 64)), (40, 1, (2, 16)),
-                                                (1500, 3, (16, 64, 256))])
-def test_split_is_the_one_box_at_a_time_split(count, channels, ks):
+@pytest.mark.parametrize("count, channels, ks, fractions", [
+    (60, 3, (2, 16, 64), (0.25, 0.75, 1.0)), (400, 4, (2, 16, 64), (0.25, 0.75, 1.0)), (40, 1, (2, 16), (0.25, 0.75, 1.0)),
+    (1500, 3, (256,), (1.0,)),  # batches of 384 (box, axis) segments: the two-pass sort
+])
+def test_split_is_the_one_box_at_a_time_split(count, channels, ks, fractions):
     """The rounds cut each batch's boxes together (a sort of the points'
     entries, or a table over every level for few boxes of many points):
     exactly the boxes, in the same order, as cutting them one at a time
@@ -453,7 +455,7 @@ def test_split_is_the_one_box_at_a_time_split(count, channels, ks):
     colors, counts = histogram(pixels)
     for points, weights in ((colors.astype(np.float64), counts.astype(np.float64)), bin_means(colors, counts, 5)):
         for k in ks:
-            for fraction in (0.25, 0.75, 1.0):
+            for fraction in fractions:
                 np.testing.assert_array_equal(
                     variance_split_start(points, weights, k, fraction=fraction),
                     _reference_split(points, weights, k, fraction),
