@@ -44,7 +44,7 @@ def test_codes_round_trip(channels):
     np.testing.assert_array_equal(unpack_codes(pack_codes(colors), channels), colors)
 
 
-@pytest.mark.parametrize("count", [500, histogram_module.PAGED_MIN_PIXELS, histogram_module.TABLE_MIN_PIXELS])
+@pytest.mark.parametrize("count", [500, histogram_module.TABLE_MIN_PIXELS])
 @pytest.mark.parametrize("channels", [1, 3, 4])
 def test_labels_for_pixels_look_up_each_colour(slice_size, channels, count):
     rng = np.random.default_rng(channels)
@@ -56,7 +56,7 @@ def test_labels_for_pixels_look_up_each_colour(slice_size, channels, count):
     np.testing.assert_array_equal(labels_for_pixels(colors, color_labels, pixels), expected)
 
 
-@pytest.mark.parametrize("table", ["PAGED_MIN_PIXELS", "DENSE_MIN_PIXELS"])
+@pytest.mark.parametrize("table", ["TABLE_MIN_PIXELS", "DENSE_MIN_PIXELS"])
 def test_labels_for_pixels_agree_with_and_without_the_table(monkeypatch, table):
     """Small images look labels up by binary search, larger RGB ones in a
     table in pages, the largest in a table over every code: the same labels,
@@ -69,7 +69,7 @@ def test_labels_for_pixels_agree_with_and_without_the_table(monkeypatch, table):
     color_labels = rng.integers(0, 256, len(colors), dtype=np.uint8)
     searched = labels_for_pixels(colors, color_labels, pixels)
     np.testing.assert_array_equal(searched, color_labels[np.searchsorted(pack_codes(colors), pack_codes(pixels))])
-    monkeypatch.setattr(histogram_module, "PAGED_MIN_PIXELS", 0)
+    monkeypatch.setattr(histogram_module, "TABLE_MIN_PIXELS", 0)
     monkeypatch.setattr(histogram_module, table, 0)
     np.testing.assert_array_equal(labels_for_pixels(colors, color_labels, pixels), searched)
 

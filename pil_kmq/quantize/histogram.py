@@ -26,19 +26,17 @@ SLICE = 1 << 20
 # that the encoder's progress moves while a large image's codes are sorted.
 SORT_RUN = 1 << 21
 # Fewest pixels for which labels_for_pixels builds a table rather than
-# binary-searching the colours' codes: for four channels a hashed table (at
-# 80x80 icons even, 90x90 0.91x the search's time); for two the 64 KiB
-# table over every code.
+# binary-searching the colours' codes, for any number of channels (AMD
+# EPYC): four channels' hashed table at 80x80 icons even, 90x90 0.91x the
+# search's time; RGB's table in pages (_paged_lookup) at 64x64 Kodak crops
+# even, 90x90 0.28x; two channels' 64 KiB table over every code.
 TABLE_MIN_PIXELS = 1 << 13
-# For RGB, a table in pages (_paged_lookup) from 64x64 pixels (Kodak
-# resized, AMD EPYC: 64x64 even, 72x72 0.58x the search's time, 90x90
-# 0.28x), and from 2**16 pixels the table over all 2**24 codes (16 MiB, at
-# most 256 bytes a pixel there). Whole saves, interleaved: the pages save
-# 100x100 to 181x181 photos 0.82-0.93x of their time and ~13 MiB; from
-# 256x256 they saved no time in repeated saves (1.03-1.08x at 256-724 px:
-# glibc lifts its mmap threshold when the freed 16 MiB table was mapped,
-# and the next save's k-means arrays then come from the heap).
-PAGED_MIN_PIXELS = 1 << 12
+# RGB from 2**16 pixels: the table over all 2**24 codes (16 MiB, at most
+# 256 bytes a pixel there) rather than the pages. Whole saves, interleaved:
+# the pages save 100x100 to 181x181 photos 0.82-0.93x of their time and
+# ~13 MiB; from 256x256 they saved no time in repeated saves (1.03-1.08x at
+# 256-724 px: glibc lifts its mmap threshold when the freed 16 MiB table
+# was mapped, and the next save's k-means arrays then come from the heap).
 DENSE_MIN_PIXELS = 1 << 16
 # Fewest pixels counted by a bincount over every RGB code rather than a
 # sort: the 2**24 counts cost ~40 ms to make and scan, a sort of 2**21
@@ -303,7 +301,7 @@ def label_lookup(colors: np.ndarray, color_labels: np.ndarray, pixels: int):
     codes a hashed table (see hashed_codes) with SLOTS_PER_COLOUR slots per
     colour: a slot one colour has holds its label, one that several share
     holds SHARED and its pixels are searched among those colours. The few
-    pixels of a small image (TABLE_MIN_PIXELS, RGB PAGED_MIN_PIXELS) are
+    pixels of a small image (TABLE_MIN_PIXELS) are
     looked up by binary search in the colours' codes (ascending, as
     histogram returns them).
     """
@@ -316,7 +314,7 @@ def label_lookup(colors: np.ndarray, color_labels: np.ndarray, pixels: int):
             table[pack_codes(colors[start : start + SLICE])] = color_labels[start : start + SLICE]
         return _sliced(lambda part: table[pack_codes(part)])
     distinct = pack_codes(colors)
-    if channels == 3 and pixels >= PAGED_MIN_PIXELS:
+    if channels == 3 and pixels >= TABLE_MIN_PIXELS:
         return _sliced(_paged_lookup(distinct, color_labels))
     if channels == 4 and pixels >= TABLE_MIN_PIXELS:
         return _sliced(_hashed_lookup(distinct, color_labels))

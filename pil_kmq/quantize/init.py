@@ -51,8 +51,7 @@ class _Boxes:
     def __init__(self, points: np.ndarray, weights: np.ndarray, capacity: int):
         self.channels = points.shape[1]
         self.levels = np.clip(points, 0, 255).astype(np.intp)
-        # Each point's (axis, level) part of its sort keys (see best_cuts).
-        self.level_keys = np.arange(self.channels) << 8 | self.levels
+        self.level_keys = level_keys(self.levels)
         point_moments = moments(points, weights)
         self.moment_rows = np.ascontiguousarray(point_moments.T)  # gathers by column: take
         self.box_of_point = np.zeros(len(points), dtype=np.intp)
@@ -84,7 +83,7 @@ class _Boxes:
         slots = slot_of_box[self.box_of_point]
         chosen = (slots >= 0).nonzero()[0]
         slots = slots[chosen]
-        keys = self.level_keys[chosen] + (slots * (channels << 8))[:, None]
+        keys = boxed_keys(self.level_keys[chosen], slots)
         rows = self.moment_rows.take(chosen, axis=1)
         axes, cuts, lower = best_cuts(keys, rows, slots, self.box_moments[batch])
         can_split = cuts >= 0
@@ -108,6 +107,17 @@ def _errors(box_moments: np.ndarray, channels: int) -> np.ndarray:
     """Each box's weighted squared error about its mean."""
     sums = box_moments[:, 1 : 1 + channels]
     return box_moments[:, -1] - (sums * sums).sum(axis=1) / box_moments[:, 0]
+
+
+def level_keys(levels: np.ndarray) -> np.ndarray:
+    """Each point's (axis, level) part of best_cuts' keys, axis x 256 +
+    level on each axis (levels: (n, C) integers 0..255)."""
+    return np.arange(levels.shape[1]) << 8 | levels
+
+
+def boxed_keys(point_keys: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """best_cuts' keys from level_keys and each point's box in the batch."""
+    return point_keys + (slots * (point_keys.shape[1] << 8))[:, None]
 
 
 def best_cuts(keys, rows, slots, totals):

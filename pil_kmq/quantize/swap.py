@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .init import best_cuts, moments
+from .init import best_cuts, boxed_keys, level_keys, moments
 from .keys import squared_norms
 from .lloyd import Clustering, NearestSearch, cluster_sums, lloyd, moved_to_means
 from .nearest import CHUNK_ENTRIES
@@ -142,7 +142,7 @@ def level_cuts(points, weights, labels, k):
     totals = np.stack([np.bincount(labels, m, minlength=k) for m in point_moments.T], axis=1)
     held = totals[:, 0] > 0
     slots = (np.cumsum(held) - 1)[labels]
-    keys = (np.arange(channels) << 8 | np.clip(points, 0, 255).astype(np.intp)) + (slots * (channels << 8))[:, None]
+    keys = boxed_keys(level_keys(np.clip(points, 0, 255).astype(np.intp)), slots)
     lower, cut = np.zeros_like(totals), np.full(k, -1)
     if held.any():
         _, cut[held], lower[held] = best_cuts(keys, np.ascontiguousarray(point_moments.T), slots, totals[held])
